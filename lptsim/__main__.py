@@ -1,0 +1,5 @@
+import sys
+
+from lptsim.cli import main
+
+sys.exit(main())

@@ -1,0 +1,49 @@
+"""Command line: ``lptsim verify | figs | ctr ...``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    from lptsim.verify import run_all, table, write_json_atomic
+
+    start = time.perf_counter()
+    results = run_all(full=args.full, groups=args.group or None, progress=not args.quiet)
+    elapsed = time.perf_counter() - start
+    print(table(results))
+    failed = [r for r in results if not r.passed]
+    print(f"\n{len(results) - len(failed)} passed, {len(failed)} failed in {elapsed:.1f} s")
+    if args.out:
+        out = Path(args.out)
+        write_json_atomic(out / "verify.json", [r.to_json() for r in results])
+        print(f"wrote {out / 'verify.json'}")
+    return 1 if failed else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lptsim", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    verify = sub.add_parser("verify", help="run the falsifiable checks and print a verdict table")
+    verify.add_argument("--out", help="folder for verify.json and figures")
+    verify.add_argument("--full", action="store_true", help="paper-quality sweep: more seeds, longer horizons")
+    verify.add_argument("--group", action="append", help="run only this group of checks (repeatable)")
+    verify.add_argument("--quiet", action="store_true", help="no progress bar")
+    verify.set_defaults(func=_cmd_verify)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ValueError as exc:  # bad input: a message, not a traceback
+        print(f"lptsim {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

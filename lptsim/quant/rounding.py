@@ -1,0 +1,164 @@
+"""quantize / dequantize: the one place where values are rounded onto a grid.
+
+Both roundings split ``v = x / step`` (computed in the input's float type) into
+``f = floor(v)`` and the exact fractional part ``p = v - f``, then round up when
+
+* ``"nearest"`` (the paper's DR, ``floor(v + 1/2)``): ``p >= 1/2``;
+* ``"stochastic"`` (SR, ``floor(v + U)``): ``U < p``, with ``U`` the 24-bit Philox
+  uniform at counter ``offset + i`` (see :mod:`lptsim.quant.philox`).
+
+Comparing against ``p`` instead of forming ``v + U`` avoids a floating-point rounding
+of the sum, so grid points are exact fixed points and every backend (numpy, torch,
+Triton) can produce identical codes. One numba kernel serves numpy and CPU torch.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numba as nb
+import numpy as np
+
+from lptsim.quant import _arrays
+from lptsim.quant.philox import check_seed_offset, uniform_at
+from lptsim.quant.spec import QuantSpec
+
+ROUNDINGS = ("nearest", "stochastic")
+# Codes of the unbounded grid (spec=None) are clipped here so they fit int64.
+UNBOUNDED_LIMIT = float(2**62)
+# Below this many elements the threads' start-up costs more than it saves.
+_PARALLEL_MIN = 1 << 16
+
+
+@nb.njit(inline="always", cache=True)
+def _round_one(x, step, stochastic, seed, counter, qmin, qmax):
+    v = x / step
+    f = np.floor(v)
+    p = v - f
+    if stochastic:
+        up = uniform_at(seed, counter) < p
+    else:
+        up = p >= 0.5
+    c = f + 1.0 if up else f
+    if c < qmin:
+        c = qmin
+    if c > qmax:
+        c = qmax
+    return c
+
+
+@nb.njit(parallel=True, cache=True)
+def _round_parallel(x, steps, group, stochastic, seed, offset, qmin, qmax, out):
+    bad = 0
+    for i in nb.prange(x.size):
+        xi = x[i]
+        if not np.isfinite(xi):
+            bad += 1
+            continue
+        out[i] = _round_one(xi, steps[i // group], stochastic, seed, offset + np.uint64(i), qmin, qmax)
+    return bad
+
+
+@nb.njit(cache=True)
+def _round_serial(x, steps, group, stochastic, seed, offset, qmin, qmax, out):
+    bad = 0
+    for i in range(x.size):
+        xi = x[i]
+        if not np.isfinite(xi):
+            bad += 1
+            continue
+        out[i] = _round_one(xi, steps[i // group], stochastic, seed, offset + np.uint64(i), qmin, qmax)
+    return bad
+
+
+def _check_rounding(rounding: str) -> bool:
+    if rounding not in ROUNDINGS:
+        raise ValueError(f"rounding must be one of {ROUNDINGS}, got {rounding!r}")
+    return rounding == "stochastic"
+
+
+def _steps_for(step: Any, shape: tuple[int, ...], dtype: np.dtype) -> tuple[np.ndarray, int]:
+    """Flatten ``step`` to (steps, group): element i of x uses ``steps[i // group]``."""
+    s = np.asarray(_arrays.to_numpy(step), dtype=dtype)
+    if s.size == 0:
+        raise ValueError("step must not be empty")
+    if not np.all(np.isfinite(s)) or not np.all(s > 0):
+        raise ValueError("step must be finite and > 0 everywhere")
+    n = int(np.prod(shape))
+    if s.size == 1:
+        return s.reshape(1), max(n, 1)
+    try:
+        full = np.broadcast_shapes(shape, s.shape)
+    except ValueError:
+        raise ValueError(f"step of shape {s.shape} does not broadcast to x of shape {shape}") from None
+    if full != tuple(shape):
+        raise ValueError(f"step of shape {s.shape} would enlarge x of shape {shape}")
+    padded = (1,) * (len(shape) - s.ndim) + s.shape
+    # Per-row style steps (a prefix of x's dims, then ones) need no expansion.
+    k = max((i + 1 for i, d in enumerate(padded) if d != 1), default=0)
+    if padded[:k] == tuple(shape[:k]):
+        return np.ascontiguousarray(s).reshape(-1), max(int(np.prod(shape[k:])), 1)
+    return np.ascontiguousarray(np.broadcast_to(s.reshape(padded), shape)).reshape(-1), 1
+
+
+def quantize(
+    x: Any,
+    step: Any,
+    spec: QuantSpec | None,
+    rounding: str = "nearest",
+    seed: int = 0,
+    offset: int = 0,
+) -> Any:
+    """Round ``x / step`` to integer codes, clipped to ``spec``'s range.
+
+    Args:
+        x: float numpy array or torch tensor (float64 is computed in float64, every
+            other float type in float32).
+        step: positive step size: a scalar or anything that broadcasts to ``x``
+            without enlarging it (per-row steps: shape ``(n, 1)``).
+        spec: the code range; ``None`` means an unbounded grid (codes as int64).
+        rounding: ``"nearest"`` (DR, ``floor(v + 1/2)``) or ``"stochastic"`` (SR).
+        seed: SR stream, an integer in ``[0, 2**64)``.
+        offset: SR counter of element 0; element ``i`` (flattened, row-major) uses
+            counter ``offset + i``, so chunks with matching offsets reproduce one call.
+
+    Returns:
+        Codes of ``x``'s shape and library (numpy in, numpy out; torch in, torch out on
+        the same device): int8 up to 8 bits, int16 up to 16, int64 for ``spec=None``.
+
+    Raises:
+        ValueError: unknown rounding, bad seed or offset, non-positive or non-finite
+            step, or non-finite ``x``.
+    """
+    stochastic = _check_rounding(rounding)
+    xs, like = _arrays.float_numpy(x, "x")
+    n = xs.size
+    seed_u, offset_u = check_seed_offset(seed, offset, n)
+    steps, group = _steps_for(step, xs.shape, xs.dtype)
+    if spec is None:
+        qmin, qmax, code_dtype = -UNBOUNDED_LIMIT, UNBOUNDED_LIMIT, np.dtype(np.int64)
+    else:
+        qmin, qmax, code_dtype = float(spec.qmin), float(spec.qmax), spec.code_dtype
+    flat = xs.reshape(-1)
+    out = np.empty(n, dtype=code_dtype)
+    kernel = _round_parallel if n >= _PARALLEL_MIN else _round_serial
+    bad = kernel(flat, steps, group, stochastic, seed_u, offset_u, qmin, qmax, out)
+    if bad:
+        raise ValueError(f"x has {bad} non-finite value(s) (NaN or inf); quantize needs finite input")
+    return _arrays.like(out.reshape(xs.shape), like)
+
+
+def dequantize(codes: Any, step: Any) -> Any:
+    """Grid values ``step * codes`` (float32, or float64 when ``step`` is float64).
+
+    ``codes`` and ``step`` are both numpy or both torch (a Python float step works with
+    either); ``step`` broadcasts as in :func:`quantize`.
+    """
+    if _arrays.is_torch(codes):
+        import torch
+
+        dtype = step.dtype if isinstance(step, torch.Tensor) and step.dtype == torch.float64 else torch.float32
+        return codes.to(dtype) * step
+    step_arr = np.asarray(step)
+    dtype = np.float64 if step_arr.dtype == np.float64 else np.float32
+    return np.asarray(codes).astype(dtype) * step_arr.astype(dtype)

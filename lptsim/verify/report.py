@@ -1,0 +1,82 @@
+"""Check results: what was measured, what was predicted, the criterion fixed beforehand, the verdict."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class CheckResult:
+    """One falsifiable check. ``passed`` is decided by ``criterion`` alone.
+
+    ``refuted`` marks a claim from the literature that the check found not to hold
+    (kept visible instead of deleted); the explanation goes in ``note``.
+    """
+
+    name: str
+    measured: Any
+    predicted: Any
+    criterion: str
+    passed: bool
+    note: str = ""
+    refuted: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: _plain(v) for k, v in asdict(self).items()}
+
+
+def _plain(v: Any) -> Any:
+    if hasattr(v, "item") and getattr(v, "ndim", 1) == 0:
+        v = v.item()
+    if isinstance(v, float) and not math.isfinite(v):
+        return str(v)
+    if isinstance(v, (list, tuple)):
+        return [_plain(u) for u in v]
+    return v
+
+
+def fmt(v: Any) -> str:
+    """Compact text for a measured or predicted value."""
+    v = _plain(v)
+    if isinstance(v, bool):
+        return str(v)
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    if isinstance(v, list):
+        return "[" + ", ".join(fmt(u) for u in v) + "]"
+    return str(v)
+
+
+def table(results: list[CheckResult]) -> str:
+    """A plain-text table: check, measured, predicted, criterion, verdict."""
+    rows = [("check", "measured", "predicted", "criterion", "verdict")]
+    for r in results:
+        verdict = "PASS" if r.passed else "FAIL"
+        if r.refuted:
+            verdict += " (claim refuted)"
+        rows.append((r.name, fmt(r.measured), fmt(r.predicted), r.criterion, verdict))
+    widths = [max(len(row[i]) for row in rows) for i in range(5)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def write_json_atomic(path: Path, payload: Any) -> None:
+    """Write JSON so that a reader never sees a half-written file (temp file + rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(payload, f, indent=2)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
