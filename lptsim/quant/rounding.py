@@ -28,6 +28,7 @@ ROUNDINGS = ("nearest", "stochastic")
 UNBOUNDED_LIMIT = float(2**62)
 # Below this many elements the threads' start-up costs more than it saves.
 _PARALLEL_MIN = 1 << 16
+_SCALAR_BLOCK = 4096
 
 
 @nb.njit(inline="always", cache=True)
@@ -47,27 +48,35 @@ def _round_one(x, step, stochastic, seed, counter, qmin, qmax):
     return c
 
 
-@nb.njit(parallel=True, cache=True)
-def _round_parallel(x, steps, group, stochastic, seed, offset, qmin, qmax, out):
+@nb.njit(inline="always", cache=True)
+def _round_group(x, steps, g, group, stochastic, seed, offset, qmin, qmax, out):
+    """Round the elements of group g (they share steps[g]); return how many were non-finite."""
     bad = 0
-    for i in nb.prange(x.size):
+    step = steps[g]
+    start = g * group
+    stop = min(start + group, x.size)
+    for i in range(start, stop):
         xi = x[i]
         if not np.isfinite(xi):
             bad += 1
             continue
-        out[i] = _round_one(xi, steps[i // group], stochastic, seed, offset + np.uint64(i), qmin, qmax)
+        out[i] = _round_one(xi, step, stochastic, seed, offset + np.uint64(i), qmin, qmax)
+    return bad
+
+
+@nb.njit(parallel=True, cache=True)
+def _round_parallel(x, steps, group, stochastic, seed, offset, qmin, qmax, out):
+    bad = 0
+    for g in nb.prange(steps.size):
+        bad += _round_group(x, steps, g, group, stochastic, seed, offset, qmin, qmax, out)
     return bad
 
 
 @nb.njit(cache=True)
 def _round_serial(x, steps, group, stochastic, seed, offset, qmin, qmax, out):
     bad = 0
-    for i in range(x.size):
-        xi = x[i]
-        if not np.isfinite(xi):
-            bad += 1
-            continue
-        out[i] = _round_one(xi, steps[i // group], stochastic, seed, offset + np.uint64(i), qmin, qmax)
+    for g in range(steps.size):
+        bad += _round_group(x, steps, g, group, stochastic, seed, offset, qmin, qmax, out)
     return bad
 
 
@@ -85,8 +94,8 @@ def _steps_for(step: Any, shape: tuple[int, ...], dtype: np.dtype) -> tuple[np.n
     if not np.all(np.isfinite(s)) or not np.all(s > 0):
         raise ValueError("step must be finite and > 0 everywhere")
     n = int(np.prod(shape))
-    if s.size == 1:
-        return s.reshape(1), max(n, 1)
+    if s.size == 1:  # one step: cut x into blocks anyway so threads can share the work
+        return np.full(max(-(-n // _SCALAR_BLOCK), 1), s.reshape(-1)[0]), _SCALAR_BLOCK
     try:
         full = np.broadcast_shapes(shape, s.shape)
     except ValueError:
@@ -96,8 +105,9 @@ def _steps_for(step: Any, shape: tuple[int, ...], dtype: np.dtype) -> tuple[np.n
     padded = (1,) * (len(shape) - s.ndim) + s.shape
     # Per-row style steps (a prefix of x's dims, then ones) need no expansion.
     k = max((i + 1 for i, d in enumerate(padded) if d != 1), default=0)
-    if padded[:k] == tuple(shape[:k]):
-        return np.ascontiguousarray(s).reshape(-1), max(int(np.prod(shape[k:])), 1)
+    group = int(np.prod(shape[k:]))
+    if padded[:k] == tuple(shape[:k]) and group >= 8:
+        return np.ascontiguousarray(s).reshape(-1), group
     return np.ascontiguousarray(np.broadcast_to(s.reshape(padded), shape)).reshape(-1), 1
 
 
