@@ -88,12 +88,16 @@ def _check_rounding(rounding: str) -> bool:
 
 def _steps_for(step: Any, shape: tuple[int, ...], dtype: np.dtype) -> tuple[np.ndarray, int]:
     """Flatten ``step`` to (steps, group): element i of x uses ``steps[i // group]``."""
+    n = int(np.prod(shape))
+    if isinstance(step, (float, int)) and not isinstance(step, bool):  # fast path for the simulator
+        if not (0 < step < np.inf):
+            raise ValueError(f"step must be finite and > 0, got {step}")
+        return np.full(max(-(-n // _SCALAR_BLOCK), 1), step, dtype=dtype), _SCALAR_BLOCK
     s = np.asarray(_arrays.to_numpy(step), dtype=dtype)
     if s.size == 0:
         raise ValueError("step must not be empty")
     if not np.all(np.isfinite(s)) or not np.all(s > 0):
         raise ValueError("step must be finite and > 0 everywhere")
-    n = int(np.prod(shape))
     if s.size == 1:  # one step: cut x into blocks anyway so threads can share the work
         return np.full(max(-(-n // _SCALAR_BLOCK), 1), s.reshape(-1)[0]), _SCALAR_BLOCK
     try:

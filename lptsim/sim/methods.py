@@ -1,0 +1,125 @@
+"""Update rules of the simulator, one small class per method (composable, no if-ladders).
+
+Each rule holds its own state and exposes ``start(w0)``, ``step(grad_at, alpha)`` and
+``weights`` (the point whose loss is recorded). All rounding goes through lptsim.quant;
+SR draws use counters that advance by ``seeds * d`` per rounding call, so every element
+of every call has its own draw.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from lptsim.quant import QuantSpec, lsq_step_grad, quantize
+
+GradFn = Callable[[np.ndarray], np.ndarray]
+
+
+class Rounder:
+    """Puts arrays on the grid ``step * codes`` with one rounding mode and its own SR stream."""
+
+    def __init__(self, spec: QuantSpec | None, rounding: str, seed: int):
+        self.spec, self.rounding, self.seed = spec, rounding, seed
+        self.counter = 0
+
+    def codes(self, x: np.ndarray, step: float | np.ndarray) -> np.ndarray:
+        c = quantize(x, step, self.spec, self.rounding, seed=self.seed, offset=self.counter)
+        self.counter += x.size
+        return c
+
+    def __call__(self, x: np.ndarray, step: float | np.ndarray) -> np.ndarray:
+        return self.codes(x, step) * step
+
+
+class FullPrecision:
+    """SGD: w <- w - alpha g."""
+
+    def __init__(self, **_: object):
+        self.weights: np.ndarray
+
+    def start(self, w0: np.ndarray) -> None:
+        self.weights = w0.copy()
+
+    def step(self, grad_at: GradFn, alpha: float) -> None:
+        self.weights = self.weights - alpha * grad_at(self.weights)
+
+
+class LowPrecision:
+    """LPT: w <- Q(w - alpha g), kept on the grid (DR or SR). The start is rounded to nearest."""
+
+    def __init__(self, step: float, spec: QuantSpec | None, rounding: str, seed: int, **_: object):
+        self.grid_step = step
+        self.round = Rounder(spec, rounding, seed)
+        self.nearest = Rounder(spec, "nearest", seed)
+
+    def start(self, w0: np.ndarray) -> None:
+        self.weights = self.nearest(w0, self.grid_step)
+
+    def step(self, grad_at: GradFn, alpha: float) -> None:
+        self.weights = self.round(self.weights - alpha * grad_at(self.weights), self.grid_step)
+
+
+class BinaryConnect:
+    """BC / QAT: full-precision weights, gradient taken at the quantized point Q(w).
+
+    ``weights`` are the full-precision weights; ``deployed`` is their round-to-nearest
+    quantization (what a quantized model would ship), recorded as ``excess_quantized``.
+    """
+
+    def __init__(self, step: float, spec: QuantSpec | None, seed: int, forward_rounding: str = "nearest",
+                 **_: object):
+        self.grid_step = step
+        self.forward = Rounder(spec, forward_rounding, seed)
+        self.nearest = Rounder(spec, "nearest", seed)
+
+    def start(self, w0: np.ndarray) -> None:
+        self.weights = w0.copy()
+
+    def step(self, grad_at: GradFn, alpha: float) -> None:
+        self.weights = self.weights - alpha * grad_at(self.forward(self.weights, self.grid_step))
+
+    @property
+    def deployed(self) -> np.ndarray:
+        return self.nearest(self.weights, self.grid_step)
+
+
+class AdaptiveLowPrecision:
+    """ALPT (the paper's Algorithm 1 on a synthetic problem): learn the step, then write back with SR.
+
+    One learned step per seed (the whole parameter vector shares it, like one embedding row).
+    Per iteration: (1) g at the current grid point, w_half = w - alpha g; (2) a second
+    gradient at the round-to-nearest point Q(w_half) gives the step gradient
+    sum_i g_i * lsq_i / sqrt(d * qmax); (3) step <- max(step - step_lr * grad, min_step);
+    (4) w <- step * SR(w_half / step).
+    """
+
+    def __init__(self, step: float, spec: QuantSpec | None, seed: int, step_lr: float = 1e-3,
+                 min_step: float = 1e-8, **_: object):
+        if spec is None:
+            raise ValueError("method 'alpt' needs bits (its step gradient depends on the clip range)")
+        self.spec, self.init_step, self.step_lr, self.min_step = spec, step, step_lr, min_step
+        self.sr = Rounder(spec, "stochastic", seed)
+        self.nearest = Rounder(spec, "nearest", seed)
+
+    def start(self, w0: np.ndarray) -> None:
+        self.grid_step = np.full((w0.shape[0], 1), float(self.init_step))
+        self.weights = self.nearest(w0, self.grid_step)
+
+    def step(self, grad_at: GradFn, alpha: float) -> None:
+        w_half = self.weights - alpha * grad_at(self.weights)
+        g_hat = grad_at(self.nearest(w_half, self.grid_step))
+        scale = 1.0 / np.sqrt(w_half.shape[1] * self.spec.qmax) if self.spec.qmax > 0 else 1.0
+        step_grad = np.sum(g_hat * lsq_step_grad(w_half, self.grid_step, self.spec), axis=1, keepdims=True) * scale
+        self.grid_step = np.maximum(self.grid_step - self.step_lr * step_grad, self.min_step)
+        self.weights = self.sr(w_half, self.grid_step)
+
+
+METHODS: dict[str, Callable[..., object]] = {
+    "fp": FullPrecision,
+    "dr": lambda **kw: LowPrecision(rounding="nearest", **kw),
+    "sr": lambda **kw: LowPrecision(rounding="stochastic", **kw),
+    "bc": BinaryConnect,
+    "alpt": AdaptiveLowPrecision,
+}
