@@ -14,6 +14,7 @@ Triton) can produce identical codes. One numba kernel serves numpy and CPU torch
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numba as nb
@@ -88,30 +89,30 @@ def _check_rounding(rounding: str) -> bool:
 
 def _steps_for(step: Any, shape: tuple[int, ...], dtype: np.dtype) -> tuple[np.ndarray, int]:
     """Flatten ``step`` to (steps, group): element i of x uses ``steps[i // group]``."""
-    n = int(np.prod(shape))
+    n = math.prod(shape)
     if isinstance(step, (float, int)) and not isinstance(step, bool):  # fast path for the simulator
-        if not (0 < step < np.inf):
+        if not (0 < step < math.inf):
             raise ValueError(f"step must be finite and > 0, got {step}")
         return np.full(max(-(-n // _SCALAR_BLOCK), 1), step, dtype=dtype), _SCALAR_BLOCK
     s = np.asarray(_arrays.to_numpy(step), dtype=dtype)
     if s.size == 0:
         raise ValueError("step must not be empty")
-    if not np.all(np.isfinite(s)) or not np.all(s > 0):
+    if not ((s > 0) & (s < np.inf)).all():  # NaN fails both
         raise ValueError("step must be finite and > 0 everywhere")
     if s.size == 1:  # one step: cut x into blocks anyway so threads can share the work
         return np.full(max(-(-n // _SCALAR_BLOCK), 1), s.reshape(-1)[0]), _SCALAR_BLOCK
-    try:
-        full = np.broadcast_shapes(shape, s.shape)
-    except ValueError:
-        raise ValueError(f"step of shape {s.shape} does not broadcast to x of shape {shape}") from None
-    if full != tuple(shape):
+    if s.ndim > len(shape):
         raise ValueError(f"step of shape {s.shape} would enlarge x of shape {shape}")
     padded = (1,) * (len(shape) - s.ndim) + s.shape
+    for ds, dx in zip(padded, shape, strict=True):
+        if ds not in (1, dx):
+            what = "would enlarge" if dx == 1 else "does not broadcast to"
+            raise ValueError(f"step of shape {s.shape} {what} x of shape {shape}")
     # Per-row style steps (a prefix of x's dims, then ones) need no expansion.
     k = max((i + 1 for i, d in enumerate(padded) if d != 1), default=0)
-    group = int(np.prod(shape[k:]))
+    group = math.prod(shape[k:])
     if padded[:k] == tuple(shape[:k]) and group >= 8:
-        return np.ascontiguousarray(s).reshape(-1), group
+        return s.reshape(-1), group
     return np.ascontiguousarray(np.broadcast_to(s.reshape(padded), shape)).reshape(-1), 1
 
 

@@ -109,9 +109,11 @@ class AdaptiveLowPrecision:
 
     def step(self, grad_at: GradFn, alpha: float) -> None:
         w_half = self.weights - alpha * grad_at(self.weights)
-        g_hat = grad_at(self.nearest(w_half, self.grid_step))
+        codes = self.nearest.codes(w_half, self.grid_step)
+        g_hat = grad_at(codes * self.grid_step)
+        lsq = lsq_step_grad(w_half, self.grid_step, self.spec, codes=codes)
         scale = 1.0 / np.sqrt(w_half.shape[1] * self.spec.qmax) if self.spec.qmax > 0 else 1.0
-        step_grad = np.sum(g_hat * lsq_step_grad(w_half, self.grid_step, self.spec), axis=1, keepdims=True) * scale
+        step_grad = np.sum(g_hat * lsq, axis=1, keepdims=True) * scale
         self.grid_step = np.maximum(self.grid_step - self.step_lr * step_grad, self.min_step)
         self.weights = self.sr(w_half, self.grid_step)
 
