@@ -44,6 +44,7 @@ class Trace:
     unchanged: np.ndarray  # fraction of coordinates the step left unchanged (DR stagnation)
     step: np.ndarray | None = None  # ALPT: the learned step
     excess_quantized: np.ndarray | None = None  # BC: F(Q_nearest(w_t)) - F*
+    weights: np.ndarray | None = None  # (seeds, records, d) when keep_weights=True
     final_weights: np.ndarray | None = None
     params: dict = field(default_factory=dict)
 
@@ -93,6 +94,7 @@ def simulate(
     seed: int = 0,
     exact_grad: bool = False,
     progress: bool = False,
+    keep_weights: bool = False,
     **method_options: object,
 ) -> Trace:
     """Run ``method`` on ``prob`` for ``iters`` iterations and ``seeds`` independent seeds.
@@ -108,6 +110,7 @@ def simulate(
         w0: start (default ``prob.w0``); low-precision methods round it to nearest first.
         seed: fixes every draw (gradient noise and SR).
         exact_grad: use the full gradient instead of the stochastic oracle.
+        keep_weights: also keep the weights at each record (``trace.weights``).
         method_options: passed to the method (``forward_rounding`` for bc; ``step_lr``,
             ``min_step`` for alpt).
 
@@ -129,6 +132,7 @@ def simulate(
     out = {k: np.empty(shape) for k in ("excess", "excess_avg", "grad_norm2", "dist", "unchanged")}
     learned_step = np.empty(shape) if isinstance(rule, AdaptiveLowPrecision) else None
     quantized = np.empty(shape) if isinstance(rule, BinaryConnect) else None
+    kept = np.empty(shape + (prob.d,)) if keep_weights else None
     running_sum = np.zeros((seeds, prob.d))
     k = 0
     with np.errstate(over="ignore", invalid="ignore"):  # divergence is caught and reported below
@@ -154,10 +158,12 @@ def simulate(
                     learned_step[:, k] = rule.grid_step[:, 0]
                 if quantized is not None:
                     quantized[:, k] = prob.F(rule.deployed) - prob.f_star
+                if kept is not None:
+                    kept[:, k] = w
                 k += 1
                 if k == records.size:
                     break
     params = dict(problem=repr(prob), method=method, step=step, lr=lr, schedule=schedule, iters=iters,
                   seeds=seeds, bits=bits, seed=seed, exact_grad=exact_grad, **method_options)
-    return Trace(method=method, iters=records, step=learned_step, excess_quantized=quantized,
+    return Trace(method=method, iters=records, step=learned_step, excess_quantized=quantized, weights=kept,
                  final_weights=rule.weights.copy(), params=params, **out)

@@ -11,9 +11,10 @@ GROUPS: dict[str, Callable[[bool], list[CheckResult]]] = {}
 
 
 def _register_defaults() -> None:
-    from lptsim.verify import quant_checks
+    from lptsim.verify import quant_checks, sim_checks
 
     GROUPS.setdefault("quant", quant_checks.run)
+    GROUPS.setdefault("sim", sim_checks.run)
 
 
 def run_all(full: bool = False, groups: list[str] | None = None, progress: bool = True) -> list[CheckResult]:

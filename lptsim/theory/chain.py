@@ -1,0 +1,62 @@
+"""The exact stationary distribution of SR on a 1-D grid (a finite Markov chain on grid points).
+
+From grid point k, the update is v = k - alpha (F'(k Delta) + sigma xi) / Delta with
+xi ~ N(0, 1), then SR moves to floor(v) + 1 with probability frac(v). The probability of
+landing on j is E[max(0, 1 - |v - j|)] (the "tent" of SR), which for v ~ N(m, s^2) is
+R(a + 1) - 2 R(a) + R(a - 1) with a = m - j and R(x) = E[(x + s Z)^+] = x Phi(x/s) + s phi(x/s).
+Derived here (docs/theory.md section 8); it is the chain behind Li et al.'s (2017)
+argument that SR's stationary law does not concentrate as alpha -> 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+from scipy import linalg, stats
+
+
+def _ramp_mean(x: np.ndarray, s: float) -> np.ndarray:
+    """E[(x + s Z)^+] for Z ~ N(0, 1)."""
+    if s == 0:
+        return np.maximum(x, 0.0)
+    return x * stats.norm.cdf(x / s) + s * stats.norm.pdf(x / s)
+
+
+def sr_transition_matrix(grad: Callable[[np.ndarray], np.ndarray], delta: float, alpha: float, sigma: float,
+                         k_min: int, k_max: int) -> np.ndarray:
+    """Row-stochastic matrix P[k, j] of SR-SGD on grid points k_min..k_max (mass leaving is folded back)."""
+    ks = np.arange(k_min, k_max + 1)
+    m = ks - alpha * grad(ks * delta) / delta  # mean of v from each state
+    s = alpha * sigma / delta
+    a = m[:, None] - ks[None, :]
+    P = _ramp_mean(a + 1, s) - 2 * _ramp_mean(a, s) + _ramp_mean(a - 1, s)
+    P = np.clip(P, 0.0, None)
+    # Mass beyond the ends (negligible when the range is wide) stays at the nearest end.
+    P[:, 0] += np.clip(1 - P.sum(axis=1), 0.0, None) * (m < (k_min + k_max) / 2)
+    P[:, -1] += np.clip(1 - P.sum(axis=1), 0.0, None)
+    return P / P.sum(axis=1, keepdims=True)
+
+
+def stationary_distribution(P: np.ndarray) -> np.ndarray:
+    """The probability vector pi with pi P = pi (unique for an irreducible chain)."""
+    n = P.shape[0]
+    A = np.vstack([P.T - np.eye(n), np.ones(n)])
+    b = np.zeros(n + 1)
+    b[-1] = 1.0
+    pi = linalg.lstsq(A, b)[0]
+    pi = np.clip(pi, 0.0, None)
+    return pi / pi.sum()
+
+
+def sr_stationary(grad: Callable[[np.ndarray], np.ndarray], delta: float, alpha: float, sigma: float,
+                  w_range: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
+    """Grid points and the exact stationary probabilities of SR-SGD restricted to ``w_range``."""
+    k_min, k_max = int(np.floor(w_range[0] / delta)), int(np.ceil(w_range[1] / delta))
+    P = sr_transition_matrix(grad, delta, alpha, sigma, k_min, k_max)
+    return np.arange(k_min, k_max + 1) * delta, stationary_distribution(P)
+
+
+def total_variation(p: np.ndarray, q: np.ndarray) -> float:
+    """Total variation distance 1/2 sum |p - q| between two probability vectors."""
+    return float(0.5 * np.sum(np.abs(np.asarray(p) - np.asarray(q))))
