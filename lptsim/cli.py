@@ -18,10 +18,24 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     failed = [r for r in results if not r.passed]
     print(f"\n{len(results) - len(failed)} passed, {len(failed)} failed in {elapsed:.1f} s")
     if args.out:
+        from lptsim.figs import figures_from_results
+
         out = Path(args.out)
         write_json_atomic(out / "verify.json", [r.to_json() for r in results])
-        print(f"wrote {out / 'verify.json'}")
+        figures = figures_from_results(results, out)
+        print(f"wrote {out / 'verify.json'} and {len(figures)} figure files")
     return 1 if failed else 0
+
+
+def _cmd_figs(args: argparse.Namespace) -> int:
+    from lptsim.figs import make_all
+
+    start = time.perf_counter()
+    paths = make_all(Path(args.out), full=args.full, progress=not args.quiet)
+    for p in paths:
+        print(p)
+    print(f"{len(paths)} files in {time.perf_counter() - start:.1f} s")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,6 +47,11 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--group", action="append", help="run only this group of checks (repeatable)")
     verify.add_argument("--quiet", action="store_true", help="no progress bar")
     verify.set_defaults(func=_cmd_verify)
+    figs = sub.add_parser("figs", help="regenerate every figure (PNG and PDF)")
+    figs.add_argument("--out", required=True, help="output folder")
+    figs.add_argument("--full", action="store_true", help="paper-quality: more seeds, longer horizons")
+    figs.add_argument("--quiet", action="store_true", help="no progress bars")
+    figs.set_defaults(func=_cmd_figs)
     return parser
 
 

@@ -6,7 +6,7 @@ import json
 import math
 import os
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ class CheckResult:
     passed: bool
     note: str = ""
     refuted: bool = False
+    data: dict[str, Any] = field(default_factory=dict)  # series behind the verdict, for figures
 
     def to_json(self) -> dict[str, Any]:
         return {k: _plain(v) for k, v in asdict(self).items()}
@@ -36,8 +37,12 @@ def _plain(v: Any) -> Any:
         v = v.item()
     if isinstance(v, float) and not math.isfinite(v):
         return str(v)
+    if hasattr(v, "tolist"):
+        v = v.tolist()
     if isinstance(v, (list, tuple)):
         return [_plain(u) for u in v]
+    if isinstance(v, dict):
+        return {k: _plain(u) for k, u in v.items()}
     return v
 
 

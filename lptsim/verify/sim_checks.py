@@ -40,10 +40,10 @@ def _tail_records(T: int, start_frac: float = 0.5, count: int = 200) -> np.ndarr
 
 
 def _slope_check(name: str, x: np.ndarray, per_seed: np.ndarray, target: float, tol: float,
-                 note: str = "") -> CheckResult:
+                 note: str = "", **data: object) -> CheckResult:
     slope, lo, hi = bootstrap_slope(x, per_seed)
     return CheckResult(name, [slope, lo, hi], target, f"slope in {target} +- {tol} (95% CI shown)",
-                       abs(slope - target) <= tol, note=note)
+                       abs(slope - target) <= tol, note=note, data={"x": x, "y": per_seed.mean(axis=0), **data})
 
 
 # 2. DR stall distance -------------------------------------------------------------------------
@@ -70,8 +70,9 @@ def dr_stall(b: Budget) -> list[CheckResult]:
     within = bool(np.all(by_alpha <= predicted + 1e-9) and np.all(by_alpha >= predicted - delta - 1e-9))
     return [
         _slope_check("DR stall distance vs alpha", alphas, by_alpha, -1.0, 0.05,
-                     note=f"Delta={delta}; radius in [r - Delta, r] for every seed: {within}"),
-        _slope_check("DR stall distance vs Delta", deltas, by_delta, 1.0, 0.05, note=f"alpha={alpha}"),
+                     note=f"Delta={delta}; radius in [r - Delta, r] for every seed: {within}", predicted=predicted),
+        _slope_check("DR stall distance vs Delta", deltas, by_delta, 1.0, 0.05, note=f"alpha={alpha}",
+                     predicted=theory.dr_stall_distance(deltas, alpha, mu)),
     ]
 
 
@@ -93,7 +94,8 @@ def sr_noiseless_floor(b: Budget) -> list[CheckResult]:
     ratio = float(np.max(np.abs(high.mean(0) / low.mean(0) - 1)))
     match = float(np.max(np.abs(low.mean(0) / predicted - 1)))
     return [
-        _slope_check("SR noiseless floor vs Delta", deltas, low, 2.0, 0.1, note="alpha=0.1"),
+        _slope_check("SR noiseless floor vs Delta", deltas, low, 2.0, 0.1, note="alpha=0.1", predicted=predicted,
+                     y_other_alpha=high.mean(0)),
         CheckResult("SR noiseless floor: alpha 0.1 vs 0.4 (max rel. diff)", ratio, 0.0, "<= 0.05", ratio <= 0.05),
         CheckResult("SR noiseless floor vs mu/2 sum Delta^2 p(1-p) (max rel. err)", match, 0.0, "<= 0.05",
                     match <= 0.05),
@@ -123,7 +125,8 @@ def sr_noisy_floor(b: Budget) -> list[CheckResult]:
     match = float(np.max(np.abs(r10.mean(0) / predicted - 1)))
     alpha_dep = float(np.max(np.abs(r20.mean(0) / r10.mean(0) - 1)))
     return [
-        _slope_check("SR noisy floor vs Delta (alpha sigma = Delta/10)", deltas, r10, 1.0, 0.1),
+        _slope_check("SR noisy floor vs Delta (alpha sigma = Delta/10)", deltas, r10, 1.0, 0.1, predicted=predicted,
+                     y_other_alpha=r20.mean(0)),
         CheckResult("SR noisy floor vs d Delta E|g|/4 (max rel. err)", match, 0.0, "<= 0.2", match <= 0.2),
         CheckResult("SR noisy floor: alpha vs alpha/2 (max rel. diff)", alpha_dep, 0.0, "<= 0.15",
                     alpha_dep <= 0.15),
@@ -141,12 +144,12 @@ def _measured_G(prob: Problem, weights: np.ndarray, seed: int = 0) -> float:  # 
     return float(np.sqrt(sq.reshape(s, r).mean(axis=0).max()))
 
 
-def _bound_check(name: str, measured: np.ndarray, bound: np.ndarray, note: str) -> CheckResult:
+def _bound_check(name: str, iters: np.ndarray, measured: np.ndarray, bound: np.ndarray, note: str) -> CheckResult:
     ucl = upper_confidence_limit(measured, axis=0)
     holds = bool(np.all(ucl <= bound))
     tightness = float(np.max(measured.mean(axis=0) / bound))
     return CheckResult(name, tightness, 1.0, "upper 95% CL <= bound at every T; shown: max mean/bound", holds,
-                       note=note)
+                       note=note, data={"x": iters, "y": measured.mean(axis=0), "bound": bound})
 
 
 def sr_bounds(prob: Problem, label: str, b: Budget, delta: float, alpha: float, T: int) -> list[CheckResult]:  # noqa: N803
@@ -158,7 +161,7 @@ def sr_bounds(prob: Problem, label: str, b: Budget, delta: float, alpha: float, 
         tr = simulate(prob, "sr", step=delta, lr=1.0, schedule="inv_t", iters=T, seeds=b.seeds, keep_weights=True)
         G = max(c.G, _measured_G(prob, tr.weights))  # noqa: N806 - any G >= sqrt(E||g||^2) is valid
         bound = theory.sr_strongly_convex_bound(tr.iters, G, c.mu, d, delta)
-        out.append(_bound_check(f"SR strongly convex bound ({label})", tr.excess_avg, bound,
+        out.append(_bound_check(f"SR strongly convex bound ({label})", tr.iters, tr.excess_avg, bound,
                                 f"alpha_t = 1/(mu(t+1)), Delta={delta}, G={G:.3g}"))
     if prob.convex:
         tr = simulate(prob, "sr", step=delta, lr=alpha, schedule="inv_sqrt", iters=T, seeds=b.seeds,
@@ -166,7 +169,7 @@ def sr_bounds(prob: Problem, label: str, b: Budget, delta: float, alpha: float, 
         G = max(c.G, _measured_G(prob, tr.weights))  # noqa: N806
         D = max(c.D, float(tr.dist.max()))  # noqa: N806 - must bound ||w_t - w*|| along the run
         bound = theory.sr_convex_bound(tr.iters, D, alpha, G, d, delta)
-        out.append(_bound_check(f"SR convex bound ({label})", tr.excess_avg, bound,
+        out.append(_bound_check(f"SR convex bound ({label})", tr.iters, tr.excess_avg, bound,
                                 f"alpha_t = {alpha}/sqrt(t), Delta={delta}, G={G:.3g}, D={D:.3g}"))
     # The minimum over recorded t can only exceed the minimum over all t: passing here is conservative.
     tr = simulate(prob, "sr", step=delta, lr=alpha, iters=T, seeds=b.seeds, keep_weights=True,
@@ -178,7 +181,8 @@ def sr_bounds(prob: Problem, label: str, b: Budget, delta: float, alpha: float, 
     holds = bool(np.all(running_min <= bound))
     out.append(CheckResult(f"SR nonconvex bound ({label})", float(np.max(running_min / bound)), 1.0,
                            "min_t E||grad||^2 <= bound at every T; shown: max ratio", holds,
-                           note=f"constant alpha={alpha}, Delta={delta}, L={c.L:.3g} ({c.how['L']}), G={G:.3g}"))
+                           note=f"constant alpha={alpha}, Delta={delta}, L={c.L:.3g} ({c.how['L']}), G={G:.3g}",
+                           data={"x": tr.iters, "y": running_min, "bound": bound}))
     return out
 
 
@@ -246,8 +250,9 @@ def bc_floor(b: Budget) -> list[CheckResult]:
     for dl in deltas:
         tr = simulate(prob, "bc", step=dl, lr=0.05, iters=T, seeds=b.seeds, record_at=_tail_records(T))
         gaps.append(_tail_mean(tr.excess_quantized - tr.excess))
+    predicted = np.array([theory.bc_quantization_gap(prob.w_star, dl, 1.0) for dl in deltas])
     return [_slope_check("BC: quantized minus FP floor vs Delta", deltas, np.stack(gaps, axis=1), 2.0, 0.3,
-                         note="forward rounding to nearest, alpha=0.05")]
+                         note="forward rounding to nearest, alpha=0.05", predicted=predicted)]
 
 
 # 10. Stationary distributions on the double well -----------------------------------------------
@@ -269,10 +274,13 @@ def stationary_double_well(b: Budget) -> list[CheckResult]:
         hist = np.bincount(codes - int(np.rint(grid[0] / delta)), minlength=grid.size)[: grid.size] / codes.size
         tv = theory.total_variation(hist, pi)
         exact.append(pi)
-        out.append(CheckResult(f"SR stationary law vs exact chain (alpha={a:g})", tv, 0.0, "TV <= 0.02", tv <= 0.02,
-                               note=f"Delta={delta}, {seeds} chains started at +-1"))
         fp = simulate(prob, "fp", lr=a, iters=Ta, seeds=seeds, w0=starts, record_at=rec, seed=10, keep_weights=True)
         w = fp.weights.ravel()
+        sgd_hist, edges = np.histogram(w, bins=120, range=(-3, 3), density=True)
+        out.append(CheckResult(f"SR stationary law vs exact chain (alpha={a:g})", tv, 0.0, "TV <= 0.02", tv <= 0.02,
+                               note=f"Delta={delta}, {seeds} chains started at +-1",
+                               data={"grid": grid, "exact": pi, "simulated": hist, "alpha": a,
+                                     "sgd_density": sgd_hist, "sgd_edges": edges}))
         sgd_var.append(np.mean((np.abs(w) - 1) ** 2))
     shrink = float(sgd_var[0] / sgd_var[1])
     out.append(CheckResult("SGD stationary variance shrink alpha -> alpha/4", shrink, 4.0, "in [3, 5]",
@@ -295,7 +303,8 @@ def rates(b: Budget) -> list[CheckResult]:
         fp = simulate(prob, "fp", lr=lr, schedule=schedule, iters=T, seeds=b.seeds * 5, record_at=rec, seed=11)
         slope, lo, hi = bootstrap_slope(fp.iters, fp.excess)
         out.append(CheckResult(f"FP rate under {schedule}", [slope, lo, hi], target, "95% CI covers the target",
-                               lo <= target <= hi, note=f"fit on t in [{rec[0]}, {T}], {b.seeds * 5} seeds"))
+                               lo <= target <= hi, note=f"fit on t in [{rec[0]}, {T}], {b.seeds * 5} seeds",
+                               data={"x": fp.iters, "y": fp.mean()}))
     delta = 0.005
     rec = np.unique(np.geomspace(10, T, 40).astype(int))
     kw = dict(lr=1.0, schedule="inv_sqrt", iters=T, seeds=b.seeds, record_at=rec, seed=12)
@@ -304,7 +313,8 @@ def rates(b: Budget) -> list[CheckResult]:
     above = sr.mean() > 3 * floor
     dev = float(np.max(np.abs(sr.mean()[above] / fp.mean()[above] - 1)))
     out.append(CheckResult("SR tracks FP above 3x its floor (max rel. diff)", dev, 0.0, "<= 0.1", dev <= 0.1,
-                           note=f"Delta={delta}, {int(above.sum())} of {rec.size} records above 3x floor"))
+                           note=f"Delta={delta}, {int(above.sum())} of {rec.size} records above 3x floor",
+                           data={"x": rec, "fp": fp.mean(), "sr": sr.mean(), "floor": floor}))
     return out
 
 
