@@ -38,6 +38,27 @@ def _cmd_figs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_ctr_prepare(args: argparse.Namespace) -> int:
+    from lptsim.ctr.data.prepare import prepare
+    from lptsim.ctr.data.schema import SCHEMAS, Schema
+
+    if args.dataset == "csv":
+        if not args.schema:
+            raise ValueError("--dataset csv needs --schema FILE.json (columns, label, numeric, categorical)")
+        schema = Schema.from_json(args.schema)
+    else:
+        schema = SCHEMAS[args.dataset]
+    m = prepare(args.input, schema, args.out, min_count=args.min_count, seed=args.seed, strict=args.strict,
+                progress=not args.quiet)
+    rows = m["rows"]
+    print(f"{args.input}: {m['lines']:,} lines -> train {rows['train']:,}, val {rows['val']:,}, "
+          f"test {rows['test']:,} rows; {m['bad_lines']:,} malformed lines skipped; {m['seconds']:.1f} s")
+    for bad in m["first_bad_lines"]:
+        print(f"  line {bad['line']}: {bad['reason']}")
+    print(f"wrote {args.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lptsim", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -52,6 +73,19 @@ def build_parser() -> argparse.ArgumentParser:
     figs.add_argument("--full", action="store_true", help="paper-quality: more seeds, longer horizons")
     figs.add_argument("--quiet", action="store_true", help="no progress bars")
     figs.set_defaults(func=_cmd_figs)
+
+    ctr = sub.add_parser("ctr", help="CTR pipeline: prepare data, train, tables").add_subparsers(
+        dest="ctr_command", required=True)
+    prep = ctr.add_parser("prepare", help="raw Criteo/Avazu/CSV file -> prepared id arrays")
+    prep.add_argument("--dataset", required=True, choices=["criteo", "avazu", "csv"])
+    prep.add_argument("--input", required=True, help="raw file (Criteo train.txt, Avazu train, or CSV)")
+    prep.add_argument("--out", required=True, help="output folder")
+    prep.add_argument("--schema", help="JSON schema for --dataset csv")
+    prep.add_argument("--min-count", type=int, default=2, help="rarer training values map to the OOV id")
+    prep.add_argument("--seed", type=int, default=0, help="seed of the 8:1:1 split")
+    prep.add_argument("--strict", action="store_true", help="stop at the first malformed line")
+    prep.add_argument("--quiet", action="store_true", help="no progress bar")
+    prep.set_defaults(func=_cmd_ctr_prepare)
     return parser
 
 
