@@ -59,6 +59,84 @@ def _cmd_ctr_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train_config(args: argparse.Namespace):
+    from lptsim.ctr.train import TrainConfig
+
+    return TrainConfig(model=args.model, method=args.method, bits=args.bits, dim=args.dim,
+                       hidden=tuple(args.hidden), dropout=args.dropout, epochs=args.epochs,
+                       batch_size=args.batch_size, lr=args.lr, lr_milestones=tuple(args.lr_milestones),
+                       patience=args.patience, seed=args.seed, device=args.device,
+                       embedding_options=_embedding_options(args))
+
+
+def _embedding_options(args: argparse.Namespace) -> dict:
+    return {} if args.emb_optimizer is None else {"optimizer": args.emb_optimizer}
+
+
+def _load_data(args: argparse.Namespace, folder: Path):
+    """The prepared data named by --data, or the synthetic default generated under ``folder``."""
+    from lptsim.ctr.data.dataset import PreparedData
+    from lptsim.ctr.data.synthetic import SyntheticSpec, synthetic_prepared
+
+    if args.data:
+        return PreparedData.load(args.data), None
+    prepared, best = synthetic_prepared(folder, SyntheticSpec(rows=args.rows, seed=args.data_seed),
+                                        progress=not args.quiet)
+    return PreparedData.load(prepared), best
+
+
+def _cmd_ctr_train(args: argparse.Namespace) -> int:
+    from lptsim.ctr.train import train
+    from lptsim.verify.report import write_json_atomic
+
+    out = Path(args.out)
+    data, teacher = _load_data(args, out / "synthetic")
+    metrics = train(data, _train_config(args), out, resume=args.resume, progress=not args.quiet)
+    if teacher is not None:
+        metrics["teacher_test_auc"] = teacher
+        write_json_atomic(out / "metrics.json", metrics)
+    line = f"test AUC {metrics['test_auc']:.4f}, test logloss {metrics['test_logloss']:.4f}"
+    if teacher is not None:
+        line += f" (the synthetic teacher's AUC, the best achievable: {teacher:.4f})"
+    print(f"{line}; best epoch {metrics['best_epoch']}; wrote {out / 'metrics.json'}")
+    return 0
+
+
+def _add_train_options(p: argparse.ArgumentParser) -> None:
+    from lptsim.ctr.embedding import METHODS
+    from lptsim.ctr.models import MODELS
+
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--data", help="prepared folder (from `lptsim ctr prepare`)")
+    src.add_argument("--synthetic", action="store_true", help="generated Criteo-like data (the default)")
+    p.add_argument("--rows", type=int, default=100_000, help="synthetic rows")
+    p.add_argument("--data-seed", type=int, default=0, help="seed of the synthetic data")
+    p.add_argument("--model", default="dcn", choices=sorted(MODELS))
+    p.add_argument("--method", default="fp", choices=list(METHODS))
+    p.add_argument("--bits", type=int, default=8)
+    p.add_argument("--emb-optimizer", choices=["sgd", "adagrad", "adam"], default=None,
+                   help="row optimizer of low-precision tables (default: row-wise adagrad)")
+    p.add_argument("--dim", type=int, default=16)
+    p.add_argument("--hidden", type=int, nargs="*", default=[400, 400, 400])
+    p.add_argument("--dropout", type=float, default=0.0)
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--batch-size", type=int, default=2048)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--lr-milestones", type=int, nargs="*", default=[6, 9])
+    p.add_argument("--patience", type=int, default=2, help="early stopping on validation AUC")
+    p.add_argument("--device", default="cuda" if _cuda() else "cpu")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _cuda() -> bool:
+    try:
+        import torch
+
+        return torch.cuda.is_available()
+    except ImportError:
+        return False
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lptsim", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -86,6 +164,12 @@ def build_parser() -> argparse.ArgumentParser:
     prep.add_argument("--strict", action="store_true", help="stop at the first malformed line")
     prep.add_argument("--quiet", action="store_true", help="no progress bar")
     prep.set_defaults(func=_cmd_ctr_prepare)
+    tr = ctr.add_parser("train", help="train a CTR model (synthetic data unless --data)")
+    _add_train_options(tr)
+    tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--out", required=True, help="run folder (checkpoints, logs, metrics.json)")
+    tr.add_argument("--resume", action="store_true", help="continue the run in --out")
+    tr.set_defaults(func=_cmd_ctr_train)
     return parser
 
 
@@ -96,6 +180,11 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:  # bad input: a message, not a traceback
         print(f"lptsim {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except RuntimeError as exc:  # e.g. TrainingError: training stopped, checkpoint kept
+        if type(exc).__name__ != "TrainingError":
+            raise
+        print(f"lptsim {args.command}: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":
