@@ -45,7 +45,8 @@ class CTRModel(nn.Module):
     first_order = False
 
     def __init__(self, num_embeddings: int, num_fields: int, dim: int = 16,
-                 embedding: EmbeddingFactory = fp32_embedding, hidden: Sequence[int] = (400, 400, 400), dropout: float = 0.0, batch_norm: bool = False,
+                 embedding: EmbeddingFactory = fp32_embedding, hidden: Sequence[int] = (400, 400, 400),
+                 dropout: float = 0.0, batch_norm: bool = False,
                  cross_layers: int = 3):
         super().__init__()
         self.num_fields, self.dim = num_fields, dim
