@@ -70,7 +70,10 @@ def _train_config(args: argparse.Namespace):
 
 
 def _embedding_options(args: argparse.Namespace) -> dict:
-    return {} if args.emb_optimizer is None else {"optimizer": args.emb_optimizer}
+    opts = {} if args.emb_optimizer is None else {"optimizer": args.emb_optimizer}
+    if args.alpt_variant:
+        opts["alpt_variant"] = args.alpt_variant
+    return opts
 
 
 def _load_data(args: argparse.Namespace, folder: Path):
@@ -116,6 +119,8 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bits", type=int, default=8)
     p.add_argument("--emb-optimizer", choices=["sgd", "adagrad", "adam"], default=None,
                    help="row optimizer of low-precision tables (default: row-wise adagrad)")
+    p.add_argument("--alpt-variant", choices=["two-pass", "one-pass"], default=None,
+                   help="ALPT step gradient: second forward pass (paper, default) or the first backward")
     p.add_argument("--dim", type=int, default=16)
     p.add_argument("--hidden", type=int, nargs="*", default=[400, 400, 400])
     p.add_argument("--dropout", type=float, default=0.0)

@@ -1,16 +1,388 @@
-"""Embedding tables for the CTR models; ``embedding_factory`` picks one by method name."""
+"""LowPrecisionEmbedding: tables held as low-bit codes + per-row steps, trained row by row.
+
+Methods (``method=``):
+
+* ``fp``: the FP32 baseline (an ordinary parameter, trained by the dense optimizer).
+* ``lpt-dr`` / ``lpt-sr``: LPT with a fixed step (per row, or one per table), written back
+  with round-to-nearest / stochastic rounding.
+* ``alpt``: the paper's Algorithm 1: learned per-row steps. ``alpt_variant="two-pass"`` takes
+  the step gradient from a second forward pass on the round-to-nearest updated rows;
+  ``"one-pass"`` reuses the first backward's upstream gradient (what a fused kernel computes).
+* ``lsq`` / ``pact``: QAT baselines with FP32 weights, fake-quantized in the forward pass.
+
+Low-precision tables keep no FP32 copy: only the rows of the current batch are dequantized.
+Their rows are updated by a fused row optimizer (``sgd``, row-wise ``adagrad`` or ``adam``),
+like FBGEMM's table-batched embeddings, after the backward pass. All rounding goes
+through :mod:`lptsim.quant`; SR draws are keyed by (seed, training step) and the global
+element index ``row * dim + col``, so they do not depend on which rows share a batch.
+"""
 
 from __future__ import annotations
 
-from functools import partial
+import math
+from contextlib import contextmanager
 
-from lptsim.ctr.models import EmbeddingFactory, fp32_embedding
+import torch
+import torch.nn.functional as F  # noqa: N812
+from torch import nn
 
-METHODS = ("fp",)
+from lptsim.quant import QuantSpec, dequantize, lsq_step_grad, pack, packed_nbytes, quantize, unpack
+
+METHODS = ("fp", "lpt-dr", "lpt-sr", "alpt", "lsq", "pact")
+ROW_OPTIMIZERS = ("sgd", "adagrad", "adam")
+DEFAULT_ROW_LR = {"sgd": 0.1, "adagrad": 0.01, "adam": 1e-3}
 
 
-def embedding_factory(method: str, bits: int = 8, seed: int = 0, **options: object) -> EmbeddingFactory:
-    """An ``EmbeddingFactory`` for ``method``."""
+def step_seed(seed: int, step: int) -> int:
+    """The SR stream of one training step: splitmix64 of (seed, step), an integer in [0, 2**64)."""
+    z = (seed * 0x9E3779B97F4A7C15 + step + 1) & (2**64 - 1)
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & (2**64 - 1)
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & (2**64 - 1)
+    return z ^ (z >> 31)
+
+
+class CodeStore(nn.Module):
+    """Integer codes of a (rows, dim) table in ``bits`` bits: int8 (8), packed uint8 (1-7), int16 (9-16)."""
+
+    def __init__(self, rows: int, dim: int, bits: int):
+        super().__init__()
+        self.spec = QuantSpec(bits)
+        self.dim, self.bits = dim, bits
+        if bits == 8:
+            self.register_buffer("data", torch.zeros(rows, dim, dtype=torch.int8))
+        elif bits > 8:
+            self.register_buffer("data", torch.zeros(rows, dim, dtype=torch.int16))
+        else:
+            # Pad each row to whole bytes so rows can be gathered and rewritten independently.
+            per_byte = 8 // math.gcd(8, bits)
+            self.padded_dim = -(-dim // per_byte) * per_byte
+            self.register_buffer("data", torch.zeros(rows, packed_nbytes(self.padded_dim, bits), dtype=torch.uint8))
+
+    def read(self, rows: torch.Tensor) -> torch.Tensor:
+        """Codes of ``rows`` as an integer tensor (len(rows), dim)."""
+        if self.bits >= 8:
+            return self.data[rows]
+        codes = unpack(self.data[rows].cpu(), self.bits, (rows.numel(), self.padded_dim))[:, : self.dim]
+        return codes.to(self.data.device)
+
+    def write(self, rows: torch.Tensor, codes: torch.Tensor) -> None:
+        """Store ``codes`` (len(rows), dim) for ``rows`` (unique)."""
+        if self.bits >= 8:
+            self.data[rows] = codes.to(self.data.dtype)
+            return
+        padded = torch.zeros(rows.numel(), self.padded_dim, dtype=torch.int8)
+        padded[:, : self.dim] = codes.cpu()
+        self.data[rows] = pack(padded, self.bits).view(rows.numel(), -1).to(self.data.device)
+
+    def nbytes(self) -> int:
+        return self.data.numel() * self.data.element_size()
+
+
+class RowOptimizer(nn.Module):
+    """Fused per-row optimizer for the rows a batch touched: sgd, row-wise adagrad (one float per
+    row), or adam (two floats per element, with a global step count for bias correction)."""
+
+    def __init__(self, name: str, rows: int, dim: int, lr: float | None, eps: float = 1e-8,
+                 betas: tuple[float, float] = (0.9, 0.999)):
+        super().__init__()
+        if name not in ROW_OPTIMIZERS:
+            raise ValueError(f"row optimizer must be one of {ROW_OPTIMIZERS}, got {name!r}")
+        self.name, self.lr = name, DEFAULT_ROW_LR[name] if lr is None else float(lr)
+        if not self.lr > 0:
+            raise ValueError(f"embedding lr must be > 0, got {lr}")
+        self.eps, self.betas = eps, betas
+        if name == "adagrad":
+            self.register_buffer("sum_sq", torch.zeros(rows))
+        elif name == "adam":
+            self.register_buffer("exp_avg", torch.zeros(rows, dim))
+            self.register_buffer("exp_avg_sq", torch.zeros(rows, dim))
+            self.register_buffer("steps", torch.zeros((), dtype=torch.int64))
+
+    def update(self, rows: torch.Tensor, w: torch.Tensor, g: torch.Tensor, lr_scale: float = 1.0) -> torch.Tensor:
+        """New values of ``rows`` given their values ``w`` and gradients ``g``."""
+        lr = self.lr * lr_scale
+        if self.name == "sgd":
+            return w - lr * g
+        if self.name == "adagrad":
+            acc = self.sum_sq[rows] + g.pow(2).mean(dim=1)
+            self.sum_sq[rows] = acc
+            return w - lr * g / (acc.sqrt() + self.eps).unsqueeze(1)
+        b1, b2 = self.betas
+        self.steps += 1
+        t = int(self.steps)
+        m = self.exp_avg[rows].mul_(b1).add_(g, alpha=1 - b1)
+        v = self.exp_avg_sq[rows].mul_(b2).addcmul_(g, g, value=1 - b2)
+        self.exp_avg[rows], self.exp_avg_sq[rows] = m, v
+        return w - lr * (m / (1 - b1**t)) / ((v / (1 - b2**t)).sqrt() + self.eps)
+
+    def nbytes(self) -> int:
+        return sum(b.numel() * b.element_size() for b in self.buffers())
+
+
+class _FakeQuantLSQ(torch.autograd.Function):
+    """LSQ fake quantization: codes by lptsim.quant (nearest), STE for w, LSQ gradient for the step."""
+
+    @staticmethod
+    def forward(ctx, w, step, spec, scale):  # noqa: D102
+        codes = quantize(w.detach(), step.detach().unsqueeze(-1), spec, "nearest")
+        ctx.save_for_backward(w, step, codes)
+        ctx.spec, ctx.scale = spec, scale
+        return dequantize(codes, step.detach().unsqueeze(-1))
+
+    @staticmethod
+    def backward(ctx, grad):  # noqa: D102
+        w, step, codes = ctx.saved_tensors
+        v = w / step.unsqueeze(-1)
+        inside = ((v > ctx.spec.qmin) & (v < ctx.spec.qmax)).to(grad.dtype)
+        g_step = (grad * lsq_step_grad(w, step.unsqueeze(-1), ctx.spec, codes=codes)).sum(-1) * ctx.scale
+        return grad * inside, g_step, None, None
+
+
+class _FakeQuantPACT(torch.autograd.Function):
+    """PACT (Choi et al., 2018): clip to [-alpha, alpha], quantize with step alpha/qmax; STE inside."""
+
+    @staticmethod
+    def forward(ctx, w, alpha, spec):  # noqa: D102
+        a = alpha.detach()
+        step = a / spec.qmax
+        clipped = torch.maximum(torch.minimum(w.detach(), a), -a)
+        ctx.save_for_backward(w, alpha)
+        return dequantize(quantize(clipped, step, spec, "nearest"), step)
+
+    @staticmethod
+    def backward(ctx, grad):  # noqa: D102
+        w, alpha = ctx.saved_tensors
+        outside = w.abs() >= alpha
+        return grad * (~outside), (grad * torch.sign(w) * outside).sum().reshape(alpha.shape), None
+
+
+class LowPrecisionEmbedding(nn.Module):
+    """An embedding table like ``nn.Embedding``: ids (...) -> float (..., dim).
+
+    Args:
+        num_embeddings, dim: table shape.
+        bits: code width, 1..16 (ignored by ``fp``).
+        method: one of ``METHODS`` (see the module docstring).
+        optimizer: row optimizer of low-precision tables: ``sgd``, ``adagrad`` (default) or ``adam``.
+        lr: row learning rate (default by optimizer: sgd 0.1, adagrad 0.01, adam 1e-3).
+        init_std: rows start as N(0, init_std^2), then quantized (FuxiCTR's 1e-4).
+        clip: initial range covered by the codes; the initial step is ``clip / 2**(bits-1)``.
+        step_per_row: ``lpt-*`` only: one step per row (default) or one per table.
+        step_lr, step_optimizer: ALPT's step update: ``adam`` (default) moves a step by about
+            ``step_lr`` times the initial step per update; ``sgd`` is plain gradient descent with
+            learning rate ``step_lr * initial step``. Default step_lr 1e-2.
+        grad_scale: ALPT/LSQ step-gradient scale; default 1/sqrt(dim * qmax) (LSQ's).
+        min_step: steps are clamped to at least this.
+        alpt_variant: ``two-pass`` (the paper) or ``one-pass`` (fused-kernel form).
+        seed: SR stream seed.
+    """
+
+    def __init__(self, num_embeddings: int, dim: int, bits: int = 8, method: str = "alpt", optimizer: str = "adagrad",
+                 lr: float | None = None, init_std: float = 1e-4, clip: float = 0.05, step_per_row: bool = True,
+                 step_lr: float = 1e-2, step_optimizer: str = "adam", grad_scale: float | None = None,
+                 min_step: float = 1e-8, alpt_variant: str = "two-pass", seed: int = 0):
+        super().__init__()
+        if method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+        if num_embeddings < 1 or dim < 1:
+            raise ValueError(f"num_embeddings and dim must be >= 1, got {num_embeddings}, {dim}")
+        if alpt_variant not in ("two-pass", "one-pass"):
+            raise ValueError(f"alpt_variant must be 'two-pass' or 'one-pass', got {alpt_variant!r}")
+        if step_optimizer not in ("sgd", "adam"):
+            raise ValueError(f"step_optimizer must be 'sgd' or 'adam', got {step_optimizer!r}")
+        self.num_embeddings, self.dim, self.method = num_embeddings, dim, method
+        self.clip, self.step0 = float(clip), float(clip) / 2 ** (bits - 1)
+        self.spec = QuantSpec(bits)
+        self.bits = bits
+        self.seed, self.step_lr, self.min_step = seed, step_lr, min_step
+        self.alpt_variant, self.step_optimizer = alpt_variant, step_optimizer
+        self.grad_scale = grad_scale if grad_scale is not None else 1.0 / math.sqrt(dim * max(self.spec.qmax, 1))
+        self.updates_itself = method in ("lpt-dr", "lpt-sr", "alpt")
+        gen = torch.Generator().manual_seed(seed)
+        init = torch.randn(num_embeddings, dim, generator=gen) * init_std
+        step0 = self.step0
+        if method == "fp":
+            self.weight = nn.Parameter(init)
+        elif method == "lsq":  # step = step0 * step_scale: Adam then moves it in relative terms
+            self.weight = nn.Parameter(init)
+            self.step_scale = nn.Parameter(torch.ones(num_embeddings))
+        elif method == "pact":  # alpha = clip * alpha_scale
+            self.weight = nn.Parameter(init)
+            self.alpha_scale = nn.Parameter(torch.ones(()))
+        else:
+            rows_with_step = num_embeddings if (step_per_row or method == "alpt") else 1
+            self.register_buffer("step", torch.full((rows_with_step,), step0))
+            self.codes = CodeStore(num_embeddings, dim, bits)
+            self.codes.write(torch.arange(num_embeddings), quantize(init, step0, self.spec, "nearest"))
+            self.row_optimizer = RowOptimizer(optimizer, num_embeddings, dim, lr)
+            self.register_buffer("updates", torch.zeros((), dtype=torch.int64))
+            if method == "alpt" and step_optimizer == "adam":
+                self.register_buffer("step_m", torch.zeros(num_embeddings))
+                self.register_buffer("step_v", torch.zeros(num_embeddings))
+        self._pending: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._staged: dict | None = None
+        self._override: torch.Tensor | None = None
+
+    # -- lookups ---------------------------------------------------------------------------
+    def _check_ids(self, ids: torch.Tensor) -> None:
+        if ids.numel() == 0:
+            return
+        lo, hi = int(ids.min()), int(ids.max())
+        if lo < 0 or hi >= self.num_embeddings:
+            bad = lo if lo < 0 else hi
+            raise IndexError(f"embedding id {bad} is outside [0, {self.num_embeddings})")
+
+    def _steps_of(self, rows: torch.Tensor) -> torch.Tensor:
+        return self.step[rows] if self.step.numel() > 1 else self.step.expand(rows.numel())
+
+    def dequantized_rows(self, rows: torch.Tensor) -> torch.Tensor:
+        """FP32 values of ``rows`` (only these rows are ever materialised)."""
+        return dequantize(self.codes.read(rows), self._steps_of(rows).unsqueeze(1))
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        self._check_ids(ids)
+        if self.method == "fp":
+            return F.embedding(ids, self.weight)
+        # QAT parameters are trained by the dense optimizer; clamping keeps them positive.
+        if self.method == "lsq":
+            step = (self.step0 * self.step_scale).clamp_min(self.min_step)
+            return _FakeQuantLSQ.apply(F.embedding(ids, self.weight), step[ids], self.spec, self.grad_scale)
+        if self.method == "pact":
+            alpha = (self.clip * self.alpha_scale).clamp_min(self.min_step)
+            return _FakeQuantPACT.apply(F.embedding(ids, self.weight), alpha, self.spec)
+        uniq, inverse = torch.unique(ids, return_inverse=True)
+        if self._override is not None:  # ALPT's second pass: the DR-rounded updated rows
+            return self._override[inverse]
+        rows = self.dequantized_rows(uniq)
+        if torch.is_grad_enabled() and self.training:
+            rows.requires_grad_(True)
+            self._pending = (uniq, rows)
+        return rows[inverse]
+
+    # -- the fused row update ------------------------------------------------------------------
+    @property
+    def needs_second_pass(self) -> bool:
+        return self.method == "alpt" and self.alpt_variant == "two-pass" and self._staged is not None
+
+    def stage(self, lr_scale: float = 1.0) -> None:
+        """After backward: the full-precision update of the touched rows (not yet written)."""
+        if self._pending is None:
+            return
+        rows, leaf = self._pending
+        self._pending = None
+        grad = leaf.grad if leaf.grad is not None else torch.zeros_like(leaf)
+        w_new = self.row_optimizer.update(rows, leaf.detach(), grad, lr_scale)
+        self._staged = {"rows": rows, "w_new": w_new, "grad": grad}
+
+    def begin_second_pass(self) -> torch.Tensor:
+        """Make forward return the round-to-nearest updated rows; return them as a grad leaf."""
+        st = self._staged
+        step = self._steps_of(st["rows"]).unsqueeze(1)
+        st["codes_dr"] = quantize(st["w_new"], step, self.spec, "nearest")
+        leaf = dequantize(st["codes_dr"], step).requires_grad_(True)
+        self._override = leaf
+        return leaf
+
+    def end_second_pass(self, grad_hat: torch.Tensor) -> None:
+        self._override = None
+        self._staged["grad_hat"] = grad_hat
+
+    def commit(self) -> None:
+        """Update the steps (ALPT) and write the staged rows back as codes."""
+        st = self._staged
+        if st is None:
+            return
+        self._staged = None
+        rows, w_new = st["rows"], st["w_new"]
+        if self.method == "alpt":
+            self._update_steps(rows, w_new, st.get("grad_hat", st["grad"]), st.get("codes_dr"))
+        rounding = "nearest" if self.method == "lpt-dr" else "stochastic"
+        self.updates += 1
+        codes = quantize(w_new, self._steps_of(rows).unsqueeze(1), self.spec, rounding,
+                         seed=step_seed(self.seed, int(self.updates)), offset=(rows * self.dim).cpu().numpy())
+        self.codes.write(rows, codes)
+
+    def _update_steps(self, rows: torch.Tensor, w_new: torch.Tensor, grad_hat: torch.Tensor,
+                      codes_dr: torch.Tensor | None) -> None:
+        step = self.step[rows]
+        lsq = lsq_step_grad(w_new, step.unsqueeze(1), self.spec, codes=codes_dr)
+        g = (grad_hat * lsq).sum(dim=1) * self.grad_scale
+        lr = self.step_lr * self.step0
+        if self.step_optimizer == "sgd":
+            new = step - lr * g
+        else:
+            t = int(self.updates) + 1
+            m = self.step_m[rows] * 0.9 + 0.1 * g
+            v = self.step_v[rows] * 0.999 + 0.001 * g * g
+            self.step_m[rows], self.step_v[rows] = m, v
+            new = step - lr * (m / (1 - 0.9**t)) / ((v / (1 - 0.999**t)).sqrt() + 1e-12)
+        self.step[rows] = new.clamp_min(self.min_step)
+
+    def apply_update(self, lr_scale: float = 1.0) -> None:
+        """stage + commit, for the one-step forms (LPT, one-pass ALPT)."""
+        self.stage(lr_scale)
+        self.commit()
+
+    # -- accounting ------------------------------------------------------------------------
+    def memory_bytes(self) -> int:
+        """Bytes held for the table, its steps and its optimizer state.
+
+        Low-precision methods: exactly the module's buffers. ``fp``/``lsq``/``pact`` keep FP32
+        parameters trained by the dense Adam, whose two state tensors per parameter (held by
+        the trainer's optimizer) are counted here as 2x the parameter bytes.
+        """
+        if not self.updates_itself:
+            params = sum(p.numel() * p.element_size() for p in self.parameters())
+            return 3 * params
+        return sum(b.numel() * b.element_size() for b in self.buffers())
+
+    def fp32_bytes(self) -> int:
+        """The FP32 table alone (the compression baseline)."""
+        return 4 * self.num_embeddings * self.dim
+
+
+def low_precision_tables(model: nn.Module) -> list[LowPrecisionEmbedding]:
+    """The self-updating tables of a model."""
+    return [m for m in model.modules() if isinstance(m, LowPrecisionEmbedding) and m.updates_itself]
+
+
+@contextmanager
+def _frozen_state(model: nn.Module):
+    """Run a forward pass that changes no state: buffers (BatchNorm statistics) and the RNG are restored."""
+    saved = [(b, b.detach().clone()) for m in model.modules() if not isinstance(m, (LowPrecisionEmbedding,
+                                                                                     CodeStore, RowOptimizer))
+             for b in m.buffers(recurse=False)]
+    rng = torch.get_rng_state()
+    try:
+        yield
+    finally:
+        for b, copy in saved:
+            b.copy_(copy)
+        torch.set_rng_state(rng)
+
+
+def second_pass(model: nn.Module, loss_closure, tables: list[LowPrecisionEmbedding], rng_before: torch.Tensor) -> None:
+    """ALPT's step-gradient pass: the same batch (same dropout draws) on the DR-rounded updated rows.
+
+    It leaves the dense parameters' gradients, BatchNorm statistics and the RNG as they were.
+    """
+    with _frozen_state(model):
+        torch.set_rng_state(rng_before)
+        leaves = [t.begin_second_pass() for t in tables]
+        grads = torch.autograd.grad(loss_closure(), leaves, allow_unused=True)
+        for t, leaf, g in zip(tables, leaves, grads, strict=True):
+            t.end_second_pass(g if g is not None else torch.zeros_like(leaf))
+
+
+def embedding_factory(method: str, bits: int = 8, seed: int = 0, **options: object):
+    """A factory (num_embeddings, dim) -> LowPrecisionEmbedding with these settings (for the models)."""
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    return partial(fp32_embedding)
+    QuantSpec(bits)  # validate early, with the usual message
+    counter = iter(range(1 << 30))
+    return lambda n, d: LowPrecisionEmbedding(n, d, bits=bits, method=method, seed=seed * 1000 + next(counter),
+                                              **options)
+
+
+__all__ = ["LowPrecisionEmbedding", "METHODS", "ROW_OPTIMIZERS", "embedding_factory", "second_pass",
+           "low_precision_tables", "step_seed"]

@@ -26,6 +26,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from lptsim.ctr.data.dataset import PreparedData
+from lptsim.ctr.embedding import embedding_factory, low_precision_tables, second_pass
 from lptsim.ctr.models import build_model
 from lptsim.verify.report import write_json_atomic
 
@@ -100,8 +101,6 @@ def evaluate(model: nn.Module, data: PreparedData, split: str, batch_size: int, 
 
 def make_model(cfg: TrainConfig, data: PreparedData) -> nn.Module:
     """The model with the configured embedding method."""
-    from lptsim.ctr.embedding import embedding_factory
-
     factory = embedding_factory(cfg.method, bits=cfg.bits, seed=cfg.seed, **cfg.embedding_options)
     return build_model(cfg.model, data.num_embeddings, data.num_fields, dim=cfg.dim, embedding=factory,
                        hidden=cfg.hidden, dropout=cfg.dropout, batch_norm=cfg.batch_norm,
@@ -109,9 +108,8 @@ def make_model(cfg: TrainConfig, data: PreparedData) -> nn.Module:
 
 
 def _dense_parameters(model: nn.Module) -> list[nn.Parameter]:
-    """Parameters trained by the dense Adam (low-precision tables update their own rows)."""
-    own = {id(p) for m in model.modules() if getattr(m, "updates_itself", False) for p in m.parameters()}
-    return [p for p in model.parameters() if id(p) not in own and p.requires_grad]
+    """Parameters trained by the dense Adam (low-precision tables hold buffers and update their own rows)."""
+    return [p for p in model.parameters() if p.requires_grad]
 
 
 def train(data: PreparedData, cfg: TrainConfig, out: str | Path, resume: bool = False,
@@ -140,6 +138,7 @@ def train(data: PreparedData, cfg: TrainConfig, out: str | Path, resume: bool = 
     elif ckpt_path.exists() and not resume:
         raise ValueError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
     loss_fn = nn.BCEWithLogitsLoss()
+    tables = low_precision_tables(model)
     n_train = data.labels["train"].shape[0]
     stop = state["bad_epochs"] >= cfg.patience
     while state["epoch"] < cfg.epochs and not stop:
@@ -151,16 +150,22 @@ def train(data: PreparedData, cfg: TrainConfig, out: str | Path, resume: bool = 
         for step, (ids, y) in enumerate(data.batches("train", cfg.batch_size, shuffle=True, seed=cfg.seed,
                                                      epoch=epoch)):
             ids, y = ids.to(cfg.device), y.to(cfg.device)
+            rng_before = torch.get_rng_state()
             loss = loss_fn(model(ids), y)
             if not torch.isfinite(loss):
                 raise TrainingError(f"non-finite loss ({loss.item()}) at epoch {epoch}, step {step}; stopped. "
                                     f"The last good checkpoint (epoch {state['epoch']}) is {ckpt_path}")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            # Low-precision tables update their own rows: full-precision step, (ALPT) step sizes, write-back.
+            for t in tables:
+                t.stage(lr_scale=optimizer.param_groups[0]["lr"] / cfg.lr)
+            if any(t.needs_second_pass for t in tables):
+                second_pass(model, lambda ids=ids, y=y: loss_fn(model(ids), y),
+                            [t for t in tables if t.needs_second_pass], rng_before)
             optimizer.step()
-            for m in model.modules():  # low-precision tables apply their own fused row update
-                if getattr(m, "updates_itself", False):
-                    m.apply_update(lr=optimizer.param_groups[0]["lr"])
+            for t in tables:
+                t.commit()
             total += loss.item() * y.numel()
             count += y.numel()
             bar.update(y.numel())

@@ -81,6 +81,20 @@ def _round_serial(x, steps, group, stochastic, seed, offset, qmin, qmax, out):
     return bad
 
 
+@nb.njit(parallel=True, cache=True)
+def _round_rows(x, steps, row_offsets, stochastic, seed, qmin, qmax, out):
+    """x (rows, cols): element (r, j) uses steps[r] and SR counter row_offsets[r] + j."""
+    bad = 0
+    for r in nb.prange(x.shape[0]):
+        for j in range(x.shape[1]):
+            xi = x[r, j]
+            if not np.isfinite(xi):
+                bad += 1
+                continue
+            out[r, j] = _round_one(xi, steps[r], stochastic, seed, row_offsets[r] + np.uint64(j), qmin, qmax)
+    return bad
+
+
 def _check_rounding(rounding: str) -> bool:
     if rounding not in ROUNDINGS:
         raise ValueError(f"rounding must be one of {ROUNDINGS}, got {rounding!r}")
@@ -136,6 +150,10 @@ def quantize(
         seed: SR stream, an integer in ``[0, 2**64)``.
         offset: SR counter of element 0; element ``i`` (flattened, row-major) uses
             counter ``offset + i``, so chunks with matching offsets reproduce one call.
+            An integer array of length ``x.shape[0]`` instead gives each row its own
+            first counter (element ``j`` of row ``r`` uses ``offset[r] + j``): an embedding
+            keys draws by global row, whatever rows share the call. Steps must then be
+            scalar or per row.
 
     Returns:
         Codes of ``x``'s shape and library (numpy in, numpy out; torch in, torch out on
@@ -148,12 +166,14 @@ def quantize(
     stochastic = _check_rounding(rounding)
     xs, like = _arrays.float_numpy(x, "x")
     n = xs.size
-    seed_u, offset_u = check_seed_offset(seed, offset, n)
-    steps, group = _steps_for(step, xs.shape, xs.dtype)
     if spec is None:
         qmin, qmax, code_dtype = -UNBOUNDED_LIMIT, UNBOUNDED_LIMIT, np.dtype(np.int64)
     else:
         qmin, qmax, code_dtype = float(spec.qmin), float(spec.qmax), spec.code_dtype
+    if not isinstance(offset, (int, np.integer)):
+        return _arrays.like(_quantize_rows(xs, step, offset, stochastic, seed, qmin, qmax, code_dtype), like)
+    seed_u, offset_u = check_seed_offset(seed, offset, n)
+    steps, group = _steps_for(step, xs.shape, xs.dtype)
     flat = xs.reshape(-1)
     out = np.empty(n, dtype=code_dtype)
     kernel = _round_parallel if n >= _PARALLEL_MIN else _round_serial
@@ -161,6 +181,36 @@ def quantize(
     if bad:
         raise ValueError(f"x has {bad} non-finite value(s) (NaN or inf); quantize needs finite input")
     return _arrays.like(out.reshape(xs.shape), like)
+
+
+def _quantize_rows(xs: np.ndarray, step: Any, offset: Any, stochastic: bool, seed: int, qmin: float, qmax: float,
+                   code_dtype: np.dtype) -> np.ndarray:
+    """quantize() with one SR counter offset per row (see its ``offset`` argument)."""
+    if xs.ndim == 0:
+        raise ValueError("per-row offsets need x with at least one dimension")
+    rows = xs.shape[0]
+    offsets = np.asarray(_arrays.to_numpy(offset))
+    if offsets.shape != (rows,) or not np.issubdtype(offsets.dtype, np.integer):
+        raise ValueError(f"offset must be an integer or an integer array of shape ({rows},), got {offsets.shape}")
+    x2 = xs.reshape(rows, -1)
+    cols = x2.shape[1]
+    if rows and (offsets.min() < 0 or int(offsets.max()) + max(cols - 1, 0) >= 2**64):
+        raise ValueError("per-row offsets must be >= 0 and leave room for the row's elements below 2**64")
+    seed_u, _ = check_seed_offset(seed, 0, 0)
+    steps = np.asarray(_arrays.to_numpy(step), dtype=xs.dtype)
+    if steps.size == 1:
+        steps = np.full(rows, steps.reshape(-1)[0], dtype=xs.dtype)
+    elif steps.size == rows and steps.shape[:1] == (rows,):
+        steps = np.ascontiguousarray(steps.reshape(rows))
+    else:
+        raise ValueError(f"with per-row offsets, step must be a scalar or one step per row, got {steps.shape}")
+    if not ((steps > 0) & (steps < np.inf)).all():
+        raise ValueError("step must be finite and > 0 everywhere")
+    out = np.empty(x2.shape, dtype=code_dtype)
+    bad = _round_rows(x2, steps, offsets.astype(np.uint64), stochastic, seed_u, qmin, qmax, out)
+    if bad:
+        raise ValueError(f"x has {bad} non-finite value(s) (NaN or inf); quantize needs finite input")
+    return out.reshape(xs.shape)
 
 
 def dequantize(codes: Any, step: Any) -> Any:
