@@ -246,18 +246,20 @@ class LowPrecisionEmbedding(nn.Module):
         # QAT parameters are trained by the dense optimizer; clamping keeps them positive.
         if self.method == "lsq":
             step = (self.step0 * self.step_scale).clamp_min(self.min_step)
-            return _FakeQuantLSQ.apply(F.embedding(ids, self.weight), step[ids], self.spec, self.grad_scale)
+            step_rows = F.embedding(ids, step.unsqueeze(1)).squeeze(-1)
+            return _FakeQuantLSQ.apply(F.embedding(ids, self.weight), step_rows, self.spec, self.grad_scale)
         if self.method == "pact":
             alpha = (self.clip * self.alpha_scale).clamp_min(self.min_step)
             return _FakeQuantPACT.apply(F.embedding(ids, self.weight), alpha, self.spec)
+        # F.embedding rather than rows[inverse]: its CPU backward sums duplicates deterministically.
         uniq, inverse = torch.unique(ids, return_inverse=True)
         if self._override is not None:  # ALPT's second pass: the DR-rounded updated rows
-            return self._override[inverse]
+            return F.embedding(inverse, self._override)
         rows = self.dequantized_rows(uniq)
         if torch.is_grad_enabled() and self.training:
             rows.requires_grad_(True)
             self._pending = (uniq, rows)
-        return rows[inverse]
+        return F.embedding(inverse, rows)
 
     # -- the fused row update ------------------------------------------------------------------
     @property

@@ -163,13 +163,12 @@ class IPNN(CTRModel):
     def build(self, hidden, dropout, batch_norm, **_):
         f = self.num_fields
         rows, cols = torch.triu_indices(f, f, offset=1)
-        self.register_buffer("pair_rows", rows, persistent=False)
-        self.register_buffer("pair_cols", cols, persistent=False)
+        self.register_buffer("pairs", rows * f + cols, persistent=False)  # unique: deterministic backward
         self.mlp = MLP(f * self.dim + rows.numel(), hidden, dropout, batch_norm)
         self.out = nn.Linear(self.mlp.out_features, 1)
 
     def head(self, emb: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
-        inner = (emb[:, self.pair_rows] * emb[:, self.pair_cols]).sum(dim=2)
+        inner = torch.bmm(emb, emb.transpose(1, 2)).flatten(1)[:, self.pairs]
         return self.out(self.mlp(torch.cat([emb.flatten(1), inner], dim=1))).squeeze(1)
 
 

@@ -127,7 +127,9 @@ def train(data: PreparedData, cfg: TrainConfig, out: str | Path, resume: bool = 
              "train_seconds": 0.0, "samples": 0}
     if resume and ckpt_path.exists():
         ckpt = torch.load(ckpt_path, map_location=cfg.device, weights_only=False)
-        if ckpt["config"] != asdict(cfg):
+        mutable = {"epochs", "device"}  # a resumed run may be extended or moved
+        if {k: v for k, v in ckpt["config"].items() if k not in mutable} != {
+                k: v for k, v in asdict(cfg).items() if k not in mutable}:
             raise ValueError(f"{ckpt_path}: saved with a different configuration; use another --out or the same "
                              f"options (saved: {ckpt['config']})")
         model.load_state_dict(ckpt["model"])

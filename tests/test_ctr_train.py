@@ -1,0 +1,104 @@
+"""Tests of the trainer: metrics, kill-and-resume, non-finite loss, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from lptsim import cli
+from lptsim.ctr.data.dataset import PreparedData
+from lptsim.ctr.data.synthetic import SyntheticSpec, synthetic_prepared
+from lptsim.ctr.train import TrainConfig, TrainingError, train
+
+
+@pytest.fixture(scope="module")
+def small_data(tmp_path_factory) -> Path:
+    prepared, _ = synthetic_prepared(tmp_path_factory.mktemp("syn"), SyntheticSpec(rows=30_000, seed=1))
+    return prepared
+
+
+TRAIN_ARGS = ["--model", "dnn", "--hidden", "32", "--batch-size", "64", "--epochs", "4", "--patience", "4",
+              "--method", "alpt", "--bits", "4", "--quiet"]
+
+
+def test_training_improves_over_chance(small_data, tmp_path):
+    metrics = train(PreparedData.load(small_data), TrainConfig(model="fm", epochs=2, batch_size=256), tmp_path,
+                    progress=False)
+    assert metrics["test_auc"] > 0.6 and 0 < metrics["test_logloss"] < 0.69
+    log = json.loads((tmp_path / "log.json").read_text())
+    assert [row["epoch"] for row in log] == [1, 2]
+    assert (tmp_path / "log.csv").read_text().startswith("epoch,train_logloss,val_auc")
+
+
+def test_kill_and_resume_matches_uninterrupted_run(small_data, tmp_path):
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    assert cli.main(["ctr", "train", "--data", str(small_data), *TRAIN_ARGS, "--out", str(whole)]) == 0
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen([sys.executable, "-m", "lptsim", "ctr", "train", "--data", str(small_data), *TRAIN_ARGS,
+                             "--out", str(killed)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    log = killed / "log.json"
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if log.exists() and len(json.loads(log.read_text())) >= 1:
+            time.sleep(0.3)  # well inside epoch 2
+            proc.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.02)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    assert not (killed / "metrics.json").exists()
+    done = len(json.loads(log.read_text()))
+    assert 1 <= done < 4
+    assert cli.main(["ctr", "train", "--data", str(small_data), *TRAIN_ARGS, "--out", str(killed), "--resume"]) == 0
+    a = json.loads((whole / "metrics.json").read_text())
+    b = json.loads((killed / "metrics.json").read_text())
+    assert a["test_auc"] == b["test_auc"] and a["test_logloss"] == b["test_logloss"]
+    assert json.loads((whole / "log.json").read_text())[-1]["val_auc"] == json.loads(log.read_text())[-1]["val_auc"]
+
+
+def test_non_finite_loss_stops_and_keeps_the_checkpoint(small_data, tmp_path, monkeypatch):
+    data = PreparedData.load(small_data)
+    cfg = TrainConfig(model="lr", epochs=3, batch_size=1024, method="lpt-sr", bits=8)
+    train(data, TrainConfig(**{**cfg.__dict__, "epochs": 1}), tmp_path, progress=False)
+    saved = (tmp_path / "checkpoint.pt").read_bytes()
+    real = torch.nn.BCEWithLogitsLoss.forward
+
+    def poisoned(self, logits, y):
+        return real(self, logits, y) * float("nan")
+
+    monkeypatch.setattr(torch.nn.BCEWithLogitsLoss, "forward", poisoned)
+    with pytest.raises(TrainingError, match="non-finite loss"):
+        train(data, cfg, tmp_path, resume=True, progress=False)
+    assert (tmp_path / "checkpoint.pt").read_bytes() == saved
+    torch.load(tmp_path / "checkpoint.pt", weights_only=False)  # still loadable
+
+
+def test_resume_with_other_options_is_refused(small_data, tmp_path):
+    data = PreparedData.load(small_data)
+    train(data, TrainConfig(model="lr", epochs=1, batch_size=2048), tmp_path, progress=False)
+    with pytest.raises(ValueError, match="different configuration"):
+        train(data, TrainConfig(model="lr", epochs=1, batch_size=1024), tmp_path, resume=True, progress=False)
+    with pytest.raises(ValueError, match="already holds a run"):
+        train(data, TrainConfig(model="lr", epochs=1, batch_size=2048), tmp_path, progress=False)
+
+
+def test_cli_train_errors_are_messages(tmp_path, capsys):
+    assert cli.main(["ctr", "train", "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "r"), "--quiet"]) == 2
+    assert "run `lptsim ctr prepare" in capsys.readouterr().err
+
+
+def test_cli_synthetic_default_reports_teacher(tmp_path, capsys):
+    code = cli.main(["ctr", "train", "--synthetic", "--rows", "20000", "--model", "lr", "--epochs", "1",
+                     "--batch-size", "512", "--out", str(tmp_path), "--quiet"])
+    assert code == 0
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert 0.5 < metrics["test_auc"] <= metrics["teacher_test_auc"] + 0.02
+    assert "best achievable" in capsys.readouterr().out
