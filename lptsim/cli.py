@@ -59,10 +59,10 @@ def _cmd_ctr_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
-def _train_config(args: argparse.Namespace):
+def _train_config(args: argparse.Namespace, method: str | None = None, bits: int | None = None):
     from lptsim.ctr.train import TrainConfig
 
-    return TrainConfig(model=args.model, method=args.method, bits=args.bits, dim=args.dim,
+    return TrainConfig(model=args.model, method=method or args.method, bits=bits or args.bits, dim=args.dim,
                        hidden=tuple(args.hidden), dropout=args.dropout, epochs=args.epochs,
                        batch_size=args.batch_size, lr=args.lr, lr_milestones=tuple(args.lr_milestones),
                        patience=args.patience, seed=args.seed, device=args.device,
@@ -105,7 +105,7 @@ def _cmd_ctr_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_train_options(p: argparse.ArgumentParser) -> None:
+def _add_train_options(p: argparse.ArgumentParser, single_run: bool = True) -> None:
     from lptsim.ctr.embedding import METHODS
     from lptsim.ctr.models import MODELS
 
@@ -115,8 +115,9 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rows", type=int, default=100_000, help="synthetic rows")
     p.add_argument("--data-seed", type=int, default=0, help="seed of the synthetic data")
     p.add_argument("--model", default="dcn", choices=sorted(MODELS))
-    p.add_argument("--method", default="fp", choices=list(METHODS))
-    p.add_argument("--bits", type=int, default=8)
+    if single_run:
+        p.add_argument("--method", default="fp", choices=list(METHODS))
+        p.add_argument("--bits", type=int, default=8)
     p.add_argument("--emb-optimizer", choices=["sgd", "adagrad", "adam"], default=None,
                    help="row optimizer of low-precision tables (default: row-wise adagrad)")
     p.add_argument("--alpt-variant", choices=["two-pass", "one-pass"], default=None,
@@ -140,6 +141,28 @@ def _cuda() -> bool:
         return torch.cuda.is_available()
     except ImportError:
         return False
+
+
+def _cmd_ctr_table(args: argparse.Namespace) -> int:
+    from lptsim.ctr import table
+
+    out = Path(args.out)
+    data, teacher = _load_data(args, out / "synthetic")
+    base = _train_config(args, method="fp", bits=8)
+    records = table.run_grid(data, base, args.methods, args.bits, args.seeds, out, progress=not args.quiet)
+    rows = table.summarize(records)
+    name = Path(args.data).name if args.data else f"synthetic ({args.rows:,} rows)"
+    opt = args.emb_optimizer or "adagrad (row-wise)"
+    title = f"{base.model.upper()} on {name}, dim {base.dim}, embedding optimizer {opt}"
+    md = table.to_markdown(rows, title)
+    if teacher is not None:
+        md += f"\nThe synthetic teacher's test AUC (the best achievable): {teacher:.4f}\n"
+    (out / "table.md").write_text(md)
+    (out / "table.csv").write_text(table.to_csv(rows))
+    table.plot(rows, out / "auc_vs_bits", title)
+    print(md)
+    print(f"wrote {out / 'table.md'}, table.csv, auc_vs_bits.png/.pdf")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -175,6 +198,14 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--out", required=True, help="run folder (checkpoints, logs, metrics.json)")
     tr.add_argument("--resume", action="store_true", help="continue the run in --out")
     tr.set_defaults(func=_cmd_ctr_train)
+    tab = ctr.add_parser("table", help="the paper-style table: methods x bits x seeds")
+    _add_train_options(tab, single_run=False)
+    tab.add_argument("--methods", nargs="+", default=["fp", "lpt-dr", "lpt-sr", "alpt", "alpt-1pass", "lsq"])
+    tab.add_argument("--bits", dest="bits", type=int, nargs="+", default=[2, 4, 8])
+    tab.add_argument("--seeds", type=int, default=3)
+    tab.add_argument("--out", required=True)
+    tab.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
+    tab.set_defaults(func=_cmd_ctr_table)
     return parser
 
 

@@ -41,8 +41,10 @@ def test_memory_bytes_is_what_is_held(bits, method):
 def test_adam_rows_cost_two_floats_per_element():
     emb = LowPrecisionEmbedding(1000, 16, bits=8, method="lpt-sr", optimizer="adam")
     assert emb.memory_bytes() == 1000 * 16 * (1 + 8) + 1000 * 4 + 8 + 8
-    fp = LowPrecisionEmbedding(1000, 16, method="fp")
-    assert fp.memory_bytes() == 3 * 4 * 1000 * 16  # weights + dense Adam's two moments
+    fp = LowPrecisionEmbedding(1000, 16, method="fp", optimizer="adam")
+    assert fp.memory_bytes() == 3 * 4 * 1000 * 16 + 8  # FP32 rows + Adam's two moments + its step count
+    lsq = LowPrecisionEmbedding(1000, 16, method="lsq")
+    assert lsq.memory_bytes() == 3 * 4 * (1000 * 16 + 1000)  # parameters + the dense Adam's two moments
 
 
 @pytest.mark.parametrize("method", METHODS)

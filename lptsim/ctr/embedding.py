@@ -2,7 +2,7 @@
 
 Methods (``method=``):
 
-* ``fp``: the FP32 baseline (an ordinary parameter, trained by the dense optimizer).
+* ``fp``: the FP32 baseline, updated by the same fused row optimizer as the LPT methods.
 * ``lpt-dr`` / ``lpt-sr``: LPT with a fixed step (per row, or one per table), written back
   with round-to-nearest / stochastic rounding.
 * ``alpt``: the paper's Algorithm 1: learned per-row steps. ``alpt_variant="two-pass"`` takes
@@ -197,12 +197,13 @@ class LowPrecisionEmbedding(nn.Module):
         self.seed, self.step_lr, self.min_step = seed, step_lr, min_step
         self.alpt_variant, self.step_optimizer = alpt_variant, step_optimizer
         self.grad_scale = grad_scale if grad_scale is not None else 1.0 / math.sqrt(dim * max(self.spec.qmax, 1))
-        self.updates_itself = method in ("lpt-dr", "lpt-sr", "alpt")
+        self.updates_itself = method in ("fp", "lpt-dr", "lpt-sr", "alpt")
         gen = torch.Generator().manual_seed(seed)
         init = torch.randn(num_embeddings, dim, generator=gen) * init_std
         step0 = self.step0
-        if method == "fp":
-            self.weight = nn.Parameter(init)
+        if method == "fp":  # FP32 rows in a buffer, updated by the same row optimizer as LPT: a fair baseline
+            self.register_buffer("weight", init)
+            self.row_optimizer = RowOptimizer(optimizer, num_embeddings, dim, lr)
         elif method == "lsq":  # step = step0 * step_scale: Adam then moves it in relative terms
             self.weight = nn.Parameter(init)
             self.step_scale = nn.Parameter(torch.ones(num_embeddings))
@@ -237,12 +238,12 @@ class LowPrecisionEmbedding(nn.Module):
 
     def dequantized_rows(self, rows: torch.Tensor) -> torch.Tensor:
         """FP32 values of ``rows`` (only these rows are ever materialised)."""
+        if self.method == "fp":
+            return self.weight[rows]
         return dequantize(self.codes.read(rows), self._steps_of(rows).unsqueeze(1))
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         self._check_ids(ids)
-        if self.method == "fp":
-            return F.embedding(ids, self.weight)
         # QAT parameters are trained by the dense optimizer; clamping keeps them positive.
         if self.method == "lsq":
             step = (self.step0 * self.step_scale).clamp_min(self.min_step)
@@ -296,6 +297,9 @@ class LowPrecisionEmbedding(nn.Module):
             return
         self._staged = None
         rows, w_new = st["rows"], st["w_new"]
+        if self.method == "fp":
+            self.weight[rows] = w_new
+            return
         if self.method == "alpt":
             self._update_steps(rows, w_new, st.get("grad_hat", st["grad"]), st.get("codes_dr"))
         rounding = "nearest" if self.method == "lpt-dr" else "stochastic"
@@ -329,14 +333,23 @@ class LowPrecisionEmbedding(nn.Module):
     def memory_bytes(self) -> int:
         """Bytes held for the table, its steps and its optimizer state.
 
-        Low-precision methods: exactly the module's buffers. ``fp``/``lsq``/``pact`` keep FP32
-        parameters trained by the dense Adam, whose two state tensors per parameter (held by
-        the trainer's optimizer) are counted here as 2x the parameter bytes.
+        ``fp`` and the low-precision methods: exactly the module's buffers (rows, steps, row
+        optimizer state). ``lsq``/``pact`` keep FP32 parameters trained by the dense Adam, whose
+        two state tensors per parameter (held by the trainer's optimizer) are counted here as 2x
+        the parameter bytes.
         """
         if not self.updates_itself:
             params = sum(p.numel() * p.element_size() for p in self.parameters())
             return 3 * params
         return sum(b.numel() * b.element_size() for b in self.buffers())
+
+    def table_bytes(self) -> int:
+        """Bytes of the table itself (codes and steps, or the FP32 weights): what inference keeps."""
+        if self.method == "fp":
+            return self.weight.numel() * self.weight.element_size()
+        if not self.updates_itself:
+            return sum(p.numel() * p.element_size() for p in self.parameters())
+        return self.codes.nbytes() + self.step.numel() * self.step.element_size()
 
     def fp32_bytes(self) -> int:
         """The FP32 table alone (the compression baseline)."""

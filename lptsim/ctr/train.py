@@ -203,8 +203,10 @@ def train(data: PreparedData, cfg: TrainConfig, out: str | Path, resume: bool = 
                "best_val_auc": state["best_auc"], "epochs_run": state["epoch"],
                "train_samples_per_s": state["samples"] / max(state["train_seconds"], 1e-9),
                "config": asdict(cfg), "data": str(data.root)}
-    if hasattr(model, "embedding") and hasattr(model.embedding, "memory_bytes"):
-        metrics["embedding_bytes"] = int(model.embedding.memory_bytes())
+    emb = getattr(model, "embedding", None) or getattr(model, "linear", None)
+    if hasattr(emb, "memory_bytes"):
+        metrics.update(embedding_bytes=int(emb.memory_bytes()), table_bytes=int(emb.table_bytes()),
+                       fp32_table_bytes=int(emb.fp32_bytes()))
     write_json_atomic(out / "metrics.json", metrics)
     return metrics
 
