@@ -175,17 +175,24 @@ class LowPrecisionEmbedding(nn.Module):
         min_step: steps are clamped to at least this.
         alpt_variant: ``two-pass`` (the paper) or ``one-pass`` (fused-kernel form).
         seed: SR stream seed.
+        backend: ``auto`` (Triton kernels for CUDA tables, the torch/numba path otherwise),
+            ``torch`` (always the reference path) or ``triton`` (always the kernels; on the CPU
+            only under ``TRITON_INTERPRET=1``). Kernels cover bits 2/4/8 with SGD or row-wise
+            Adagrad for LPT and one-pass ALPT; other settings use the reference path.
     """
 
     def __init__(self, num_embeddings: int, dim: int, bits: int = 8, method: str = "alpt", optimizer: str = "adagrad",
                  lr: float | None = None, init_std: float = 1e-4, clip: float = 0.05, step_per_row: bool = True,
                  step_lr: float = 1e-2, step_optimizer: str = "adam", grad_scale: float | None = None,
-                 min_step: float = 1e-8, alpt_variant: str = "two-pass", seed: int = 0):
+                 min_step: float = 1e-8, alpt_variant: str = "two-pass", seed: int = 0, backend: str = "auto"):
         super().__init__()
         if method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, got {method!r}")
         if num_embeddings < 1 or dim < 1:
             raise ValueError(f"num_embeddings and dim must be >= 1, got {num_embeddings}, {dim}")
+        if backend not in ("auto", "torch", "triton"):
+            raise ValueError(f"backend must be 'auto', 'torch' or 'triton', got {backend!r}")
+        self.backend = backend
         if alpt_variant not in ("two-pass", "one-pass"):
             raise ValueError(f"alpt_variant must be 'two-pass' or 'one-pass', got {alpt_variant!r}")
         if step_optimizer not in ("sgd", "adam"):
@@ -236,10 +243,26 @@ class LowPrecisionEmbedding(nn.Module):
     def _steps_of(self, rows: torch.Tensor) -> torch.Tensor:
         return self.step[rows] if self.step.numel() > 1 else self.step.expand(rows.numel())
 
+    def uses_kernels(self) -> bool:
+        """Whether this table runs the Triton kernels (see ``backend``)."""
+        from lptsim.ctr import kernels
+
+        if self.backend == "torch" or not self.updates_itself or self.method == "fp" or not kernels.supports(self):
+            return False
+        if self.backend == "triton":
+            if not kernels.available(self.codes.data.device):
+                raise RuntimeError("backend='triton' needs a CUDA device or TRITON_INTERPRET=1")
+            return True
+        return self.codes.data.is_cuda and kernels.available(self.codes.data.device)
+
     def dequantized_rows(self, rows: torch.Tensor) -> torch.Tensor:
         """FP32 values of ``rows`` (only these rows are ever materialised)."""
         if self.method == "fp":
             return self.weight[rows]
+        if self.uses_kernels():
+            from lptsim.ctr import kernels
+
+            return kernels.gather_dequant(self, rows)
         return dequantize(self.codes.read(rows), self._steps_of(rows).unsqueeze(1))
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
@@ -274,6 +297,9 @@ class LowPrecisionEmbedding(nn.Module):
         rows, leaf = self._pending
         self._pending = None
         grad = leaf.grad if leaf.grad is not None else torch.zeros_like(leaf)
+        if self.uses_kernels():  # the fused kernel does optimizer, step and write-back in commit()
+            self._staged = {"rows": rows, "grad": grad, "lr_scale": lr_scale}
+            return
         w_new = self.row_optimizer.update(rows, leaf.detach(), grad, lr_scale)
         self._staged = {"rows": rows, "w_new": w_new, "grad": grad}
 
@@ -296,6 +322,13 @@ class LowPrecisionEmbedding(nn.Module):
         if st is None:
             return
         self._staged = None
+        if "lr_scale" in st:
+            from lptsim.ctr import kernels
+
+            kernels.fused_update(self, st["rows"], st["grad"], st["lr_scale"],
+                                 step_seed(self.seed, int(self.updates) + 1))
+            self.updates += 1
+            return
         rows, w_new = st["rows"], st["w_new"]
         if self.method == "fp":
             self.weight[rows] = w_new

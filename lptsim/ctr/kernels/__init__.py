@@ -1,0 +1,72 @@
+"""Fused Triton kernels for LowPrecisionEmbedding (GPU; CPU under TRITON_INTERPRET=1).
+
+``gather_dequant`` and ``fused_update`` read and write the module's own buffers; the module's
+torch/numba path is the reference they are tested against.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import torch
+
+
+def available(device: torch.device | str | None = None) -> bool:
+    """True when Triton is importable and can run here (a CUDA device, or the interpreter)."""
+    try:
+        import triton  # noqa: F401
+    except ImportError:
+        return False
+    on_cuda = device is not None and torch.device(device).type == "cuda"
+    return on_cuda or os.environ.get("TRITON_INTERPRET") == "1"
+
+
+def _layout(emb) -> dict:
+    bits = emb.bits
+    per = 1 if bits == 8 else 8 // bits
+    row_bytes = emb.codes.data.shape[1]
+    return dict(D=emb.dim, ROW_BYTES=row_bytes, BITS=bits, PER=per, NB=1 << max(row_bytes - 1, 0).bit_length(),
+                STEP_PER_ROW=emb.step.numel() > 1)
+
+
+def supports(emb) -> bool:
+    """Configurations the kernels implement: bits 2/4/8, SGD or row-wise Adagrad, LPT or one-pass ALPT."""
+    return (emb.method in ("lpt-dr", "lpt-sr", "alpt") and emb.bits in (2, 4, 8)
+            and emb.row_optimizer.name in ("sgd", "adagrad")
+            and (emb.method != "alpt" or emb.alpt_variant == "one-pass"))
+
+
+def gather_dequant(emb, ids: torch.Tensor) -> torch.Tensor:
+    """FP32 rows (len(ids), dim) of the table for flat ids."""
+    from lptsim.ctr.kernels.triton_kernels import gather_dequant_kernel
+
+    ids = ids.reshape(-1).contiguous()
+    out = torch.empty(ids.numel(), emb.dim, dtype=torch.float32, device=emb.codes.data.device)
+    if ids.numel():
+        gather_dequant_kernel[(ids.numel(),)](ids, emb.codes.data, emb.step, out, **_layout(emb))
+    return out
+
+
+def fused_update(emb, rows: torch.Tensor, grad: torch.Tensor, lr_scale: float, seed_t: int) -> None:
+    """Row optimizer + (ALPT) step update + re-quantization of ``rows`` (unique), in place."""
+    from lptsim.ctr.kernels.triton_kernels import fused_update_kernel
+
+    if rows.numel() == 0:
+        return
+    opt = emb.row_optimizer
+    dummy = emb.step
+    step_mode = 0
+    bc1 = bc2 = 1.0
+    if emb.method == "alpt":
+        step_mode = 2 if emb.step_optimizer == "adam" else 1
+        t = int(emb.updates) + 1
+        bc1, bc2 = float(np.float32(1 - 0.9**t)), float(np.float32(1 - 0.999**t))
+    fused_update_kernel[(rows.numel(),)](
+        rows.contiguous(), grad.contiguous().float(), emb.codes.data, emb.step,
+        opt.sum_sq if opt.name == "adagrad" else dummy,
+        emb.step_m if step_mode == 2 else dummy, emb.step_v if step_mode == 2 else dummy,
+        opt.lr * lr_scale, opt.eps, emb.step_lr * emb.step0, emb.grad_scale, emb.min_step, bc1, bc2,
+        seed_t & 0xFFFFFFFF, seed_t >> 32,
+        QMIN=float(emb.spec.qmin), QMAX=float(emb.spec.qmax), OPT=0 if opt.name == "sgd" else 1,
+        STEP_MODE=step_mode, STOCHASTIC=emb.method != "lpt-dr", **_layout(emb))
