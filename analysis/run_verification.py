@@ -14,9 +14,9 @@ import time
 from pathlib import Path
 
 from lptsim import __version__
+from lptsim.atomic import write_json_atomic
 from lptsim.figs import figures_from_results
 from lptsim.verify import run_all
-from lptsim.verify.report import write_json_atomic
 from lptsim.verify.tables import csv_table, markdown_table
 
 

@@ -89,8 +89,8 @@ def _load_data(args: argparse.Namespace, folder: Path):
 
 
 def _cmd_ctr_train(args: argparse.Namespace) -> int:
+    from lptsim.atomic import write_json_atomic
     from lptsim.ctr.train import train
-    from lptsim.verify.report import write_json_atomic
 
     out = Path(args.out)
     data, teacher = _load_data(args, out / "synthetic")

@@ -11,9 +11,9 @@ import argparse
 import time
 from pathlib import Path
 
+from lptsim.atomic import write_json_atomic
 from lptsim.figs import fig_loss_curves, fig_regime_map, figures_from_results
 from lptsim.verify import run_all
-from lptsim.verify.report import write_json_atomic
 from lptsim.verify.tables import markdown_table
 
 

@@ -13,8 +13,6 @@ import csv
 import io
 import json
 import math
-import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -25,10 +23,10 @@ from sklearn.metrics import log_loss, roc_auc_score
 from torch import nn
 from tqdm.auto import tqdm
 
+from lptsim.atomic import save_torch_atomic, write_json_atomic, write_text_atomic
 from lptsim.ctr.data.dataset import PreparedData
 from lptsim.ctr.embedding import embedding_factory, low_precision_tables, second_pass
 from lptsim.ctr.models import build_model
-from lptsim.verify.report import write_json_atomic
 
 
 class TrainingError(RuntimeError):
@@ -65,24 +63,6 @@ class TrainConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
-
-
-def _atomic_save(obj: object, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _atomic_text(text: str, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 @torch.no_grad()
@@ -182,14 +162,14 @@ def train(data: PreparedData, cfg: TrainConfig, out: str | Path, resume: bool = 
         improved = val["auc"] > state["best_auc"]
         if improved:
             state.update(best_auc=val["auc"], best_epoch=epoch, bad_epochs=0)
-            _atomic_save(model.state_dict(), out / "best.pt")
+            save_torch_atomic(model.state_dict(), out / "best.pt")
         else:
             state["bad_epochs"] += 1
         state["epoch"] = epoch
         state["history"].append({"epoch": epoch, "train_logloss": total / count, "val_auc": val["auc"],
                                  "val_logloss": val["logloss"], "lr": lr_used,
                                  "seconds": round(seconds, 3), "samples_per_s": round(count / seconds, 1)})
-        _atomic_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+        save_torch_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                       "scheduler": scheduler.state_dict(), "torch_rng": torch.get_rng_state(), "state": state,
                       "config": asdict(cfg)}, ckpt_path)
         _write_logs(state["history"], out)
@@ -216,5 +196,5 @@ def _write_logs(history: list[dict], out: Path) -> None:
     writer = csv.DictWriter(buf, fieldnames=list(history[0]))
     writer.writeheader()
     writer.writerows(history)
-    _atomic_text(buf.getvalue(), out / "log.csv")
-    _atomic_text(json.dumps(history, indent=2), out / "log.json")
+    write_text_atomic(out / "log.csv", buf.getvalue())
+    write_text_atomic(out / "log.json", json.dumps(history, indent=2))

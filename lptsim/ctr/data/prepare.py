@@ -23,12 +23,12 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from lptsim import __version__
+from lptsim.atomic import write_json_atomic
 from lptsim.ctr.data import fastparse
 from lptsim.ctr.data.reader import BLOCK_BYTES, BlockReader
 from lptsim.ctr.data.schema import Schema
 from lptsim.ctr.data.transforms import MISSING
 from lptsim.quant.philox import uniforms
-from lptsim.verify.report import write_json_atomic
 
 SPLITS = ("train", "val", "test")
 SPLIT_FRACTIONS = (0.8, 0.1, 0.1)

@@ -168,10 +168,11 @@ class BlockReader:
 
     def _parse_fast(self, block: bytes, line0: int, n_lines: int) -> Block | None:
         """The common case: valid UTF-8 and every line with the right field count (rows = lines)."""
-        try:
-            block.decode("utf-8")
-        except UnicodeDecodeError:
-            return None
+        if np.frombuffer(block, dtype=np.uint8).max(initial=0) >= 128:  # not plain ASCII: check UTF-8
+            try:
+                block.decode("utf-8")
+            except UnicodeDecodeError:
+                return None
         invalid: list[int] = []
         table = self._read_table(block, lambda row: invalid.append(1) or "skip")
         if invalid or table.num_rows != n_lines:
