@@ -207,6 +207,30 @@ def test_every_model_takes_the_embedding(name, method):
     assert out.shape == (7,) and torch.isfinite(out).all()
 
 
+def test_shards_reproduce_the_whole_table():
+    """Initial rows and SR draws are keyed by global row: two shards equal the unsharded table."""
+    whole = LowPrecisionEmbedding(40, 8, bits=4, method="lpt-sr", init_std=0.05, seed=7)
+    lo = LowPrecisionEmbedding(25, 8, bits=4, method="lpt-sr", init_std=0.05, seed=7)
+    hi = LowPrecisionEmbedding(15, 8, bits=4, method="lpt-sr", init_std=0.05, seed=7, row_offset=25)
+    assert torch.equal(whole.codes.data, torch.cat([lo.codes.data, hi.codes.data]))
+    ids = torch.tensor([3, 30, 24, 25])
+    up = torch.randn(4, 8, generator=torch.Generator().manual_seed(0))
+    (whole(ids) * up).sum().backward()
+    whole.apply_update()
+    (lo(ids[:3:2]) * up[:3:2]).sum().backward()
+    lo.apply_update()
+    (hi(ids[[1, 3]] - 25) * up[[1, 3]]).sum().backward()
+    hi.apply_update()
+    assert torch.equal(whole.codes.data, torch.cat([lo.codes.data, hi.codes.data]))
+
+
+def test_normal_rows_are_standard_normal():
+    from lptsim.ctr.embedding import normal_rows
+
+    z = normal_rows(3, 0, 20_000, 8, 1.0).numpy().ravel()
+    assert abs(z.mean()) <= 4 / np.sqrt(z.size) and abs(z.var() - 1) <= 4 * np.sqrt(2 / z.size)
+
+
 def test_step_seed_spreads():
     seeds = {step_seed(0, t) for t in range(1000)} | {step_seed(1, t) for t in range(1000)}
     assert len(seeds) == 2000 and all(0 <= s < 2**64 for s in seeds)

@@ -22,15 +22,32 @@ from __future__ import annotations
 import math
 from contextlib import contextmanager
 
+import numpy as np
 import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import nn
 
-from lptsim.quant import QuantSpec, dequantize, lsq_step_grad, pack, packed_nbytes, quantize, unpack
+from lptsim.quant import QuantSpec, dequantize, lsq_step_grad, pack, packed_nbytes, quantize, uniforms, unpack
 
 METHODS = ("fp", "lpt-dr", "lpt-sr", "alpt", "lsq", "pact")
 ROW_OPTIMIZERS = ("sgd", "adagrad", "adam")
 DEFAULT_ROW_LR = {"sgd": 0.1, "adagrad": 0.01, "adam": 1e-3}
+
+
+def normal_rows(seed: int, start: int, count: int, dim: int, std: float, chunk: int = 1 << 20) -> torch.Tensor:
+    """N(0, std^2) initial values of global rows start..start+count-1, keyed by (seed, global element).
+
+    Box-Muller on Philox uniforms (lptsim.quant.uniforms): any shard of a table gets exactly the
+    rows the whole table would have, so the initialisation does not depend on the sharding.
+    """
+    out = np.empty(count * dim, dtype=np.float32)
+    stream = step_seed(seed, 2**62)  # a stream of its own, apart from the SR draws of training steps
+    for a in range(0, out.size, chunk):
+        b = min(a + chunk, out.size)
+        u = uniforms(stream, 2 * (start * dim + a), 2 * (b - a))
+        u1, u2 = u[0::2], u[1::2]
+        out[a:b] = np.sqrt(-2.0 * np.log1p(-u1)) * np.cos(2 * np.pi * u2)
+    return torch.from_numpy(out).view(count, dim) * std
 
 
 def step_seed(seed: int, step: int) -> int:
@@ -175,6 +192,8 @@ class LowPrecisionEmbedding(nn.Module):
         min_step: steps are clamped to at least this.
         alpt_variant: ``two-pass`` (the paper) or ``one-pass`` (fused-kernel form).
         seed: SR stream seed.
+        row_offset: global index of this table's row 0 (a shard of a larger table): initial
+            values and SR draws are keyed by global row, so shards reproduce the whole table.
         backend: ``auto`` (Triton kernels for CUDA tables, the torch/numba path otherwise),
             ``torch`` (always the reference path) or ``triton`` (always the kernels; on the CPU
             only under ``TRITON_INTERPRET=1``). Kernels cover bits 2/4/8 with SGD or row-wise
@@ -184,7 +203,8 @@ class LowPrecisionEmbedding(nn.Module):
     def __init__(self, num_embeddings: int, dim: int, bits: int = 8, method: str = "alpt", optimizer: str = "adagrad",
                  lr: float | None = None, init_std: float = 1e-4, clip: float = 0.05, step_per_row: bool = True,
                  step_lr: float = 1e-2, step_optimizer: str = "adam", grad_scale: float | None = None,
-                 min_step: float = 1e-8, alpt_variant: str = "two-pass", seed: int = 0, backend: str = "auto"):
+                 min_step: float = 1e-8, alpt_variant: str = "two-pass", seed: int = 0, backend: str = "auto",
+                 row_offset: int = 0):
         super().__init__()
         if method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, got {method!r}")
@@ -205,8 +225,8 @@ class LowPrecisionEmbedding(nn.Module):
         self.alpt_variant, self.step_optimizer = alpt_variant, step_optimizer
         self.grad_scale = grad_scale if grad_scale is not None else 1.0 / math.sqrt(dim * max(self.spec.qmax, 1))
         self.updates_itself = method in ("fp", "lpt-dr", "lpt-sr", "alpt")
-        gen = torch.Generator().manual_seed(seed)
-        init = torch.randn(num_embeddings, dim, generator=gen) * init_std
+        self.row_offset = int(row_offset)
+        init = normal_rows(seed, self.row_offset, num_embeddings, dim, init_std)
         step0 = self.step0
         if method == "fp":  # FP32 rows in a buffer, updated by the same row optimizer as LPT: a fair baseline
             self.register_buffer("weight", init)
@@ -247,7 +267,9 @@ class LowPrecisionEmbedding(nn.Module):
         """Whether this table runs the Triton kernels (see ``backend``)."""
         from lptsim.ctr import kernels
 
-        if self.backend == "torch" or not self.updates_itself or self.method == "fp" or not kernels.supports(self):
+        if self.backend == "torch" or not self.updates_itself or self.method == "fp":
+            return False
+        if (self.backend == "auto" and not self.codes.data.is_cuda) or not kernels.supports(self):
             return False
         if self.backend == "triton":
             if not kernels.available(self.codes.data.device):
@@ -338,7 +360,8 @@ class LowPrecisionEmbedding(nn.Module):
         rounding = "nearest" if self.method == "lpt-dr" else "stochastic"
         self.updates += 1
         codes = quantize(w_new, self._steps_of(rows).unsqueeze(1), self.spec, rounding,
-                         seed=step_seed(self.seed, int(self.updates)), offset=(rows * self.dim).cpu().numpy())
+                         seed=step_seed(self.seed, int(self.updates)),
+                         offset=((rows + self.row_offset) * self.dim).cpu().numpy())
         self.codes.write(rows, codes)
 
     def _update_steps(self, rows: torch.Tensor, w_new: torch.Tensor, grad_hat: torch.Tensor,

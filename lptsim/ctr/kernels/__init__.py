@@ -67,6 +67,6 @@ def fused_update(emb, rows: torch.Tensor, grad: torch.Tensor, lr_scale: float, s
         opt.sum_sq if opt.name == "adagrad" else dummy,
         emb.step_m if step_mode == 2 else dummy, emb.step_v if step_mode == 2 else dummy,
         opt.lr * lr_scale, opt.eps, emb.step_lr * emb.step0, emb.grad_scale, emb.min_step, bc1, bc2,
-        seed_t & 0xFFFFFFFF, seed_t >> 32,
+        seed_t & 0xFFFFFFFF, seed_t >> 32, emb.row_offset,
         QMIN=float(emb.spec.qmin), QMAX=float(emb.spec.qmax), OPT=0 if opt.name == "sgd" else 1,
         STEP_MODE=step_mode, STOCHASTIC=emb.method != "lpt-dr", **_layout(emb))

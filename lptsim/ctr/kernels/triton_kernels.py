@@ -50,7 +50,7 @@ def gather_dequant_kernel(ids_ptr, codes_ptr, steps_ptr, out_ptr, D: tl.constexp
 
 @triton.jit
 def fused_update_kernel(rows_ptr, grad_ptr, codes_ptr, steps_ptr, sum_sq_ptr, step_m_ptr, step_v_ptr,
-                        lr, eps, step_lr, grad_scale, min_step, bc1, bc2, seed_lo, seed_hi,
+                        lr, eps, step_lr, grad_scale, min_step, bc1, bc2, seed_lo, seed_hi, row_offset,
                         D: tl.constexpr, ROW_BYTES: tl.constexpr, BITS: tl.constexpr, PER: tl.constexpr,
                         NB: tl.constexpr, QMIN: tl.constexpr, QMAX: tl.constexpr, OPT: tl.constexpr,
                         STEP_MODE: tl.constexpr, STOCHASTIC: tl.constexpr, STEP_PER_ROW: tl.constexpr):
@@ -94,7 +94,7 @@ def fused_update_kernel(rows_ptr, grad_ptr, codes_ptr, steps_ptr, sum_sq_ptr, st
     f = tl.floor(v)
     p = v - f
     if STOCHASTIC:
-        counter = row.to(tl.uint64) * D + col.to(tl.uint64)
+        counter = (row + row_offset).to(tl.uint64) * D + col.to(tl.uint64)
         c0 = (counter & 0xFFFFFFFF).to(tl.uint32)
         c1 = (counter >> 32).to(tl.uint32)
         zero = tl.zeros_like(c0)
