@@ -76,25 +76,33 @@ def _embedding_options(args: argparse.Namespace) -> dict:
     return opts
 
 
-def _load_data(args: argparse.Namespace, folder: Path):
+def _load_data(args: argparse.Namespace, folder: Path, ctx=None):
     """The prepared data named by --data, or the synthetic default generated under ``folder``."""
     from lptsim.ctr.data.dataset import PreparedData
     from lptsim.ctr.data.synthetic import SyntheticSpec, synthetic_prepared
 
     if args.data:
         return PreparedData.load(args.data), None
-    prepared, best = synthetic_prepared(folder, SyntheticSpec(rows=args.rows, seed=args.data_seed),
-                                        progress=not args.quiet)
+    spec = SyntheticSpec(rows=args.rows, seed=args.data_seed)
+    if ctx is not None and not ctx.main:
+        ctx.barrier()  # rank 0 generates; the others then find it ready
+    prepared, best = synthetic_prepared(folder, spec, progress=not args.quiet)
+    if ctx is not None and ctx.main:
+        ctx.barrier()
     return PreparedData.load(prepared), best
 
 
 def _cmd_ctr_train(args: argparse.Namespace) -> int:
     from lptsim.atomic import write_json_atomic
+    from lptsim.ctr.parallel import context
     from lptsim.ctr.train import train
 
     out = Path(args.out)
-    data, teacher = _load_data(args, out / "synthetic")
-    metrics = train(data, _train_config(args), out, resume=args.resume, progress=not args.quiet)
+    ctx = context(args.distributed)
+    data, teacher = _load_data(args, out / "synthetic", ctx)
+    metrics = train(data, _train_config(args), out, resume=args.resume, progress=not args.quiet, ctx=ctx)
+    if not ctx.main:
+        return 0
     if teacher is not None:
         metrics["teacher_test_auc"] = teacher
         write_json_atomic(out / "metrics.json", metrics)
@@ -197,6 +205,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument("--out", required=True, help="run folder (checkpoints, logs, metrics.json)")
     tr.add_argument("--resume", action="store_true", help="continue the run in --out")
+    tr.add_argument("--distributed", action="store_true",
+                    help="under torchrun: shard the tables over the ranks, data-parallel dense layers")
     tr.set_defaults(func=_cmd_ctr_train)
     tab = ctr.add_parser("table", help="the paper-style table: methods x bits x seeds")
     _add_train_options(tab, single_run=False)

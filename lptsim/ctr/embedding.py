@@ -451,8 +451,9 @@ def embedding_factory(method: str, bits: int = 8, seed: int = 0, **options: obje
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     QuantSpec(bits)  # validate early, with the usual message
     counter = iter(range(1 << 30))
-    return lambda n, d: LowPrecisionEmbedding(n, d, bits=bits, method=method, seed=seed * 1000 + next(counter),
-                                              **options)
+    return lambda n, d, row_offset=0: LowPrecisionEmbedding(n, d, bits=bits, method=method,
+                                                            seed=seed * 1000 + next(counter), row_offset=row_offset,
+                                                            **options)
 
 
 __all__ = ["LowPrecisionEmbedding", "METHODS", "ROW_OPTIMIZERS", "embedding_factory", "second_pass",

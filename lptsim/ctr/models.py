@@ -52,7 +52,7 @@ class CTRModel(nn.Module):
         self.num_fields, self.dim = num_fields, dim
         self.embedding = embedding(num_embeddings, dim)
         self.linear = embedding(num_embeddings, 1) if self.first_order else None
-        self.bias = nn.Parameter(torch.zeros(1))
+        self.bias = nn.Parameter(torch.zeros(1)) if self.first_order else None  # every parameter is used (DDP)
         self.build(hidden=tuple(hidden), dropout=dropout, batch_norm=batch_norm, cross_layers=cross_layers)
 
     def build(self, **kw: object) -> None:  # noqa: B027 - optional hook

@@ -1,0 +1,235 @@
+"""How a training run is spread over processes: one process (``Local``) or torch.distributed (``Distributed``).
+
+The trainer talks to one of these for everything that differs between the two: which rows of a
+batch this process reads, wrapping the model (DDP for the dense part), gathering predictions for
+the metrics, and checkpoints (one file, or one shard per rank that reshards on load).
+
+Distributed layout (the scheme TorchRec uses for row-wise sharded tables): every low-precision
+table is split by rows, rank r owning rows [r*ceil(n/W), (r+1)*ceil(n/W)); ids travel to their
+owners and embeddings (and, backwards, gradients) come back with all-to-all. SR draws and initial
+values are keyed by global row, so results do not depend on the number of ranks.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from lptsim.atomic import save_torch_atomic, write_json_atomic
+from lptsim.ctr.embedding import LowPrecisionEmbedding
+
+
+class Local:
+    """A single process: the whole batch, the whole table, one checkpoint file."""
+
+    rank, world = 0, 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def embedding(self, factory):
+        return factory
+
+    def wrap(self, model: nn.Module) -> nn.Module:
+        return model
+
+    def unwrap(self, model: nn.Module) -> nn.Module:
+        return getattr(model, "module", model)
+
+    def batches(self, data, split: str, batch_size: int, shuffle: bool = False, seed: int = 0,
+                epoch: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor, int]]:
+        """(ids, labels, size of the global batch) for this process's part of each global batch."""
+        for ids, y in data.batches(split, batch_size, shuffle=shuffle, seed=seed, epoch=epoch):
+            n = y.numel()
+            lo, hi = self.rank * n // self.world, (self.rank + 1) * n // self.world
+            yield ids[lo:hi], y[lo:hi], n
+
+    def gather(self, *arrays: np.ndarray) -> list[np.ndarray]:
+        return list(arrays)
+
+    def sum(self, *values: float) -> list[float]:
+        return list(values)
+
+    def barrier(self) -> None:
+        pass
+
+    def exists(self, out: Path, name: str) -> bool:
+        return (out / f"{name}.pt").exists()
+
+    def save(self, out: Path, name: str, model: nn.Module, extra: dict) -> None:
+        save_torch_atomic({"model": self.unwrap(model).state_dict(), **extra}, out / f"{name}.pt")
+
+    def load(self, out: Path, name: str, model: nn.Module, device: str) -> dict:
+        payload = torch.load(out / f"{name}.pt", map_location=device, weights_only=False)
+        self.unwrap(model).load_state_dict(payload.pop("model"))
+        return payload
+
+
+class _ScaleGrad(torch.autograd.Function):
+    """Identity forward; gradient times ``scale`` (averages the table's gradients over ranks, as DDP does)."""
+
+    @staticmethod
+    def forward(ctx, x, scale):  # noqa: D102
+        ctx.scale = scale
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad):  # noqa: D102
+        return grad * ctx.scale, None
+
+
+class ShardedEmbedding(nn.Module):
+    """A row-wise shard of a LowPrecisionEmbedding, looked up for all ranks through all-to-all."""
+
+    def __init__(self, num_embeddings: int, dim: int, rank: int, world: int, make_local):
+        super().__init__()
+        if num_embeddings < world:
+            raise ValueError(f"a table of {num_embeddings} rows cannot be sharded over {world} ranks")
+        self.num_embeddings, self.dim, self.rank, self.world = num_embeddings, dim, rank, world
+        self.per = -(-num_embeddings // world)
+        self.start = min(rank * self.per, num_embeddings)
+        self.count = max(min(self.per, num_embeddings - self.start), 1)
+        self.local = make_local(self.count, dim, self.start)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        from torch.distributed.nn.functional import all_to_all_single
+
+        flat = ids.reshape(-1)
+        if flat.numel() and (int(flat.min()) < 0 or int(flat.max()) >= self.num_embeddings):
+            bad = int(flat.min()) if int(flat.min()) < 0 else int(flat.max())
+            raise IndexError(f"embedding id {bad} is outside [0, {self.num_embeddings})")
+        owner = torch.div(flat, self.per, rounding_mode="floor")
+        order = torch.argsort(owner, stable=True)
+        send_ids = flat[order] - owner[order] * self.per
+        send = torch.bincount(owner, minlength=self.world)
+        recv = torch.empty_like(send)
+        dist.all_to_all_single(recv, send)
+        send_sizes, recv_sizes = send.tolist(), recv.tolist()
+        recv_ids = torch.empty(sum(recv_sizes), dtype=flat.dtype, device=flat.device)
+        dist.all_to_all_single(recv_ids, send_ids, recv_sizes, send_sizes)
+        rows = self.local(recv_ids)
+        if torch.is_grad_enabled():
+            rows = _ScaleGrad.apply(rows, 1.0 / self.world)
+        back = all_to_all_single(torch.empty(flat.numel(), self.dim, device=rows.device), rows, send_sizes,
+                                 recv_sizes)
+        return back[torch.argsort(order)].view(*ids.shape, self.dim)
+
+    def memory_bytes(self) -> int:
+        return self.local.memory_bytes()
+
+    def table_bytes(self) -> int:
+        return self.local.table_bytes()
+
+    def fp32_bytes(self) -> int:
+        return self.local.fp32_bytes()
+
+
+def _row_buffers(table: LowPrecisionEmbedding) -> dict[str, torch.Tensor]:
+    """The table's per-row state (first dimension = its rows); the rest is per-table."""
+    return {k: v for k, v in table.state_dict().items() if v.dim() >= 1 and v.shape[0] == table.num_embeddings}
+
+
+class Distributed(Local):
+    """torch.distributed (torchrun's environment): gloo on CPUs, NCCL on GPUs."""
+
+    def __init__(self, timeout_s: int = 120):
+        if not dist.is_initialized():
+            backend = "nccl" if torch.cuda.is_available() else "gloo"
+            dist.init_process_group(backend, timeout=timedelta(seconds=timeout_s))
+        self.rank, self.world = dist.get_rank(), dist.get_world_size()
+
+    def embedding(self, factory):
+        return lambda n, d: ShardedEmbedding(n, d, self.rank, self.world,
+                                             lambda rows, dim, start: factory(rows, dim, row_offset=start))
+
+    def wrap(self, model: nn.Module) -> nn.Module:
+        # Tables are sharded buffers: DDP must not broadcast them from rank 0.
+        return nn.parallel.DistributedDataParallel(model, broadcast_buffers=False)
+
+    def gather(self, *arrays: np.ndarray) -> list[np.ndarray]:
+        parts: list = [None] * self.world
+        dist.all_gather_object(parts, arrays)
+        return [np.concatenate([p[i] for p in parts]) for i in range(len(arrays))]
+
+    def sum(self, *values: float) -> list[float]:
+        t = torch.tensor(values, dtype=torch.float64)
+        dist.all_reduce(t)
+        return t.tolist()
+
+    def barrier(self) -> None:
+        dist.barrier()
+
+    # Sharded checkpoints: out/<name>.json names a folder holding dense.pt and one shard per rank.
+    def exists(self, out: Path, name: str) -> bool:
+        return (out / f"{name}.json").exists()
+
+    def save(self, out: Path, name: str, model: nn.Module, extra: dict) -> None:
+        base = self.unwrap(model)
+        sharded = {n for n, m in base.named_modules() if isinstance(m, ShardedEmbedding)}
+        token = [uuid.uuid4().hex[:8] if self.main else None]
+        dist.broadcast_object_list(token)
+        folder = out / f"{name}.d-{token[0]}"
+        folder.mkdir(parents=True, exist_ok=True)
+        shards = {n: {"start": m.start, "count": m.count, "state": m.local.state_dict()}
+                  for n, m in base.named_modules() if isinstance(m, ShardedEmbedding)}
+        save_torch_atomic(shards, folder / f"shard-{self.rank}-of-{self.world}.pt")
+        if self.main:
+            dense = {k: v for k, v in base.state_dict().items() if not any(k.startswith(s + ".") for s in sharded)}
+            save_torch_atomic({"model": dense, **extra}, folder / "dense.pt")
+        self.barrier()  # every shard is on disk before the pointer moves
+        if self.main:
+            old = self._folder(out, name)
+            write_json_atomic(out / f"{name}.json", {"folder": folder.name, "world": self.world})
+            if old is not None and old != folder:
+                shutil.rmtree(old, ignore_errors=True)
+        self.barrier()
+
+    def _folder(self, out: Path, name: str) -> Path | None:
+        pointer = out / f"{name}.json"
+        return out / json.loads(pointer.read_text())["folder"] if pointer.exists() else None
+
+    def load(self, out: Path, name: str, model: nn.Module, device: str) -> dict:
+        """Load, resharding the tables when the number of ranks changed."""
+        folder = self._folder(out, name)
+        old_world = json.loads((out / f"{name}.json").read_text())["world"]
+        payload = torch.load(folder / "dense.pt", map_location=device, weights_only=False)
+        base = self.unwrap(model)
+        base.load_state_dict(payload.pop("model"), strict=False)
+        shards = [torch.load(folder / f"shard-{r}-of-{old_world}.pt", map_location=device, weights_only=False)
+                  for r in range(old_world)]
+        for module_name, m in base.named_modules():
+            if not isinstance(m, ShardedEmbedding):
+                continue
+            state = m.local.state_dict()
+            per_row = _row_buffers(m.local)
+            for shard in shards:
+                s = shard[module_name]
+                lo, hi = max(s["start"], m.start), min(s["start"] + s["count"], m.start + m.count)
+                for key, value in s["state"].items():
+                    if key in per_row and hi > lo:
+                        state[key][lo - m.start: hi - m.start] = value[lo - s["start"]: hi - s["start"]]
+                    elif key not in per_row:
+                        state[key] = value  # per-table state (step counters, a per-table step)
+            m.local.load_state_dict(state)
+        return payload
+
+
+def context(distributed: bool) -> Local:
+    """``Distributed()`` under torchrun (or when asked), else ``Local()``."""
+    if distributed:
+        if "RANK" not in os.environ:
+            raise ValueError("--distributed needs torchrun's environment (RANK, WORLD_SIZE, MASTER_ADDR); "
+                             "launch with `torchrun --nproc-per-node N -m lptsim ctr train ... --distributed`")
+        return Distributed()
+    return Local()

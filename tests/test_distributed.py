@@ -1,0 +1,124 @@
+"""Distributed training on the CPU with gloo, launched by torchrun: equivalence, resharding, failures."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from lptsim.ctr.data.synthetic import SyntheticSpec, synthetic_prepared
+
+TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    prepared, _ = synthetic_prepared(tmp_path_factory.mktemp("dist"), SyntheticSpec(rows=12_000, seed=3))
+    return prepared
+
+
+def _args(data: Path, out: Path, epochs: int, *extra: str) -> list[str]:
+    return ["-m", "lptsim", "ctr", "train", "--data", str(data), "--model", "dcn", "--hidden", "32",
+            "--batch-size", "256", "--epochs", str(epochs), "--patience", "5", "--method", "alpt", "--bits", "4",
+            "--quiet", "--distributed", "--out", str(out), *extra]
+
+
+def _torchrun(nproc: int, args: list[str], **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([*TORCHRUN, f"--nproc-per-node={nproc}", *args], capture_output=True, text=True,
+                          timeout=600, **kw)
+
+
+def _metrics(run: Path) -> dict:
+    return json.loads((run / "metrics.json").read_text())
+
+
+def _table(run: Path, name: str = "checkpoint") -> dict[str, torch.Tensor]:
+    """The whole first embedding table, reassembled from the shards."""
+    pointer = json.loads((run / f"{name}.json").read_text())
+    folder = run / pointer["folder"]
+    shards = [torch.load(folder / f"shard-{r}-of-{pointer['world']}.pt", weights_only=False)
+              for r in range(pointer["world"])]
+    return {k: torch.cat([s["embedding"]["state"][k] for s in shards]) for k in ("codes.data", "step")}
+
+
+@pytest.fixture(scope="module")
+def runs(data, tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("runs")
+    out = {"one": root / "one", "two": root / "two"}
+    for n, key in ((1, "one"), (2, "two")):
+        proc = _torchrun(n, _args(data, out[key], 2))
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    return out
+
+
+def test_two_processes_match_one(runs):
+    a, b = _metrics(runs["one"]), _metrics(runs["two"])
+    assert a["world_size"] == 1 and b["world_size"] == 2
+    assert abs(a["test_auc"] - b["test_auc"]) <= 1e-4
+    one, two = _table(runs["one"]), _table(runs["two"])
+    assert torch.equal(one["codes.data"], two["codes.data"])  # SR draws keyed by global row
+    torch.testing.assert_close(one["step"], two["step"], rtol=1e-5, atol=0)
+
+
+@pytest.mark.parametrize("first, second", [(2, 1), (1, 2)])
+def test_resharding_resume(data, runs, tmp_path, first, second):
+    """One epoch on `first` ranks, then resume on `second`: the result equals the uninterrupted run."""
+    run = tmp_path / f"r{first}{second}"
+    assert _torchrun(first, _args(data, run, 1)).returncode == 0
+    assert json.loads((run / "checkpoint.json").read_text())["world"] == first
+    proc = _torchrun(second, _args(data, run, 2, "--resume"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    reference = _metrics(runs["one" if second == 1 else "two"])
+    assert abs(_metrics(run)["test_auc"] - reference["test_auc"]) <= 1e-4
+    assert torch.equal(_table(run)["codes.data"], _table(runs["one"])["codes.data"])
+
+
+def _worker_pids(out: Path, local_rank: str) -> list[int]:
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmd = (proc / "cmdline").read_bytes().split(b"\0")
+            env = (proc / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if str(out).encode() in cmd and f"LOCAL_RANK={local_rank}".encode() in env:
+            pids.append(int(proc.name))
+    return pids
+
+
+def test_killed_rank_fails_the_job_and_keeps_the_checkpoint(data, tmp_path):
+    run = tmp_path / "killed"
+    job = subprocess.Popen([*TORCHRUN, "--nproc-per-node=2", *_args(data, run, 30)], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    deadline = time.time() + 300
+    while time.time() < deadline and job.poll() is None and not (run / "checkpoint.json").exists():
+        time.sleep(0.05)
+    time.sleep(0.5)
+    victims = _worker_pids(run, "1")
+    assert victims, "rank 1 not found"
+    for pid in victims:
+        os.kill(pid, signal.SIGKILL)
+    output, _ = job.communicate(timeout=300)
+    assert job.returncode != 0
+    assert "rank      : 1" in output and "Signal 9" in output  # torchrun names the failed rank and the cause
+    pointer = json.loads((run / "checkpoint.json").read_text())
+    folder = run / pointer["folder"]
+    torch.load(folder / "dense.pt", weights_only=False)
+    for r in range(pointer["world"]):
+        torch.load(folder / f"shard-{r}-of-{pointer['world']}.pt", weights_only=False)
+    assert not (run / "metrics.json").exists()
+
+
+def test_distributed_needs_torchrun(data, tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE")}
+    proc = subprocess.run([sys.executable, *_args(data, tmp_path / "x", 1)], capture_output=True, text=True, env=env)
+    assert proc.returncode == 2 and "torchrun" in proc.stderr and "Traceback" not in proc.stderr
