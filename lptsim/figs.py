@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -47,6 +48,7 @@ def _slope_panel(ax: plt.Axes, r: CheckResult, xlabel: str, ylabel: str, title: 
     if "predicted" in r.data:
         ax.loglog(x, r.data["predicted"], "-", color="gray", label="theory")
     slope, lo, hi = r.measured
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # minor labels collide on short log axes
     ax.set(xlabel=xlabel, ylabel=ylabel, title=f"{title}\nslope {slope:.2f} [{lo:.2f}, {hi:.2f}]")
     ax.legend(fontsize=8)
 
