@@ -27,7 +27,8 @@ from lptsim.quant.spec import QuantSpec
 ROUNDINGS = ("nearest", "stochastic")
 # Codes of the unbounded grid (spec=None) are clipped here so they fit int64.
 UNBOUNDED_LIMIT = float(2**62)
-# Below this many elements the threads' start-up costs more than it saves.
+# Below this many elements the threads' start-up costs more than it saves (and with other busy
+# processes, e.g. parallel test workers, small parallel calls slow down badly).
 _PARALLEL_MIN = 1 << 16
 _SCALAR_BLOCK = 4096
 
@@ -81,17 +82,32 @@ def _round_serial(x, steps, group, stochastic, seed, offset, qmin, qmax, out):
     return bad
 
 
+@nb.njit(inline="always", cache=True)
+def _round_row(x, steps, row_offsets, r, stochastic, seed, qmin, qmax, out):
+    bad = 0
+    for j in range(x.shape[1]):
+        xi = x[r, j]
+        if not np.isfinite(xi):
+            bad += 1
+            continue
+        out[r, j] = _round_one(xi, steps[r], stochastic, seed, row_offsets[r] + np.uint64(j), qmin, qmax)
+    return bad
+
+
 @nb.njit(parallel=True, cache=True)
-def _round_rows(x, steps, row_offsets, stochastic, seed, qmin, qmax, out):
+def _round_rows_parallel(x, steps, row_offsets, stochastic, seed, qmin, qmax, out):
     """x (rows, cols): element (r, j) uses steps[r] and SR counter row_offsets[r] + j."""
     bad = 0
     for r in nb.prange(x.shape[0]):
-        for j in range(x.shape[1]):
-            xi = x[r, j]
-            if not np.isfinite(xi):
-                bad += 1
-                continue
-            out[r, j] = _round_one(xi, steps[r], stochastic, seed, row_offsets[r] + np.uint64(j), qmin, qmax)
+        bad += _round_row(x, steps, row_offsets, r, stochastic, seed, qmin, qmax, out)
+    return bad
+
+
+@nb.njit(cache=True)
+def _round_rows_serial(x, steps, row_offsets, stochastic, seed, qmin, qmax, out):
+    bad = 0
+    for r in range(x.shape[0]):
+        bad += _round_row(x, steps, row_offsets, r, stochastic, seed, qmin, qmax, out)
     return bad
 
 
@@ -207,7 +223,8 @@ def _quantize_rows(xs: np.ndarray, step: Any, offset: Any, stochastic: bool, see
     if not ((steps > 0) & (steps < np.inf)).all():
         raise ValueError("step must be finite and > 0 everywhere")
     out = np.empty(x2.shape, dtype=code_dtype)
-    bad = _round_rows(x2, steps, offsets.astype(np.uint64), stochastic, seed_u, qmin, qmax, out)
+    kernel = _round_rows_parallel if x2.size >= _PARALLEL_MIN else _round_rows_serial
+    bad = kernel(x2, steps, offsets.astype(np.uint64), stochastic, seed_u, qmin, qmax, out)
     if bad:
         raise ValueError(f"x has {bad} non-finite value(s) (NaN or inf); quantize needs finite input")
     return out.reshape(xs.shape)
