@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import textwrap
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -105,8 +106,8 @@ def plot(rows: list[dict], path: Path, title: str) -> None:
             continue
         ax.errorbar([r["bits"] for r in rs], [r["auc_mean"] for r in rs], yerr=[r["auc_sd"] for r in rs],
                     marker="o", capsize=3, label=method)
-    ax.set(xlabel="bits per weight", ylabel="test AUC", title=title, xticks=sorted({r["bits"] for r in rows
-                                                                                  if r["bits"] != 32}))
+    ax.set(xlabel="bits per weight", ylabel="test AUC", xticks=sorted({r["bits"] for r in rows if r["bits"] != 32}))
+    ax.set_title(textwrap.fill(title, 60), fontsize=9)
     ax.legend(fontsize=8)
     fig.tight_layout()
     for suffix in (".png", ".pdf"):
