@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import csv
 import io
-import textwrap
 import json
+import textwrap
 from dataclasses import replace
 from pathlib import Path
 
