@@ -12,8 +12,15 @@ PY=.venv/bin/python
 if ! "$PY" -c 'import torch' >/dev/null 2>&1; then
   # A bare "torch" requirement pulls a multi-GB CUDA build. Where pip's find-links hold a CPU
   # wheel (offline mirrors, this project's CI) take that; elsewhere fall back to the usual torch.
-  "$PY" -m pip install -q --no-index "torch==${LPTSIM_LOCAL_TORCH:-2.13.0}" 2>/dev/null \
-    || "$PY" -m pip install -q "${LPTSIM_TORCH:-torch}"
+  local_torch="torch==${LPTSIM_LOCAL_TORCH:-2.13.0}"
+  scratch=$(mktemp -d)
+  if "$PY" -m pip download -q --no-index --no-deps -d "$scratch" "$local_torch" >/dev/null 2>&1 \
+      && ls "$scratch" | grep -q '+cpu'; then
+    "$PY" -m pip install -q "$local_torch"  # the local CPU wheel; its dependencies from the index
+  else
+    "$PY" -m pip install -q "${LPTSIM_TORCH:-torch}"
+  fi
+  rm -rf "$scratch"
 fi
 "$PY" -m pip install -q -e ".[${LPTSIM_EXTRAS:-dev,notebooks}]"
 "$PY" -m ipykernel install --sys-prefix --name python3 >/dev/null 2>&1 || true
