@@ -153,6 +153,20 @@ def test_split_does_not_depend_on_block_size(tmp_path):
         assert np.array_equal(np.load(tmp_path / "a" / name), np.load(tmp_path / "b" / name))
 
 
+@pytest.mark.parametrize("trailing_newline", [True, False])
+def test_manifest_hash_and_lines_with_small_blocks(tmp_path, trailing_newline):
+    import hashlib
+
+    text = "".join(_criteo_line(label=str(i % 2)) for i in range(300))
+    raw = tmp_path / "f.txt"
+    raw.write_bytes((text if trailing_newline else text[:-1]).encode())
+    m = prepare(raw, CRITEO, tmp_path / "out", block_bytes=1000, progress=False)  # a line is ~170 bytes
+    assert m["sha256"] == hashlib.sha256(raw.read_bytes()).hexdigest()
+    assert m["lines"] == 300 and sum(m["rows"].values()) == 300 and m["bad_lines"] == 0
+    m = prepare(raw, CRITEO, tmp_path / "out2", block_bytes=64, progress=False)  # blocks smaller than a line
+    assert m["lines"] == 300 and sum(m["rows"].values()) == 300
+
+
 def test_split_fractions_statistics():
     split = split_of_lines(np.arange(200_000), seed=5)
     for k, frac in enumerate(SPLIT_FRACTIONS):

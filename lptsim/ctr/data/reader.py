@@ -9,7 +9,6 @@ memory stays bounded by the block size whatever the file size.
 from __future__ import annotations
 
 import hashlib
-import io
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,27 +48,34 @@ class Block:
 
 
 def _raw_blocks(path: Path, reader: BlockReader) -> Iterator[tuple[int, int, bytes]]:
-    """Yield (0-based number of the block's first line, its line count, bytes ending at a newline)."""
+    """Yield (0-based number of the block's first line, its line count, bytes ending at a newline).
+
+    A block's trailing partial line is read again at the start of the next block (seek back),
+    so no block is ever concatenated from pieces.
+    """
     line0 = 0
-    rest = b""
+    size = reader.block_bytes
     with open(path, "rb") as f:
         while True:
-            chunk = f.read(reader.block_bytes)
+            chunk = f.read(size)
             if not chunk:
                 break
-            reader.bytes_read += len(chunk)
+            cut = chunk.rfind(b"\n") + 1
+            if len(chunk) == size and cut < len(chunk):  # not at the end of the file
+                if cut == 0:  # a line longer than the block: read a bigger block
+                    f.seek(-len(chunk), 1)
+                    size *= 2
+                    continue
+                f.seek(cut - len(chunk), 1)
+                chunk = chunk[:cut]
             reader._digest.update(chunk)
-            data = rest + chunk
-            cut = data.rfind(b"\n") + 1
-            if cut == 0:
-                rest = data
-                continue
-            block, rest = data[:cut], data[cut:]
-            n = block.count(b"\n")
-            yield line0, n, block
+            reader.bytes_read = f.tell()
+            if cut < len(chunk):  # the file's last line has no newline
+                chunk += b"\n"
+            n = chunk.count(b"\n")
+            yield line0, n, chunk
             line0 += n
-    if rest:
-        yield line0, 1, rest + b"\n"
+            size = reader.block_bytes
 
 
 def _line_layout(block: bytes, delimiter: bytes) -> tuple[np.ndarray, np.ndarray]:
@@ -157,7 +163,7 @@ class BlockReader:
     def _read_table(self, block: bytes, on_invalid) -> pa.Table:
         schema = self.schema
         return pcsv.read_csv(
-            io.BytesIO(block),
+            pa.BufferReader(block),
             read_options=pcsv.ReadOptions(column_names=list(schema.columns), use_threads=True),
             parse_options=pcsv.ParseOptions(delimiter=schema.delimiter, quote_char=False, ignore_empty_lines=False,
                                             newlines_in_values=False, invalid_row_handler=on_invalid),
