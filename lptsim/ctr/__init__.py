@@ -1,0 +1,1 @@
+"""The CTR half: data, models, low-precision embeddings, kernels, training, tables, distribution."""
