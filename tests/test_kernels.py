@@ -21,13 +21,16 @@ CONFIGS = [  # (method, row optimizer, extra options)
     ("lpt-dr", "sgd", {}),
     ("alpt", "adagrad", {"alpt_variant": "one-pass"}),
     ("alpt", "sgd", {"alpt_variant": "one-pass", "step_optimizer": "sgd"}),
+    ("lpt-sr", "adam", {}),
+    ("alpt", "adam", {"alpt_variant": "one-pass"}),
 ]
 CASES = [(bits, dim, CONFIGS[i % len(CONFIGS)]) for i, (bits, dim) in
          enumerate(itertools.product((2, 4, 8), (4, 16, 40, 128)))]
 
 
 def _pair(rows, dim, bits, method, opt, extra, device="cpu"):
-    kw = dict(bits=bits, method=method, optimizer=opt, lr=0.5 if opt == "sgd" else 0.05, init_std=0.02, seed=5,
+    kw = dict(bits=bits, method=method, optimizer=opt, lr={"sgd": 0.5, "adagrad": 0.05, "adam": 0.01}[opt],
+              init_std=0.02, seed=5,
               **extra)
     ref = LowPrecisionEmbedding(rows, dim, backend="torch", **kw).to(device)
     ker = LowPrecisionEmbedding(rows, dim, backend="triton", **kw).to(device)
@@ -46,6 +49,12 @@ def _compare(ref, ker):
     torch.testing.assert_close(ker.step, ref.step, rtol=2e-6, atol=0)
     if ref.row_optimizer.name == "adagrad":
         torch.testing.assert_close(ker.row_optimizer.sum_sq, ref.row_optimizer.sum_sq, rtol=2e-6, atol=1e-12)
+    if ref.row_optimizer.name == "adam":
+        assert int(ker.row_optimizer.steps) == int(ref.row_optimizer.steps)
+        for name in ("exp_avg", "exp_avg_sq"):  # moments can cancel: compare on the tensor's own scale
+            want = getattr(ref.row_optimizer, name)
+            torch.testing.assert_close(getattr(ker.row_optimizer, name), want, rtol=2e-6,
+                                       atol=2e-6 * float(want.abs().max()))
 
 
 @pytest.mark.parametrize("bits, dim, config", CASES, ids=[f"b{b}-d{d}-{c[0]}-{c[1]}" for b, d, c in CASES])

@@ -196,8 +196,8 @@ class LowPrecisionEmbedding(nn.Module):
             values and SR draws are keyed by global row, so shards reproduce the whole table.
         backend: ``auto`` (Triton kernels for CUDA tables, the torch/numba path otherwise),
             ``torch`` (always the reference path) or ``triton`` (always the kernels; on the CPU
-            only under ``TRITON_INTERPRET=1``). Kernels cover bits 2/4/8 with SGD or row-wise
-            Adagrad for LPT and one-pass ALPT; other settings use the reference path.
+            only under ``TRITON_INTERPRET=1``). Kernels cover bits 2/4/8 with SGD, row-wise
+            Adagrad or Adam for LPT and one-pass ALPT; other settings use the reference path.
     """
 
     def __init__(self, num_embeddings: int, dim: int, bits: int = 8, method: str = "alpt", optimizer: str = "adagrad",

@@ -31,9 +31,8 @@ def _layout(emb) -> dict:
 
 
 def supports(emb) -> bool:
-    """Configurations the kernels implement: bits 2/4/8, SGD or row-wise Adagrad, LPT or one-pass ALPT."""
+    """Configurations the kernels implement: bits 2/4/8, any row optimizer, LPT or one-pass ALPT."""
     return (emb.method in ("lpt-dr", "lpt-sr", "alpt") and emb.bits in (2, 4, 8)
-            and emb.row_optimizer.name in ("sgd", "adagrad")
             and (emb.method != "alpt" or emb.alpt_variant == "one-pass"))
 
 
@@ -56,6 +55,12 @@ def fused_update(emb, rows: torch.Tensor, grad: torch.Tensor, lr_scale: float, s
         return
     opt = emb.row_optimizer
     dummy = emb.step
+    b1, b2 = opt.betas
+    row_bc1 = row_bc2 = 1.0
+    if opt.name == "adam":  # the module's global Adam step, advanced here as RowOptimizer.update does
+        opt.steps += 1
+        t = int(opt.steps)
+        row_bc1, row_bc2 = float(np.float32(1 - b1**t)), float(np.float32(1 - b2**t))
     step_mode = 0
     bc1 = bc2 = 1.0
     if emb.method == "alpt":
@@ -65,8 +70,10 @@ def fused_update(emb, rows: torch.Tensor, grad: torch.Tensor, lr_scale: float, s
     fused_update_kernel[(rows.numel(),)](
         rows.contiguous(), grad.contiguous().float(), emb.codes.data, emb.step,
         opt.sum_sq if opt.name == "adagrad" else dummy,
+        opt.exp_avg if opt.name == "adam" else dummy, opt.exp_avg_sq if opt.name == "adam" else dummy,
         emb.step_m if step_mode == 2 else dummy, emb.step_v if step_mode == 2 else dummy,
-        opt.lr * lr_scale, opt.eps, emb.step_lr * emb.step0, emb.grad_scale, emb.min_step, bc1, bc2,
+        opt.lr * lr_scale, opt.eps, b1, 1 - b1, b2, 1 - b2, row_bc1, row_bc2,
+        emb.step_lr * emb.step0, emb.grad_scale, emb.min_step, bc1, bc2,
         seed_t & 0xFFFFFFFF, seed_t >> 32, emb.row_offset,
-        QMIN=float(emb.spec.qmin), QMAX=float(emb.spec.qmax), OPT=0 if opt.name == "sgd" else 1,
+        QMIN=float(emb.spec.qmin), QMAX=float(emb.spec.qmax), OPT={"sgd": 0, "adagrad": 1, "adam": 2}[opt.name],
         STEP_MODE=step_mode, STOCHASTIC=emb.method != "lpt-dr", **_layout(emb))

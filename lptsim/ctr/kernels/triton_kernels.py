@@ -49,12 +49,14 @@ def gather_dequant_kernel(ids_ptr, codes_ptr, steps_ptr, out_ptr, D: tl.constexp
 
 
 @triton.jit
-def fused_update_kernel(rows_ptr, grad_ptr, codes_ptr, steps_ptr, sum_sq_ptr, step_m_ptr, step_v_ptr,
-                        lr, eps, step_lr, grad_scale, min_step, bc1, bc2, seed_lo, seed_hi, row_offset,
+def fused_update_kernel(rows_ptr, grad_ptr, codes_ptr, steps_ptr, sum_sq_ptr, exp_avg_ptr, exp_avg_sq_ptr,
+                        step_m_ptr, step_v_ptr, lr, eps, b1, one_minus_b1, b2, one_minus_b2, row_bc1, row_bc2,
+                        step_lr, grad_scale, min_step, bc1, bc2, seed_lo, seed_hi, row_offset,
                         D: tl.constexpr, ROW_BYTES: tl.constexpr, BITS: tl.constexpr, PER: tl.constexpr,
                         NB: tl.constexpr, QMIN: tl.constexpr, QMAX: tl.constexpr, OPT: tl.constexpr,
                         STEP_MODE: tl.constexpr, STOCHASTIC: tl.constexpr, STEP_PER_ROW: tl.constexpr):
-    """One program per unique touched row: row optimizer, (ALPT) step update, re-quantize, write back."""
+    """One program per unique touched row: row optimizer (SGD, row-wise Adagrad, Adam), (ALPT) step
+    update, re-quantize, write back."""
     pid = tl.program_id(0)
     row = tl.load(rows_ptr + pid).to(tl.int64)
     b = tl.arange(0, NB)[:, None]
@@ -66,10 +68,17 @@ def fused_update_kernel(rows_ptr, grad_ptr, codes_ptr, steps_ptr, sum_sq_ptr, st
     g = tl.load(grad_ptr + pid * D + col, mask=valid, other=0.0)
     if OPT == 0:
         w_new = w - lr * g
-    else:
+    elif OPT == 1:
         acc = tl.load(sum_sq_ptr + row) + tl.math.div_rn(tl.sum(tl.sum(g * g, axis=1), axis=0), D * 1.0)
         tl.store(sum_sq_ptr + row, acc)
         w_new = w - tl.math.div_rn(lr * g, tl.math.sqrt_rn(acc) + eps)
+    else:  # Adam, two states per element, bias corrections for the global step passed in
+        m = tl.load(exp_avg_ptr + row * D + col, mask=valid, other=0.0) * b1 + one_minus_b1 * g
+        v2 = tl.load(exp_avg_sq_ptr + row * D + col, mask=valid, other=0.0) * b2 + one_minus_b2 * g * g
+        tl.store(exp_avg_ptr + row * D + col, m, mask=valid)
+        tl.store(exp_avg_sq_ptr + row * D + col, v2, mask=valid)
+        w_new = w - tl.math.div_rn(lr * tl.math.div_rn(m, row_bc1),
+                                   tl.math.sqrt_rn(tl.math.div_rn(v2, row_bc2)) + eps)
     w_new = tl.where(valid, w_new, 0.0)
     if STEP_MODE != 0:  # ALPT, one-pass form: LSQ gradient of the updated rows times the upstream gradient
         v = tl.math.div_rn(w_new, step)
