@@ -18,7 +18,8 @@ if ! "$PY" -c 'import torch' >/dev/null 2>&1; then
       && ls "$scratch" | grep -q '+cpu'; then
     "$PY" -m pip install -q "$local_torch"  # the local CPU wheel; its dependencies from the index
   else
-    "$PY" -m pip install -q "${LPTSIM_TORCH:-torch}"
+    # shellcheck disable=SC2086 # LPTSIM_TORCH may carry pip options, e.g. an --index-url
+    "$PY" -m pip install -q ${LPTSIM_TORCH:-torch}
   fi
   rm -rf "$scratch"
 fi
