@@ -91,6 +91,18 @@ def test_kernel_gather_alone():
     torch.testing.assert_close(kernels.gather_dequant(emb, ids), emb.dequantized_rows(ids), rtol=0, atol=0)
 
 
+@pytest.mark.parametrize("bits", [2, 4, 8])
+def test_kernel_sum_pooling(bits):
+    emb = LowPrecisionEmbedding(50, 24, bits=bits, method="lpt-sr", init_std=0.05, backend="torch")
+    gen = torch.Generator().manual_seed(bits)
+    ids = torch.randint(0, 50, (40,), generator=gen)
+    bag_starts = torch.tensor([0, 0, 3, 4, 17, 40])  # an empty bag, a bag of one, long bags
+    got = kernels.gather_sum(emb, ids, bag_starts)
+    # Same order of additions as the reference loop: equal to float32 rounding (exactly, here).
+    torch.testing.assert_close(got, kernels.gather_sum_reference(emb, ids, bag_starts), rtol=1e-6, atol=1e-7)
+    assert torch.equal(got[0], torch.zeros(24))
+
+
 def test_kernel_sr_draws_match_the_quant_core_statistics():
     """One row updated many times by a fixed tiny gradient: SR moves codes at the rate u/step."""
     ref, ker = _pair(1, 64, 8, "lpt-sr", "sgd", {})

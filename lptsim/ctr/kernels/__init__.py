@@ -47,6 +47,30 @@ def gather_dequant(emb, ids: torch.Tensor) -> torch.Tensor:
     return out
 
 
+def gather_sum(emb, ids: torch.Tensor, bag_starts: torch.Tensor) -> torch.Tensor:
+    """Sum-pooled rows per bag (like ``nn.EmbeddingBag(mode="sum")``): bag b holds
+    ``ids[bag_starts[b]:bag_starts[b+1]]``; returns (len(bag_starts) - 1, dim) float32."""
+    from lptsim.ctr.kernels.triton_kernels import gather_sum_kernel
+
+    ids, bag_starts = ids.reshape(-1).contiguous(), bag_starts.contiguous()
+    bags = bag_starts.numel() - 1
+    out = torch.empty(bags, emb.dim, dtype=torch.float32, device=emb.codes.data.device)
+    if bags > 0:
+        gather_sum_kernel[(bags,)](ids, bag_starts, emb.codes.data, emb.step, out, **_layout(emb))
+    return out
+
+
+def gather_sum_reference(emb, ids: torch.Tensor, bag_starts: torch.Tensor) -> torch.Tensor:
+    """The torch path of :func:`gather_sum`: dequantize, then add the rows of each bag in order."""
+    rows = emb.dequantized_rows(ids.reshape(-1))
+    bags = bag_starts.numel() - 1
+    out = torch.zeros(bags, emb.dim, dtype=torch.float32, device=rows.device)
+    for b in range(bags):
+        for k in range(int(bag_starts[b]), int(bag_starts[b + 1])):
+            out[b] += rows[k]
+    return out
+
+
 def fused_update(emb, rows: torch.Tensor, grad: torch.Tensor, lr_scale: float, seed_t: int) -> None:
     """Row optimizer + (ALPT) step update + re-quantization of ``rows`` (unique), in place."""
     from lptsim.ctr.kernels.triton_kernels import fused_update_kernel

@@ -49,6 +49,23 @@ def gather_dequant_kernel(ids_ptr, codes_ptr, steps_ptr, out_ptr, D: tl.constexp
 
 
 @triton.jit
+def gather_sum_kernel(ids_ptr, bag_starts_ptr, codes_ptr, steps_ptr, out_ptr, D: tl.constexpr,
+                      ROW_BYTES: tl.constexpr, BITS: tl.constexpr, PER: tl.constexpr, NB: tl.constexpr,
+                      STEP_PER_ROW: tl.constexpr):
+    """Sum pooling: out[b, :] = sum of the dequantized rows of ids[bag_starts[b]:bag_starts[b+1]]."""
+    bag = tl.program_id(0)
+    start = tl.load(bag_starts_ptr + bag)
+    stop = tl.load(bag_starts_ptr + bag + 1)
+    col = tl.arange(0, NB)[:, None] * PER + tl.arange(0, PER)[None, :]
+    acc = tl.zeros((NB, PER), dtype=tl.float32)
+    for k in range(start, stop):
+        row = tl.load(ids_ptr + k).to(tl.int64)
+        step = tl.load(steps_ptr + row) if STEP_PER_ROW else tl.load(steps_ptr)
+        acc += _load_codes(codes_ptr, row, ROW_BYTES, BITS, PER, NB) * step
+    tl.store(out_ptr + bag * D + col, acc, mask=col < D)
+
+
+@triton.jit
 def fused_update_kernel(rows_ptr, grad_ptr, codes_ptr, steps_ptr, sum_sq_ptr, exp_avg_ptr, exp_avg_sq_ptr,
                         step_m_ptr, step_v_ptr, lr, eps, b1, one_minus_b1, b2, one_minus_b2, row_bc1, row_bc2,
                         step_lr, grad_scale, min_step, bc1, bc2, seed_lo, seed_hi, row_offset,
