@@ -9,7 +9,8 @@ from pathlib import Path
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
-    from lptsim.verify import run_all, table, write_json_atomic
+    from lptsim.atomic import write_json_atomic
+    from lptsim.verify import run_all, table
 
     start = time.perf_counter()
     results = run_all(full=args.full, groups=args.group or None, progress=not args.quiet)

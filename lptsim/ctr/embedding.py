@@ -32,6 +32,7 @@ from lptsim.quant import QuantSpec, dequantize, lsq_step_grad, pack, packed_nbyt
 METHODS = ("fp", "lpt-dr", "lpt-sr", "alpt", "lsq", "pact")
 ROW_OPTIMIZERS = ("sgd", "adagrad", "adam")
 DEFAULT_ROW_LR = {"sgd": 0.1, "adagrad": 0.01, "adam": 1e-3}
+STEP_BETAS, STEP_EPS = (0.9, 0.999), 1e-12  # Adam on ALPT's step sizes
 
 
 def normal_rows(seed: int, start: int, count: int, dim: int, std: float, chunk: int = 1 << 20) -> torch.Tensor:
@@ -125,12 +126,17 @@ class RowOptimizer(nn.Module):
             self.sum_sq[rows] = acc
             return w - lr * g / (acc.sqrt() + self.eps).unsqueeze(1)
         b1, b2 = self.betas
-        self.steps += 1
-        t = int(self.steps)
+        bc1, bc2 = self.next_bias_corrections()
         m = self.exp_avg[rows].mul_(b1).add_(g, alpha=1 - b1)
         v = self.exp_avg_sq[rows].mul_(b2).addcmul_(g, g, value=1 - b2)
         self.exp_avg[rows], self.exp_avg_sq[rows] = m, v
-        return w - lr * (m / (1 - b1**t)) / ((v / (1 - b2**t)).sqrt() + self.eps)
+        return w - lr * (m / bc1) / ((v / bc2).sqrt() + self.eps)
+
+    def next_bias_corrections(self) -> tuple[float, float]:
+        """Adam: advance the global step count; return (1 - b1^t, 1 - b2^t)."""
+        self.steps += 1
+        t = int(self.steps)
+        return 1 - self.betas[0] ** t, 1 - self.betas[1] ** t
 
     def nbytes(self) -> int:
         return sum(b.numel() * b.element_size() for b in self.buffers())
@@ -373,12 +379,17 @@ class LowPrecisionEmbedding(nn.Module):
         if self.step_optimizer == "sgd":
             new = step - lr * g
         else:
-            t = int(self.updates) + 1
-            m = self.step_m[rows] * 0.9 + 0.1 * g
-            v = self.step_v[rows] * 0.999 + 0.001 * g * g
+            (b1, b2), (bc1, bc2) = STEP_BETAS, self.step_bias_corrections()
+            m = self.step_m[rows] * b1 + (1 - b1) * g
+            v = self.step_v[rows] * b2 + (1 - b2) * g * g
             self.step_m[rows], self.step_v[rows] = m, v
-            new = step - lr * (m / (1 - 0.9**t)) / ((v / (1 - 0.999**t)).sqrt() + 1e-12)
+            new = step - lr * (m / bc1) / ((v / bc2).sqrt() + STEP_EPS)
         self.step[rows] = new.clamp_min(self.min_step)
+
+    def step_bias_corrections(self) -> tuple[float, float]:
+        """Adam bias corrections (1 - b1^t, 1 - b2^t) of the step update in progress (t = updates + 1)."""
+        t = int(self.updates) + 1
+        return 1 - STEP_BETAS[0] ** t, 1 - STEP_BETAS[1] ** t
 
     def apply_update(self, lr_scale: float = 1.0) -> None:
         """stage + commit, for the one-step forms (LPT, one-pass ALPT)."""

@@ -117,20 +117,28 @@ def _check_rounding(rounding: str) -> bool:
     return rounding == "stochastic"
 
 
-def _steps_for(step: Any, shape: tuple[int, ...], dtype: np.dtype) -> tuple[np.ndarray, int]:
-    """Flatten ``step`` to (steps, group): element i of x uses ``steps[i // group]``."""
-    n = math.prod(shape)
-    if isinstance(step, (float, int)) and not isinstance(step, bool):  # fast path for the simulator
-        if not (0 < step < math.inf):
-            raise ValueError(f"step must be finite and > 0, got {step}")
-        return np.full(max(-(-n // _SCALAR_BLOCK), 1), step, dtype=dtype), _SCALAR_BLOCK
+def _checked_steps(step: Any, dtype: np.dtype) -> np.ndarray:
+    """``step`` as a non-empty array of ``dtype``; ValueError unless every step is finite and > 0."""
     s = np.asarray(_arrays.to_numpy(step), dtype=dtype)
     if s.size == 0:
         raise ValueError("step must not be empty")
     if not ((s > 0) & (s < np.inf)).all():  # NaN fails both
         raise ValueError("step must be finite and > 0 everywhere")
-    if s.size == 1:  # one step: cut x into blocks anyway so threads can share the work
-        return np.full(max(-(-n // _SCALAR_BLOCK), 1), s.reshape(-1)[0]), _SCALAR_BLOCK
+    return s
+
+
+def _steps_for(step: Any, shape: tuple[int, ...], dtype: np.dtype) -> tuple[np.ndarray, int]:
+    """Flatten ``step`` to (steps, group): element i of x uses ``steps[i // group]``."""
+    n = math.prod(shape)
+    if isinstance(step, (float, int)) and not isinstance(step, bool):  # skips the array checks (simulator)
+        if not (0 < step < math.inf):
+            raise ValueError(f"step must be finite and > 0, got {step}")
+        one = step
+    else:
+        s = _checked_steps(step, dtype)
+        one = s.reshape(-1)[0] if s.size == 1 else None
+    if one is not None:  # one step: cut x into blocks anyway so threads can share the work
+        return np.full(max(-(-n // _SCALAR_BLOCK), 1), one, dtype=dtype), _SCALAR_BLOCK
     if s.ndim > len(shape):
         raise ValueError(f"step of shape {s.shape} would enlarge x of shape {shape}")
     padded = (1,) * (len(shape) - s.ndim) + s.shape
@@ -213,15 +221,13 @@ def _quantize_rows(xs: np.ndarray, step: Any, offset: Any, stochastic: bool, see
     if rows and (offsets.min() < 0 or int(offsets.max()) + max(cols - 1, 0) >= 2**64):
         raise ValueError("per-row offsets must be >= 0 and leave room for the row's elements below 2**64")
     seed_u, _ = check_seed_offset(seed, 0, 0)
-    steps = np.asarray(_arrays.to_numpy(step), dtype=xs.dtype)
+    steps = _checked_steps(step, xs.dtype)
     if steps.size == 1:
         steps = np.full(rows, steps.reshape(-1)[0], dtype=xs.dtype)
     elif steps.size == rows and steps.shape[:1] == (rows,):
         steps = np.ascontiguousarray(steps.reshape(rows))
     else:
         raise ValueError(f"with per-row offsets, step must be a scalar or one step per row, got {steps.shape}")
-    if not ((steps > 0) & (steps < np.inf)).all():
-        raise ValueError("step must be finite and > 0 everywhere")
     out = np.empty(x2.shape, dtype=code_dtype)
     kernel = _round_rows_parallel if x2.size >= _PARALLEL_MIN else _round_rows_serial
     bad = kernel(x2, steps, offsets.astype(np.uint64), stochastic, seed_u, qmin, qmax, out)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from lptsim.verify.report import CheckResult, table, write_json_atomic
+from lptsim.verify.report import CheckResult, table
 
 # name -> runner(full) -> results. Later groups (simulation, theory) register here too.
 GROUPS: dict[str, Callable[[bool], list[CheckResult]]] = {}
@@ -32,4 +32,4 @@ def run_all(full: bool = False, groups: list[str] | None = None, progress: bool 
     return results
 
 
-__all__ = ["CheckResult", "run_all", "table", "write_json_atomic", "GROUPS"]
+__all__ = ["CheckResult", "run_all", "table", "GROUPS"]

@@ -6,8 +6,6 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from lptsim.atomic import write_json_atomic  # noqa: F401 - re-exported for the verify API
-
 
 @dataclass
 class CheckResult:

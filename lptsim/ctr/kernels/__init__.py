@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 
-import numpy as np
 import torch
 
 
@@ -77,27 +76,25 @@ def fused_update(emb, rows: torch.Tensor, grad: torch.Tensor, lr_scale: float, s
 
     if rows.numel() == 0:
         return
+    from lptsim.ctr.embedding import STEP_BETAS, STEP_EPS
+
     opt = emb.row_optimizer
     dummy = emb.step
     b1, b2 = opt.betas
-    row_bc1 = row_bc2 = 1.0
-    if opt.name == "adam":  # the module's global Adam step, advanced here as RowOptimizer.update does
-        opt.steps += 1
-        t = int(opt.steps)
-        row_bc1, row_bc2 = float(np.float32(1 - b1**t)), float(np.float32(1 - b2**t))
+    row_bc1, row_bc2 = opt.next_bias_corrections() if opt.name == "adam" else (1.0, 1.0)
     step_mode = 0
     bc1 = bc2 = 1.0
     if emb.method == "alpt":
         step_mode = 2 if emb.step_optimizer == "adam" else 1
-        t = int(emb.updates) + 1
-        bc1, bc2 = float(np.float32(1 - 0.9**t)), float(np.float32(1 - 0.999**t))
+        bc1, bc2 = emb.step_bias_corrections()
     fused_update_kernel[(rows.numel(),)](
         rows.contiguous(), grad.contiguous().float(), emb.codes.data, emb.step,
         opt.sum_sq if opt.name == "adagrad" else dummy,
         opt.exp_avg if opt.name == "adam" else dummy, opt.exp_avg_sq if opt.name == "adam" else dummy,
         emb.step_m if step_mode == 2 else dummy, emb.step_v if step_mode == 2 else dummy,
         opt.lr * lr_scale, opt.eps, b1, 1 - b1, b2, 1 - b2, row_bc1, row_bc2,
-        emb.step_lr * emb.step0, emb.grad_scale, emb.min_step, bc1, bc2,
+        emb.step_lr * emb.step0, emb.grad_scale, emb.min_step, bc1, bc2, STEP_BETAS[0], 1 - STEP_BETAS[0],
+        STEP_BETAS[1], 1 - STEP_BETAS[1], STEP_EPS,
         seed_t & 0xFFFFFFFF, seed_t >> 32, emb.row_offset,
         QMIN=float(emb.spec.qmin), QMAX=float(emb.spec.qmax), OPT={"sgd": 0, "adagrad": 1, "adam": 2}[opt.name],
         STEP_MODE=step_mode, STOCHASTIC=emb.method != "lpt-dr", **_layout(emb))

@@ -68,7 +68,8 @@ def gather_sum_kernel(ids_ptr, bag_starts_ptr, codes_ptr, steps_ptr, out_ptr, D:
 @triton.jit
 def fused_update_kernel(rows_ptr, grad_ptr, codes_ptr, steps_ptr, sum_sq_ptr, exp_avg_ptr, exp_avg_sq_ptr,
                         step_m_ptr, step_v_ptr, lr, eps, b1, one_minus_b1, b2, one_minus_b2, row_bc1, row_bc2,
-                        step_lr, grad_scale, min_step, bc1, bc2, seed_lo, seed_hi, row_offset,
+                        step_lr, grad_scale, min_step, bc1, bc2, sb1, one_minus_sb1, sb2, one_minus_sb2, step_eps,
+                        seed_lo, seed_hi, row_offset,
                         D: tl.constexpr, ROW_BYTES: tl.constexpr, BITS: tl.constexpr, PER: tl.constexpr,
                         NB: tl.constexpr, QMIN: tl.constexpr, QMAX: tl.constexpr, OPT: tl.constexpr,
                         STEP_MODE: tl.constexpr, STOCHASTIC: tl.constexpr, STEP_PER_ROW: tl.constexpr):
@@ -108,12 +109,12 @@ def fused_update_kernel(rows_ptr, grad_ptr, codes_ptr, steps_ptr, sum_sq_ptr, ex
         if STEP_MODE == 1:
             new_step = step - step_lr * gs
         else:
-            m = tl.load(step_m_ptr + row) * 0.9 + 0.1 * gs
-            s2 = tl.load(step_v_ptr + row) * 0.999 + 0.001 * gs * gs
+            m = tl.load(step_m_ptr + row) * sb1 + one_minus_sb1 * gs
+            s2 = tl.load(step_v_ptr + row) * sb2 + one_minus_sb2 * gs * gs
             tl.store(step_m_ptr + row, m)
             tl.store(step_v_ptr + row, s2)
             new_step = step - tl.math.div_rn(step_lr * tl.math.div_rn(m, bc1),
-                                             tl.math.sqrt_rn(tl.math.div_rn(s2, bc2)) + 1e-12)
+                                             tl.math.sqrt_rn(tl.math.div_rn(s2, bc2)) + step_eps)
         step = tl.maximum(new_step, min_step)
         tl.store(steps_ptr + row, step)
     v = tl.math.div_rn(w_new, step)
