@@ -215,7 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--out", help="folder for verify.json and figures")
     verify.add_argument("--full", action="store_true", help="paper-quality sweep: more seeds, longer horizons")
     verify.add_argument("--group", action="append",
-                        help="run only this group of checks (repeatable): quant, dr, sr, methods")
+                        help="run only this group of checks (repeatable): quant, dr, sr, optim, methods")
     verify.add_argument("--seed", type=int, default=0, help="master seed: changes every random draw (default 0)")
     verify.add_argument("--power", action="store_true",
                         help="test the suite itself: rerun it against broken predictions and roundings")

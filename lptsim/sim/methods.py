@@ -1,9 +1,10 @@
 """Update rules of the simulator, one small class per method (composable, no if-ladders).
 
 Each rule holds its own state and exposes ``start(w0)``, ``step(grad_at, alpha)`` and
-``weights`` (the point whose loss is recorded). All rounding goes through lptsim.quant;
-SR draws use counters that advance by ``seeds * d`` per rounding call, so every element
-of every call has its own draw.
+``weights`` (the point whose loss is recorded). The full-precision update is ``alpha * u`` with
+``u`` the row optimizer's direction (lptsim.sim.optimizers: SGD, row-wise Adagrad, Adam). All
+rounding goes through lptsim.quant; SR draws use counters that advance by ``seeds * d`` per
+rounding call, so every element of every call has its own draw.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Callable
 import numpy as np
 
 from lptsim.quant import QuantSpec, lsq_step_grad, quantize
+from lptsim.sim.optimizers import SGD
 
 GradFn = Callable[[np.ndarray], np.ndarray]
 
@@ -34,31 +36,36 @@ class Rounder:
 
 
 class FullPrecision:
-    """SGD: w <- w - alpha g."""
+    """Full precision: w <- w - alpha u(g)."""
 
-    def __init__(self, **_: object):
+    def __init__(self, optimizer: object | None = None, **_: object):
         self.weights: np.ndarray
+        self.opt = optimizer or SGD()
 
     def start(self, w0: np.ndarray) -> None:
         self.weights = w0.copy()
+        self.opt.start(w0.shape)
 
     def step(self, grad_at: GradFn, alpha: float) -> None:
-        self.weights = self.weights - alpha * grad_at(self.weights)
+        self.weights = self.weights - alpha * self.opt.direction(grad_at(self.weights))
 
 
 class LowPrecision:
-    """LPT: w <- Q(w - alpha g), kept on the grid (DR or SR). The start is rounded to nearest."""
+    """LPT: w <- Q(w - alpha u(g)), kept on the grid (DR or SR). The start is rounded to nearest."""
 
-    def __init__(self, step: float, spec: QuantSpec | None, rounding: str, seed: int, **_: object):
+    def __init__(self, step: float, spec: QuantSpec | None, rounding: str, seed: int, optimizer: object | None = None,
+                 **_: object):
         self.grid_step = step
         self.round = Rounder(spec, rounding, seed)
         self.nearest = Rounder(spec, "nearest", seed)
+        self.opt = optimizer or SGD()
 
     def start(self, w0: np.ndarray) -> None:
         self.weights = self.nearest(w0, self.grid_step)
+        self.opt.start(w0.shape)
 
     def step(self, grad_at: GradFn, alpha: float) -> None:
-        self.weights = self.round(self.weights - alpha * grad_at(self.weights), self.grid_step)
+        self.weights = self.round(self.weights - alpha * self.opt.direction(grad_at(self.weights)), self.grid_step)
 
 
 class BinaryConnect:
@@ -69,16 +76,18 @@ class BinaryConnect:
     """
 
     def __init__(self, step: float, spec: QuantSpec | None, seed: int, forward_rounding: str = "nearest",
-                 **_: object):
+                 optimizer: object | None = None, **_: object):
         self.grid_step = step
         self.forward = Rounder(spec, forward_rounding, seed)
         self.nearest = Rounder(spec, "nearest", seed)
+        self.opt = optimizer or SGD()
 
     def start(self, w0: np.ndarray) -> None:
         self.weights = w0.copy()
+        self.opt.start(w0.shape)
 
     def step(self, grad_at: GradFn, alpha: float) -> None:
-        self.weights = self.weights - alpha * grad_at(self.forward(self.weights, self.grid_step))
+        self.weights = self.weights - alpha * self.opt.direction(grad_at(self.forward(self.weights, self.grid_step)))
 
     @property
     def deployed(self) -> np.ndarray:
@@ -89,26 +98,28 @@ class AdaptiveLowPrecision:
     """ALPT (the paper's Algorithm 1 on a synthetic problem): learn the step, then write back with SR.
 
     One learned step per seed (the whole parameter vector shares it, like one embedding row).
-    Per iteration: (1) g at the current grid point, w_half = w - alpha g; (2) a second
+    Per iteration: (1) g at the current grid point, w_half = w - alpha u(g); (2) a second
     gradient at the round-to-nearest point Q(w_half) gives the step gradient
     sum_i g_i * lsq_i / sqrt(d * qmax); (3) step <- max(step - step_lr * grad, min_step);
     (4) w <- step * SR(w_half / step).
     """
 
     def __init__(self, step: float, spec: QuantSpec | None, seed: int, step_lr: float = 1e-3,
-                 min_step: float = 1e-8, **_: object):
+                 min_step: float = 1e-8, optimizer: object | None = None, **_: object):
         if spec is None:
             raise ValueError("method 'alpt' needs bits (its step gradient depends on the clip range)")
         self.spec, self.init_step, self.step_lr, self.min_step = spec, step, step_lr, min_step
         self.sr = Rounder(spec, "stochastic", seed)
         self.nearest = Rounder(spec, "nearest", seed)
+        self.opt = optimizer or SGD()
 
     def start(self, w0: np.ndarray) -> None:
         self.grid_step = np.full((w0.shape[0], 1), float(self.init_step))
         self.weights = self.nearest(w0, self.grid_step)
+        self.opt.start(w0.shape)
 
     def step(self, grad_at: GradFn, alpha: float) -> None:
-        w_half = self.weights - alpha * grad_at(self.weights)
+        w_half = self.weights - alpha * self.opt.direction(grad_at(self.weights))
         codes = self.nearest.codes(w_half, self.grid_step)
         g_hat = grad_at(codes * self.grid_step)
         lsq = lsq_step_grad(w_half, self.grid_step, self.spec, codes=codes)

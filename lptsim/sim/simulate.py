@@ -11,6 +11,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from lptsim.quant import QuantSpec
+from lptsim.sim import optimizers
 from lptsim.sim.methods import METHODS, AdaptiveLowPrecision, BinaryConnect
 from lptsim.sim.problems import Problem
 
@@ -95,6 +96,8 @@ def simulate(
     exact_grad: bool = False,
     progress: bool = False,
     keep_weights: bool = False,
+    optimizer: str = "sgd",
+    optimizer_options: dict | None = None,
     **method_options: object,
 ) -> Trace:
     """Run ``method`` on ``prob`` for ``iters`` iterations and ``seeds`` independent seeds.
@@ -111,6 +114,9 @@ def simulate(
         seed: fixes every draw (gradient noise and SR).
         exact_grad: use the full gradient instead of the stochastic oracle.
         keep_weights: also keep the weights at each record (``trace.weights``).
+        optimizer: the update direction, as the CTR tables use: ``sgd``, ``adagrad`` (row-wise) or
+            ``adam``; ``optimizer_options`` passes eps, betas or row_size (Adagrad's row length,
+            default the whole vector).
         method_options: passed to the method (``forward_rounding`` for bc; ``step_lr``,
             ``min_step`` for alpt).
 
@@ -123,7 +129,8 @@ def simulate(
     if records.size == 0 or records[0] < 1 or records[-1] > iters:
         raise ValueError(f"record_at must lie in [1, iters={iters}]")
     rng = np.random.default_rng(seed)
-    rule = METHODS[method](step=step, spec=spec, seed=seed, **method_options)
+    opt = optimizers.make(optimizer, **(optimizer_options or {}))
+    rule = METHODS[method](step=step, spec=spec, seed=seed, optimizer=opt, **method_options)
     start = np.broadcast_to(prob.w0 if w0 is None else np.asarray(w0, dtype=float), (seeds, prob.d))
     rule.start(np.array(start, dtype=float))
     alpha_at = SCHEDULES[schedule]
@@ -164,6 +171,7 @@ def simulate(
                 if k == records.size:
                     break
     params = dict(problem=repr(prob), method=method, step=step, lr=lr, schedule=schedule, iters=iters,
-                  seeds=seeds, bits=bits, seed=seed, exact_grad=exact_grad, **method_options)
+                  seeds=seeds, bits=bits, seed=seed, exact_grad=exact_grad, optimizer=optimizer,
+                  optimizer_options=optimizer_options, **method_options)
     return Trace(method=method, iters=records, step=learned_step, excess_quantized=quantized, weights=kept,
                  final_weights=rule.weights.copy(), params=params, **out)

@@ -5,6 +5,7 @@ docs/theory.md has the derivations. Verification code calls these through this m
 (``theory.name(...)``), so ``lptsim verify --power`` can replace any of them by a broken copy.
 """
 
+from lptsim.theory.adaptive import adagrad_dr_stall_updates, adagrad_dr_travel, adam_frozen_step, adam_step_bound
 from lptsim.theory.bc import bc_gap_large_spread, bc_gap_small_spread, rounding_gap_at_optimum
 from lptsim.theory.chain import (
     sgd_stationary,
@@ -23,9 +24,12 @@ from lptsim.theory.dr import (
     dr_final_error,
     dr_noisy_excess_lower_bound,
     dr_stall_distance,
+    dr_stall_time_bounds,
     dr_stalls,
 )
 from lptsim.theory.li2017 import sr_convex_bound, sr_nonconvex_bound, sr_strongly_convex_bound
+from lptsim.theory.optimal_step import alpt_fixed_step, alpt_step_gradient, optimal_step, sr_clipped_stationary_excess
+from lptsim.theory.regimes import crossing, expected_dr_escapes, provable_advantage
 from lptsim.theory.registry import STATEMENTS, Statement, statement
 from lptsim.theory.sgd import expected_abs_gaussian, sgd_excess, sgd_stationary_variance
 from lptsim.theory.sr import (
@@ -40,11 +44,14 @@ from lptsim.theory.sr import (
 
 __all__ = [
     "STATEMENTS", "Statement", "statement",
+    "adagrad_dr_stall_updates", "adagrad_dr_travel", "adam_frozen_step", "adam_step_bound",
+    "alpt_fixed_step", "alpt_step_gradient", "optimal_step", "sr_clipped_stationary_excess",
     "bc_gap_large_spread", "bc_gap_small_spread", "rounding_gap_at_optimum",
     "dr_dither_excess", "dr_escape_probability", "dr_excess_lower_bound", "dr_excess_upper_bound", "dr_final_error",
-    "dr_noisy_excess_lower_bound", "dr_stall_distance", "dr_stalls",
+    "dr_noisy_excess_lower_bound", "dr_stall_distance", "dr_stall_time_bounds", "dr_stalls",
     "sr_convex_bound", "sr_nonconvex_bound", "sr_strongly_convex_bound",
     "expected_abs_gaussian", "sgd_excess", "sgd_stationary_variance",
+    "crossing", "expected_dr_escapes", "provable_advantage",
     "frac_variance", "sr_averaged_excess", "sr_dither_excess", "sr_excess_upper_bound", "sr_meanfield_excess",
     "sr_noiseless_floor", "sr_small_update_floor",
     "sgd_stationary", "sgd_stationary_expectation", "sr_stationary", "sr_stationary_expectation",

@@ -98,6 +98,43 @@ def dr_excess_lower_bound(w_start: np.ndarray, w_star: np.ndarray, delta: float,
 
 
 @nb.njit(cache=True)
+def _stall_times(e0: np.ndarray, alphas: np.ndarray, mu: float, delta: float) -> np.ndarray:
+    out = np.empty((2, e0.size))
+    for i in range(e0.size):
+        low, high = abs(e0[i]), abs(e0[i])
+        first_low, first_high = alphas.size + 1, alphas.size + 1
+        for t in range(alphas.size):
+            r = delta / (2 * alphas[t] * mu)
+            if low < r and first_low > alphas.size:
+                first_low = t
+            if high < r and first_high > alphas.size:
+                first_high = t
+            if high < r:
+                break
+            low = max((1.0 - alphas[t] * mu) * low - delta / 2, 0.0)
+            # Within 3r every move is exactly one grid step; farther out, the contraction bound.
+            high = high - delta if high < 3 * r else (1.0 - alphas[t] * mu) * high + delta / 2
+        out[0, i], out[1, i] = first_low, first_high
+    return out
+
+
+@statement("exact", "derived here (docs/theory.md 2.8): an interval that holds the stall time",
+           ("isotropic quadratic", "exact gradients", "alpha_t mu <= 1/2", "start rounded to the grid"))
+def dr_stall_time_bounds(w_start: np.ndarray, w_star: np.ndarray, delta: float, alphas: np.ndarray | float, mu: float,
+                         T: int | None = None) -> np.ndarray:  # noqa: N803
+    """(earliest, latest) number of moves before DR stops each coordinate, shape (2, d).
+
+    While moving, (1 - alpha mu)|e| - Delta/2 <= |e'| <= (1 - alpha mu)|e| + Delta/2, and within 3r every
+    move is exactly one grid step (section 2.2); a coordinate stops at the first step whose stall radius
+    exceeds |e|. It cannot stop before the lower envelope enters the radius, and must have stopped once the
+    upper one has. A coordinate that could still move at T counts T + 1.
+    """
+    a = as_schedule(alphas, T)
+    e0 = grid_error(w_start, w_star, delta).ravel()
+    return _stall_times(e0, a, mu, delta)
+
+
+@nb.njit(cache=True)
 def _dr_l2_recursion(u0: np.ndarray, alphas: np.ndarray, mu: float, sigma: float, delta: float,
                      rec: np.ndarray) -> np.ndarray:
     out = np.empty((rec.size, u0.size))

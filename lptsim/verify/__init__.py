@@ -10,15 +10,16 @@ from lptsim.verify.report import CheckResult, table
 
 # name -> runner(budget) -> results. Later groups (e.g. ctr) register here too.
 GROUPS: dict[str, Callable[[Budget], list[CheckResult]]] = {}
-DEFAULT_GROUPS = ("quant", "dr", "sr", "methods")
+DEFAULT_GROUPS = ("quant", "dr", "sr", "optim", "methods")
 
 
 def _register_defaults() -> None:
-    from lptsim.verify import dr_checks, method_checks, quant_checks, sr_checks
+    from lptsim.verify import dr_checks, method_checks, optim_checks, quant_checks, sr_checks
 
     GROUPS.setdefault("quant", quant_checks.run)
     GROUPS.setdefault("dr", dr_checks.run_group)
     GROUPS.setdefault("sr", sr_checks.run_group)
+    GROUPS.setdefault("optim", optim_checks.run_group)
     GROUPS.setdefault("methods", method_checks.run_group)
 
 

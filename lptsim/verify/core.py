@@ -215,7 +215,8 @@ class Exactly(Criterion):
     text: str = "== pred"
 
     def holds(self, est: Estimate, predicted: Any) -> bool:
-        return est.lo == est.hi == float(predicted)
+        p = np.asarray(predicted, dtype=float)
+        return bool(np.all(np.asarray(est.lo) == np.asarray(est.hi)) and np.all(np.asarray(est.value) == p))
 
 
 @dataclass(frozen=True)

@@ -1,58 +1,24 @@
-"""Figures: drawn from the verification results plus two sweeps (loss curves, regime map).
-
-Every figure is written as PNG and PDF. ``make_all`` regenerates all of them.
-"""
+"""Figures drawn from the verification results alone (each check keeps the series behind its verdict)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
-import matplotlib.ticker
+import matplotlib.pyplot as plt
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import seaborn as sns  # noqa: E402
-from tqdm.auto import tqdm  # noqa: E402
-
-from lptsim.sim import problems, simulate  # noqa: E402
-from lptsim.verify.report import CheckResult  # noqa: E402
-
-METHOD_COLORS = {"fp": "black", "dr": "tab:red", "sr": "tab:blue", "bc": "tab:green", "alpt": "tab:purple"}
-
-
-def _style() -> None:
-    sns.set_theme(context="paper", style="whitegrid", font_scale=1.1)
-
-
-def _save(fig: plt.Figure, out: Path, name: str) -> list[Path]:
-    out.mkdir(parents=True, exist_ok=True)
-    paths = [out / f"{name}.png", out / f"{name}.pdf"]
-    fig.tight_layout()
-    for p in paths:
-        fig.savefig(p, dpi=160)
-    plt.close(fig)
-    return paths
+from lptsim.figs.common import METHOD_COLORS, panels, quiet_minor_ticks, save, style
+from lptsim.verify.report import CheckResult
 
 
 def _find(results: list[CheckResult], prefix: str) -> list[CheckResult]:
     return [r for r in results if r.name.startswith(prefix) and r.data]
 
 
-def _grid(n: int, width: float = 4.4, height: float = 3.5) -> tuple[plt.Figure, np.ndarray]:
-    cols = min(3, n)
-    rows = -(-n // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False)
-    for ax in axes.ravel()[n:]:
-        ax.axis("off")
-    return fig, axes.ravel()
-
-
 def _loglog_points(ax: plt.Axes, x: object, y: object, theory: object, label: str, theory_label: str) -> None:
     ax.loglog(x, y, "o", label=label)
     ax.loglog(x, theory, "-", color="gray", label=theory_label)
-    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # minor labels collide on short log axes
+    quiet_minor_ticks(ax)
 
 
 def fig_stall(results: list[CheckResult], out: Path) -> list[Path]:
@@ -68,7 +34,7 @@ def fig_stall(results: list[CheckResult], out: Path) -> list[Path]:
     _loglog_points(axes[1], d["x_delta"], d["y_delta"], d["theory_curve_delta"], "measured", "r")
     axes[1].set(xlabel="grid step Delta (alpha = 0.02)", title="... and r grows with Delta (slope 1)")
     axes[0].legend(fontsize=8)
-    return _save(fig, out, "dr_stall_distance")
+    return save(fig, out, "dr_stall_distance")
 
 
 def fig_floors(results: list[CheckResult], out: Path) -> list[Path]:
@@ -86,7 +52,7 @@ def fig_floors(results: list[CheckResult], out: Path) -> list[Path]:
         ax.set(xlabel="grid step Delta", ylabel="stationary F - F*",
                title=f"{title}\nslope {r.measured:.2f} [{r.ci[0]:.2f}, {r.ci[1]:.2f}]")
         ax.legend(fontsize=8)
-    return _save(fig, out, "floor_vs_delta")
+    return save(fig, out, "floor_vs_delta")
 
 
 def fig_stationary(results: list[CheckResult], out: Path) -> list[Path]:
@@ -106,7 +72,7 @@ def fig_stationary(results: list[CheckResult], out: Path) -> list[Path]:
         ax.plot(law["sgd_x"], law["sgd_exact"], color="tab:orange", lw=1, ls="--", label="SGD, exact chain")
         ax.set(xlim=(-2, 2), xlabel="w", ylabel="density", title=f"alpha = {law['alpha']:g}")
         ax.legend(fontsize=7)
-    return _save(fig, out, "stationary_double_well")
+    return save(fig, out, "stationary_double_well")
 
 
 def fig_bounds(results: list[CheckResult], out: Path) -> list[Path]:
@@ -115,7 +81,7 @@ def fig_bounds(results: list[CheckResult], out: Path) -> list[Path]:
     found = [r for p in names for r in _find(results, p)]
     if not found:
         return []
-    fig, axes = _grid(len(found))
+    fig, axes = panels(len(found))
     for ax, r in zip(axes, found, strict=False):
         ax.loglog(r.data["x"], r.data["y"], label="SR measured")
         ax.loglog(r.data["x"], r.data["dr"], color=METHOD_COLORS["dr"], alpha=0.7, label="DR measured")
@@ -123,7 +89,7 @@ def fig_bounds(results: list[CheckResult], out: Path) -> list[Path]:
         ax.set(xlabel="iteration T", title=f"{r.name.replace('SR ', '')}\nslack {r.slack:.3g}x",
                ylabel="excess / min E||grad||^2")
         ax.legend(fontsize=7)
-    return _save(fig, out, "bounds_vs_measured")
+    return save(fig, out, "bounds_vs_measured")
 
 
 def fig_decaying(results: list[CheckResult], out: Path) -> list[Path]:
@@ -141,7 +107,7 @@ def fig_decaying(results: list[CheckResult], out: Path) -> list[Path]:
     ax.axhline(d["floor"], color=METHOD_COLORS["sr"], ls=":", label="d Delta E|g|/4")
     ax.set(xlabel="iteration t", ylabel="F(w_t) - F*", title="alpha_t = 0.5/sqrt(t)")
     ax.legend(fontsize=7)
-    return _save(fig, out, "decaying_alpha")
+    return save(fig, out, "decaying_alpha")
 
 
 def fig_averaging(results: list[CheckResult], out: Path) -> list[Path]:
@@ -157,7 +123,7 @@ def fig_averaging(results: list[CheckResult], out: Path) -> list[Path]:
     ax.axhline(d["floor"], color="gray", ls=":", label="d Delta E|g|/4")
     ax.set(xlabel="T", ylabel="F - F*", title="SR with iterate averaging (constant alpha)")
     ax.legend(fontsize=7)
-    return _save(fig, out, "averaging")
+    return save(fig, out, "averaging")
 
 
 def fig_dr_bounds(results: list[CheckResult], out: Path) -> list[Path]:
@@ -166,7 +132,7 @@ def fig_dr_bounds(results: list[CheckResult], out: Path) -> list[Path]:
     esc = _find(results, "DR escape probability")
     if not ups and not esc:
         return []
-    fig, axes = _grid(len(ups) + len(esc))
+    fig, axes = panels(len(ups) + len(esc))
     for ax, r in zip(axes, ups, strict=False):
         ax.loglog(r.data["x"], r.data["y"], color=METHOD_COLORS["dr"], label="DR measured")
         ax.loglog(r.data["x"], r.data["bound"], "--", color="gray", label="upper bound")
@@ -177,7 +143,41 @@ def fig_dr_bounds(results: list[CheckResult], out: Path) -> list[Path]:
         ax.plot(r.data["x"], r.data["theory_curve"], color="gray", label="P(|alpha g| >= Delta/2)")
         ax.set(xlabel="error e of the grid point", ylabel="P(one DR step moves)", title="DR escape probability")
         ax.legend(fontsize=7)
-    return _save(fig, out, "dr_bounds")
+    return save(fig, out, "dr_bounds")
+
+
+def fig_stalls(results: list[CheckResult], out: Path) -> list[Path]:
+    """DR's stall under the three row optimizers: SGD's stall times in their predicted intervals, the frozen
+    fraction under row-wise Adagrad against its prediction, and Adam's step against its bound."""
+    sgd = _find(results, "SGD + DR: last move")
+    ada = _find(results, "Adagrad + DR: fraction")
+    adam = _find(results, "Adam's step")
+    if not (sgd or ada or adam):
+        return []
+    fig, axes = panels(3, width=4.6)
+    if sgd:
+        d = sgd[0].data
+        order = np.argsort(d["upper"])
+        x = np.arange(order.size)
+        axes[0].fill_between(x, np.asarray(d["lower"])[order], np.asarray(d["upper"])[order], color="gray",
+                             alpha=0.3, label="predicted interval (2.8)")
+        axes[0].plot(x, np.asarray(d["y"])[order], ".", color=METHOD_COLORS["dr"], label="last move, measured")
+        axes[0].set(xlabel="coordinate (sorted)", ylabel="step of the last move", title="SGD + DR: stall times")
+        axes[0].legend(fontsize=7)
+    if ada:
+        d = ada[0].data
+        axes[1].plot(d["x"], d["y"], color=METHOD_COLORS["dr"], label="measured")
+        axes[1].plot(d["x"], d["theory_curve"], "--", color="gray", label="fraction with N_i < n (8.3)")
+        axes[1].set(xlabel="update n", ylabel="fraction frozen", title="row-wise Adagrad + DR")
+        axes[1].legend(fontsize=7)
+    if adam:
+        d = adam[0].data
+        axes[2].semilogx(d["x"], d["y"], color=METHOD_COLORS["dr"], lw=0.8, label="largest |m_hat/sqrt(v_hat)|")
+        axes[2].semilogx(d["x"], d["bound"], "--", color="gray", label="bound c_t (8.2)")
+        axes[2].axhline(1.0, color="black", lw=0.8, ls=":", label="alpha (the folk claim)")
+        axes[2].set(xlabel="step t", ylabel="Adam step / alpha", title="Adam's step, noisy gradients")
+        axes[2].legend(fontsize=7)
+    return save(fig, out, "stalls")
 
 
 def fig_rates(results: list[CheckResult], out: Path) -> list[Path]:
@@ -190,84 +190,16 @@ def fig_rates(results: list[CheckResult], out: Path) -> list[Path]:
         ax.loglog(r.data["x"], r.data["y"], label=f"{r.name.split('(')[0]} (slope {r.measured:.2f})")
     ax.set(xlabel="iteration t", ylabel="F(w_t) - F*", title="Full-precision rates")
     ax.legend(fontsize=7)
-    return _save(fig, out, "rates")
-
-
-def fig_loss_curves(out: Path, seeds: int = 8, iters: int = 3000, progress: bool = True) -> list[Path]:
-    """Loss against iteration for FP/DR/SR/BC/ALPT at 2, 4 and 8 bits, convex and nonconvex."""
-    cases = [("quadratic (convex)", problems.quadratic(d=30, mu=1.0, L=4.0, noise=0.5, seed=0), 0.05),
-             ("matrix factorisation (nonconvex)", problems.matrix_factorization(seed=0), 0.5)]
-    fig, axes = plt.subplots(len(cases), 3, figsize=(12, 6.5), sharex=True)
-    bar = tqdm(total=len(cases) * 3 * 5, desc="loss curves", disable=not progress, leave=False)
-    for row, (label, prob, lr) in enumerate(cases):
-        span = float(np.max(np.abs(prob.w_star)))
-        for col, bits in enumerate((2, 4, 8)):
-            step = span / (2 ** (bits - 1) - 1)
-            ax = axes[row, col]
-            for method in ("fp", "dr", "sr", "bc", "alpt"):
-                tr = simulate(prob, method, step=step, lr=lr, iters=iters, seeds=seeds, bits=bits,
-                              **({"step_lr": 0.01} if method == "alpt" else {}))
-                y = tr.mean("excess_quantized") if method == "bc" else tr.mean()
-                ax.loglog(tr.iters, np.maximum(y, 1e-12), color=METHOD_COLORS[method], label=method)
-                bar.update()
-            ax.set(title=f"{label}, {bits} bits", xlabel="iteration", ylabel="F - F*")
-    bar.close()
-    axes[0, 0].legend(fontsize=8)
-    return _save(fig, out, "loss_curves")
-
-
-def regime_map(deltas: np.ndarray, ratios: np.ndarray, seeds: int = 8, d: int = 20,
-               progress: bool = True) -> np.ndarray:
-    """DR / SR final excess on a noisy quadratic for each (Delta, alpha sigma / Delta)."""
-    sigma = 1.0
-    prob = problems.quadratic(d=d, mu=1.0, L=1.0, noise=sigma, seed=1)
-    grid = np.empty((deltas.size, ratios.size))
-    bar = tqdm(total=grid.size, desc="regime map", disable=not progress, leave=False)
-    for i, dl in enumerate(deltas):
-        for j, r in enumerate(ratios):
-            alpha = r * dl / sigma
-            T = int(min(20_000, 8 / alpha))  # noqa: N806
-            rec = np.unique(np.linspace(3 * T // 4, T, 50).astype(int))
-            kw = dict(step=dl, lr=alpha, iters=T, seeds=seeds, record_at=rec)
-            dr = simulate(prob, "dr", **kw).excess.mean()
-            sr = simulate(prob, "sr", **kw).excess.mean()
-            grid[i, j] = dr / sr
-            bar.update()
-    bar.close()
-    return grid
-
-
-def fig_regime_map(out: Path, seeds: int = 8, progress: bool = True) -> list[Path]:
-    """Heatmap of DR/SR final error over alpha sigma / Delta and Delta."""
-    deltas = np.geomspace(0.005, 0.1, 5)
-    ratios = np.geomspace(0.05, 5, 7)
-    grid = regime_map(deltas, ratios, seeds=seeds, progress=progress)
-    fig, ax = plt.subplots(figsize=(6.5, 4))
-    sns.heatmap(np.log10(grid), ax=ax, cmap="RdBu_r", center=0, annot=np.round(grid, 1), fmt="g",
-                xticklabels=[f"{r:.2g}" for r in ratios], yticklabels=[f"{d:.3g}" for d in deltas],
-                cbar_kws={"label": "log10(DR / SR final excess)"})
-    ax.set(xlabel="alpha sigma / Delta (update noise against the grid)", ylabel="grid step Delta",
-           title="DR / SR final error: red, SR wins; white, a tie; blue, DR wins")
-    return _save(fig, out, "regime_map")
+    return save(fig, out, "rates")
 
 
 def figures_from_results(results: list[CheckResult], out: Path) -> list[Path]:
     """The figures that the verification results alone determine."""
-    _style()
+    style()
     paths: list[Path] = []
     for fn in (fig_floors, fig_stall, fig_stationary, fig_bounds, fig_rates, fig_decaying, fig_averaging,
-               fig_dr_bounds):
+               fig_dr_bounds, fig_stalls):
         paths += fn(results, out)
     return paths
 
 
-def make_all(out: Path, full: bool = False, progress: bool = True) -> list[Path]:
-    """Run the simulation checks and both sweeps; write every figure to ``out``."""
-    from lptsim.verify import run_all
-
-    results = run_all(full=full, groups=["dr", "sr", "methods"], progress=progress)
-    paths = figures_from_results(results, out)
-    seeds = 24 if full else 8
-    paths += fig_loss_curves(out, seeds=seeds, iters=10_000 if full else 3000, progress=progress)
-    paths += fig_regime_map(out, seeds=seeds, progress=progress)
-    return paths
