@@ -194,3 +194,98 @@ def test_lpt_weights_stay_on_the_grid():
         codes = tr.final_weights / 0.05
         assert np.allclose(codes, np.round(codes), atol=1e-9)
         assert codes.min() >= -32 and codes.max() <= 31
+
+
+def test_grid_values_fast_path_equals_quantize_times_step():
+    from lptsim.quant import QuantSpec, quantize
+    from lptsim.quant.rounding import grid_values
+
+    x = np.random.default_rng(0).normal(size=(7, 33))
+    steps = np.random.default_rng(1).uniform(0.05, 0.2, 7)
+    for rounding in ("nearest", "stochastic"):
+        for spec in (None, QuantSpec(4)):
+            want = quantize(x, steps[:, None], spec, rounding, seed=9, offset=123) * steps[:, None]
+            np.testing.assert_array_equal(grid_values(x, steps, spec, rounding, 9, 123), want)
+    x[2, 3] = np.nan
+    assert np.isnan(grid_values(x, steps, None, "stochastic", 9, 0)[2, 3])
+
+
+def test_lsq_one_equals_lsq_step_grad():
+    from lptsim.quant import QuantSpec, lsq_step_grad, quantize
+    from lptsim.quant.lsq import lsq_one
+
+    spec, step = QuantSpec(3), 0.3
+    x = np.random.default_rng(2).uniform(-2, 2, 5000)
+    codes = quantize(x, step, spec, "nearest")
+    want = lsq_step_grad(x, step, spec, codes=codes)
+    got = np.array([lsq_one(v, float(c), float(spec.qmin), float(spec.qmax)) for v, c in zip(x / step, codes,
+                                                                                               strict=True)])
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
+
+
+def test_fused_alpt_step_equals_the_unfused_algorithm():
+    """The fused kernel against Algorithm 1 written with quantize and lsq_step_grad (step by step, same draws)."""
+    from lptsim.quant import QuantSpec, lsq_step_grad, quantize
+    from lptsim.sim.methods import AdaptiveLowPrecision
+
+    prob = problems.quadratic(d=12, mu=1.0, L=3.0, noise=0.3, seed=4)
+    spec = QuantSpec(4)
+    rule = AdaptiveLowPrecision(step=0.2, spec=spec, seed=5, step_lr=0.05)
+    rng = np.random.default_rng(0)
+    rule.start(rng.normal(size=(3, 12)))
+    w, step, counter = rule.weights.copy(), rule.grid_step.copy(), 0
+    for _ in range(25):
+        sample = prob.draw(rng, 3)
+        grad_at = lambda z, s=sample: prob.sample_grad(z, s)  # noqa: E731
+        w_half = w - 0.1 * grad_at(w)
+        codes = quantize(w_half, step, spec, "nearest")
+        g_hat = grad_at(codes * step)
+        sg = np.sum(g_hat * lsq_step_grad(w_half, step, spec, codes=codes), axis=1, keepdims=True) / np.sqrt(12 * 7)
+        step = np.maximum(step - 0.05 * sg, 1e-8)
+        w = quantize(w_half, step, spec, "stochastic", seed=5, offset=counter) * step
+        counter += w.size
+        rule.step(grad_at, 0.1)
+        np.testing.assert_allclose(rule.grid_step, step, rtol=1e-12)
+        np.testing.assert_allclose(rule.weights, w, rtol=1e-12)
+
+
+def test_adam_direction_matches_torch_optim():
+    import torch
+
+    from lptsim.sim.optimizers import Adam
+
+    g = np.random.default_rng(3).normal(size=(30, 2, 5))
+    opt = Adam(betas=(0.9, 0.99), eps=1e-6)
+    opt.start((2, 5))
+    w = np.zeros((2, 5))
+    p = torch.zeros(2, 5, dtype=torch.float64, requires_grad=True)
+    ref = torch.optim.Adam([p], lr=0.01, betas=(0.9, 0.99), eps=1e-6)
+    for gt in g:
+        w = w - 0.01 * opt.direction(gt)
+        p.grad = torch.from_numpy(gt)
+        ref.step()
+    np.testing.assert_allclose(w, p.detach().numpy(), rtol=1e-10, atol=1e-12)
+
+
+def test_row_adagrad_accumulates_the_mean_square_of_each_row():
+    from lptsim.sim.optimizers import RowAdagrad
+
+    opt = RowAdagrad(eps=0.0, row_size=3)
+    opt.start((1, 6))
+    g1, g2 = np.array([[1.0, 2.0, 2.0, 0.0, 0.0, 3.0]]), np.array([[2.0, 0.0, 1.0, 3.0, 0.0, 0.0]])
+    opt.direction(g1)
+    u = opt.direction(g2)
+    acc = np.array([(1 + 4 + 4) / 3 + (4 + 0 + 1) / 3, (0 + 0 + 9) / 3 + (9 + 0 + 0) / 3])
+    np.testing.assert_allclose(u, g2 / np.repeat(np.sqrt(acc), 3)[None])
+    with pytest.raises(ValueError, match="row_size must divide"):
+        RowAdagrad(row_size=4).start((1, 6))
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adagrad", "adam"])
+def test_every_rounding_runs_under_every_optimizer(optimizer):
+    prob = problems.quadratic(d=8, mu=1.0, L=2.0, noise=0.2, seed=0)
+    for method in ("fp", "dr", "sr", "bc", "alpt"):
+        tr = simulate(prob, method, step=0.05, lr=0.02, iters=200, seeds=3, bits=6, optimizer=optimizer)
+        assert np.isfinite(tr.excess).all() and tr.params["optimizer"] == optimizer
+    with pytest.raises(ValueError, match="optimizer must be one of"):
+        simulate(prob, "fp", optimizer="rmsprop")

@@ -200,3 +200,57 @@ def test_bound_formulas():
     assert theory.dr_stalls(0.1, np.array([0.4, 0.6]), 0.1).tolist() == [True, False]
     assert theory.dr_dither_excess(10, 0.1, 0.2, 1.0, 1.0) / theory.sr_dither_excess(10, 0.1, 0.2, 1.0, 1.0) == (
         pytest.approx((0.04 + 0.01 / 12) / (0.04 + 0.01 / 6)))
+
+
+def test_adam_step_bound_holds_for_adversarial_sequences_and_starts_at_one():
+    from lptsim.sim.optimizers import Adam
+
+    c = theory.adam_step_bound(np.arange(1, 2001))
+    assert c[0] == pytest.approx(1.0) and np.all(np.diff(c) >= 0)
+    assert theory.adam_step_bound(10**6) == pytest.approx(0.1 / math.sqrt(0.001) * math.sqrt(1 / (1 - 0.81 / 0.999)))
+    rng = np.random.default_rng(0)
+    opt = Adam(eps=0.0)
+    opt.start((200, 1))
+    scales = rng.lognormal(0, 3, size=(2000, 200, 1))  # wildly varying magnitudes, one sign: the worst case
+    worst = max(np.max(np.abs(opt.direction(s))) / c[t] for t, s in enumerate(scales))
+    assert worst <= 1 + 1e-9
+
+
+def test_adam_frozen_step_is_alpha_whatever_the_gradient():
+    steps = theory.adam_frozen_step(np.array([1e-3, 1.0, -50.0]), 0.01, eps=0.0)
+    np.testing.assert_allclose(steps, 0.01)
+
+
+def test_adagrad_stall_updates_closed_form():
+    g = np.array([3.0, 4.0, 0.0, 0.0])  # rms over the row = sqrt(25/4) = 2.5
+    n = theory.adagrad_dr_stall_updates(g, alpha=0.05, delta=0.01)
+    np.testing.assert_array_equal(n, np.floor((2 * 0.05 * np.abs(g) / (0.01 * 2.5)) ** 2))
+    assert n[1] == 256  # the 256th step is exactly Delta/2: still a move (round half up)
+
+
+def test_dr_stall_time_interval_contains_the_simulated_stall():
+    prob = problems.quadratic(d=30, mu=1.0, L=1.0, noise=0.0, seed=5)
+    starts = np.random.default_rng(5).uniform(-2, 2, (1, 30))
+    T = 600  # noqa: N806
+    tr = simulate(prob, "dr", step=0.02, lr=0.03, iters=T, seeds=1, exact_grad=True, w0=starts,
+                  record_at=np.arange(1, T + 1), keep_weights=True)
+    w = np.vstack([0.02 * np.floor(starts / 0.02 + 0.5), tr.weights[0]])
+    last = np.max(np.where(w[1:] != w[:-1], np.arange(1, T + 1)[:, None], 0), axis=0)
+    lo, hi = theory.dr_stall_time_bounds(starts[0], prob.w_star, 0.02, 0.03, 1.0, T=T)
+    assert np.all((lo <= last) & (last <= hi))
+
+
+def test_optimal_step_is_the_minimum_of_the_exact_stationary_excess():
+    w_star = np.random.default_rng(6).uniform(-1, 1, 12)
+    best = theory.optimal_step(w_star, 3, 0.1, 1.0, 0.1)
+    grid = best * np.array([0.8, 0.9, 1.1, 1.25])
+    at_best = theory.sr_clipped_stationary_excess(w_star, best, 3, 0.1, 1.0, 0.1)
+    assert all(theory.sr_clipped_stationary_excess(w_star, s, 3, 0.1, 1.0, 0.1) >= at_best for s in grid)
+
+
+def test_alpt_fixed_step_is_a_root_with_the_step_shrinking_above_it():
+    w_star = np.random.default_rng(7).uniform(-1, 1, 12)
+    fixed = theory.alpt_fixed_step(w_star, 4, 0.1, 1.0, 0.1)
+    assert abs(theory.alpt_step_gradient(w_star, fixed, 4, 0.1, 1.0, 0.1)) < 1e-6
+    assert theory.alpt_step_gradient(w_star, 1.3 * fixed, 4, 0.1, 1.0, 0.1) > 0  # positive gradient: the step shrinks
+    assert theory.alpt_step_gradient(w_star, 0.7 * fixed, 4, 0.1, 1.0, 0.1) < 0

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numba as nb
+
 from lptsim.quant import _arrays
 from lptsim.quant.rounding import quantize
 from lptsim.quant.spec import QuantSpec
@@ -28,3 +30,9 @@ def lsq_step_grad(x: Any, step: Any, spec: QuantSpec, codes: Any = None) -> Any:
     if _arrays.is_torch(x):
         return codes.to(v.dtype) - v * inside.to(v.dtype)
     return codes - v * inside
+
+
+@nb.njit(inline="always", cache=True)
+def lsq_one(v: float, code: float, qmin: float, qmax: float) -> float:
+    """:func:`lsq_step_grad` for one element, given ``v = x / step`` and its nearest ``code`` (for numba kernels)."""
+    return code - v if qmin < v < qmax else code

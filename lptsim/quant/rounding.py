@@ -111,6 +111,36 @@ def _round_rows_serial(x, steps, row_offsets, stochastic, seed, qmin, qmax, out)
     return bad
 
 
+@nb.njit(cache=True)
+def _grid_values_rows(x, steps, stochastic, seed, offset, qmin, qmax, out):
+    """out[r, j] = steps[r] * code of x[r, j]; SR counter offset + r * cols + j; NaN for non-finite x."""
+    cols = x.shape[1]
+    for r in range(x.shape[0]):
+        for j in range(cols):
+            xi = x[r, j]
+            if not np.isfinite(xi):
+                out[r, j] = np.nan
+            else:
+                counter = offset + np.uint64(r * cols + j)
+                out[r, j] = steps[r] * _round_one(xi, steps[r], stochastic, seed, counter, qmin, qmax)
+
+
+def grid_values(x: np.ndarray, steps: np.ndarray, spec: QuantSpec | None, rounding: str, seed: int,
+                offset: int) -> np.ndarray:
+    """``step * quantize(x, step, ...)`` for a trusted 2-D float64 ``x`` with one positive step per row.
+
+    The simulator's fast path: the same rounding (``_round_one``) and the same SR counters as
+    :func:`quantize` with ``step`` of shape (rows, 1), without its per-call validation; a
+    non-finite element becomes NaN (the caller reports the divergence) instead of an error.
+    """
+    stochastic = _check_rounding(rounding)
+    qmin, qmax = (-UNBOUNDED_LIMIT, UNBOUNDED_LIMIT) if spec is None else (float(spec.qmin), float(spec.qmax))
+    seed_u, offset_u = check_seed_offset(seed, offset, x.size)
+    out = np.empty_like(x)
+    _grid_values_rows(x, steps, stochastic, seed_u, offset_u, qmin, qmax, out)
+    return out
+
+
 def _check_rounding(rounding: str) -> bool:
     if rounding not in ROUNDINGS:
         raise ValueError(f"rounding must be one of {ROUNDINGS}, got {rounding!r}")

@@ -11,16 +11,20 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import numba as nb
 import numpy as np
 
-from lptsim.quant import QuantSpec, lsq_step_grad, quantize
+from lptsim.quant import QuantSpec, quantize
+from lptsim.quant.lsq import lsq_one
+from lptsim.quant.philox import check_seed_offset
+from lptsim.quant.rounding import _round_one, grid_values
 from lptsim.sim.optimizers import SGD
 
 GradFn = Callable[[np.ndarray], np.ndarray]
 
 
 class Rounder:
-    """Puts arrays on the grid ``step * codes`` with one rounding mode and its own SR stream."""
+    """Puts (seeds, d) arrays on the grid ``step * codes`` with one rounding mode and its own SR stream."""
 
     def __init__(self, spec: QuantSpec | None, rounding: str, seed: int):
         self.spec, self.rounding, self.seed = spec, rounding, seed
@@ -32,7 +36,12 @@ class Rounder:
         return c
 
     def __call__(self, x: np.ndarray, step: float | np.ndarray) -> np.ndarray:
-        return self.codes(x, step) * step
+        """The grid values (lptsim.quant's fast path: the same roundings and counters as ``codes(x, step) * step``)."""
+        steps = np.broadcast_to(np.asarray(step, dtype=np.float64).reshape(-1), (x.shape[0],))
+        out = grid_values(np.ascontiguousarray(x, dtype=np.float64), np.ascontiguousarray(steps), self.spec,
+                          self.rounding, self.seed, self.counter)
+        self.counter += x.size
+        return out
 
 
 class FullPrecision:
@@ -119,14 +128,35 @@ class AdaptiveLowPrecision:
         self.opt.start(w0.shape)
 
     def step(self, grad_at: GradFn, alpha: float) -> None:
-        w_half = self.weights - alpha * self.opt.direction(grad_at(self.weights))
-        codes = self.nearest.codes(w_half, self.grid_step)
-        g_hat = grad_at(codes * self.grid_step)
-        lsq = lsq_step_grad(w_half, self.grid_step, self.spec, codes=codes)
+        w_half = np.ascontiguousarray(self.weights - alpha * self.opt.direction(grad_at(self.weights)))
+        g_hat = grad_at(self.nearest(w_half, self.grid_step))
         scale = 1.0 / np.sqrt(w_half.shape[1] * self.spec.qmax) if self.spec.qmax > 0 else 1.0
-        step_grad = np.sum(g_hat * lsq, axis=1, keepdims=True) * scale
-        self.grid_step = np.maximum(self.grid_step - self.step_lr * step_grad, self.min_step)
-        self.weights = self.sr(w_half, self.grid_step)
+        seed, offset = check_seed_offset(self.sr.seed, self.sr.counter, w_half.size)
+        steps = np.ascontiguousarray(self.grid_step[:, 0])
+        weights = np.empty_like(w_half)
+        _alpt_write_back(w_half, np.ascontiguousarray(g_hat, dtype=np.float64), steps, self.step_lr * scale,
+                         self.min_step, float(self.spec.qmin), float(self.spec.qmax), seed, offset, weights)
+        self.sr.counter += w_half.size
+        self.grid_step, self.weights = steps[:, None], weights
+
+
+@nb.njit(cache=True)
+def _alpt_write_back(w_half, g_hat, steps, lr_scaled, min_step, qmin, qmax, seed, offset, out):
+    """ALPT steps (3) and (4) fused, per row: step -= lr * sum_j g_hat_j lsq_j (nearest codes), then SR onto the
+    new grid. Rounding and LSQ terms come from lptsim.quant (_round_one, lsq_one); steps is updated in place."""
+    cols = w_half.shape[1]
+    for r in range(w_half.shape[0]):
+        step = steps[r]
+        acc = 0.0
+        for j in range(cols):
+            x = w_half[r, j]
+            code = _round_one(x, step, False, seed, np.uint64(0), qmin, qmax)
+            acc += g_hat[r, j] * lsq_one(x / step, code, qmin, qmax)
+        step = max(step - lr_scaled * acc, min_step)
+        steps[r] = step
+        for j in range(cols):
+            counter = offset + np.uint64(r * cols + j)
+            out[r, j] = step * _round_one(w_half[r, j], step, True, seed, counter, qmin, qmax)
 
 
 METHODS: dict[str, Callable[..., object]] = {

@@ -14,10 +14,10 @@ from lptsim.verify.report import CheckResult
 
 def _never_moved(prob: problems.Problem, method: str, delta: float, alpha: float, T: int, seeds: int, seed: int,  # noqa: N803
                  exact: bool) -> float:
-    tr = run(prob, method, step=delta, lr=alpha, iters=T, seeds=seeds, exact_grad=exact, record_at=[T],
-             optimizer="adam", seed=seed)
+    tr = run(prob, method, step=delta, lr=alpha, iters=T, seeds=seeds, exact_grad=exact,
+             record_at=np.arange(1, T + 1), keep_weights=True, optimizer="adam", seed=seed)
     start = delta * np.floor(np.asarray(prob.w0) / delta + 0.5)
-    return float(np.mean(tr.final_weights == start))
+    return float(np.mean(np.all(tr.weights == start, axis=1)))  # at its start after every step
 
 
 def adam_freezes_dr(b: Budget) -> list[CheckResult]:
