@@ -249,3 +249,29 @@ def test_lsq_formula():
     t = lsq_step_grad(torch.tensor(x), torch.tensor(step, dtype=torch.float64), spec)
     np.testing.assert_allclose(t.numpy(), expected, atol=1e-12)
     assert np.all(v == x / step)
+
+
+# The stored byte layout of every packed width, pinned so tables written today stay readable. The codes are
+# (37 i + 11) mod 2^b shifted into the signed range, i = 0..12 (an odd length, so the last byte is partial).
+PINNED_LAYOUT = {
+    1: "aa0a", 2: "39393901", 3: "673c54673c", 4: "832dc7610ba50f", 5: "1b14f568f603357901",
+    6: "2b546b3f99b813de0927", 7: "4b7845f725a49c734c4f7c00", 8: "8bb0d5fa1f44698eb3d8fd2247",
+}
+
+
+def _documented_layout(codes: list[int], bits: int) -> bytes:
+    """The packing docstring's rule, independently: code i at bits i*b.. of a little-endian stream, two's complement."""
+    stream = 0
+    for i, c in enumerate(codes):
+        stream |= (c & ((1 << bits) - 1)) << (i * bits)
+    return stream.to_bytes((len(codes) * bits + 7) // 8, "little")
+
+
+@pytest.mark.parametrize("bits", range(1, 9))
+def test_pack_layout_is_pinned_for_every_width(bits):
+    lo = -(1 << (bits - 1))
+    codes = [(i * 37 + 11) % (1 << bits) + lo for i in range(13)]
+    buf = pack(np.array(codes, dtype=np.int8), bits).tobytes()
+    assert buf.hex() == PINNED_LAYOUT[bits]
+    assert buf == _documented_layout(codes, bits)
+    assert unpack(np.frombuffer(bytes.fromhex(PINNED_LAYOUT[bits]), dtype=np.uint8), bits, 13).tolist() == codes
