@@ -275,3 +275,20 @@ def test_pack_layout_is_pinned_for_every_width(bits):
     assert buf.hex() == PINNED_LAYOUT[bits]
     assert buf == _documented_layout(codes, bits)
     assert unpack(np.frombuffer(bytes.fromhex(PINNED_LAYOUT[bits]), dtype=np.uint8), bits, 13).tolist() == codes
+
+
+def test_sr_statistics_on_the_per_row_offset_path_used_by_tables():
+    """Embeddings key draws by global row (offset[r] + j): per-element mean p and variance p(1-p), and independent
+    elements within a row (a draw shared by the row would make adjacent errors correlate perfectly)."""
+    rows, dim, p = 40_000, 16, 0.3
+    x = np.full((rows, dim), (2 + p) * 0.1)
+    steps = np.full((rows, 1), 0.1)
+    codes = quantize(x, steps, QuantSpec(8), "stochastic", seed=7, offset=np.arange(rows) * dim + 11)
+    up = (codes - 2).astype(np.float64)
+    sd = np.sqrt(p * (1 - p) / rows)
+    assert np.all(np.abs(up.mean(axis=0) - p) <= 4 * sd)  # every element position
+    assert abs(up.var() - p * (1 - p)) <= 4 * p * (1 - p) * np.sqrt(2 / up.size)
+    r = np.corrcoef(up[:, :-1].ravel(), up[:, 1:].ravel())[0, 1]
+    assert abs(r) <= 4 / np.sqrt(rows * (dim - 1))
+    # and the same draws as one contiguous call (chunking does not matter)
+    np.testing.assert_array_equal(codes, quantize(x, steps, QuantSpec(8), "stochastic", seed=7, offset=11))

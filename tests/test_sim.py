@@ -289,3 +289,30 @@ def test_every_rounding_runs_under_every_optimizer(optimizer):
         assert np.isfinite(tr.excess).all() and tr.params["optimizer"] == optimizer
     with pytest.raises(ValueError, match="optimizer must be one of"):
         simulate(prob, "fp", optimizer="rmsprop")
+
+
+def test_quadratic_noise_has_the_requested_standard_deviation():
+    """noise is a standard deviation (a noise of 0.3 has variance 0.09): 4-sigma bound on the sample variance."""
+    prob = problems.quadratic(d=5, mu=1.0, L=1.0, noise=0.3, seed=0)
+    w = np.zeros((40_000, 5))
+    g = prob.stoch_grad(w, np.random.default_rng(1)) - prob.grad(w)
+    var = g.var()
+    assert abs(var - 0.09) <= 4 * 0.09 * np.sqrt(2 / g.size)
+
+
+def test_excess_avg_is_the_loss_of_the_running_mean_of_the_iterates():
+    prob = problems.quadratic(d=6, mu=1.0, L=2.0, noise=0.5, seed=1)
+    tr = simulate(prob, "sr", step=0.05, lr=0.1, iters=40, seeds=3, record_at=np.arange(1, 41), keep_weights=True)
+    mean_w = np.cumsum(tr.weights, axis=1) / np.arange(1, 41)[None, :, None]
+    np.testing.assert_allclose(tr.excess_avg, prob.F(mean_w.reshape(-1, 6)).reshape(3, 40) - prob.f_star)
+
+
+@pytest.mark.parametrize("method", ["dr", "sr", "alpt"])
+def test_low_precision_runs_start_from_the_start_rounded_to_nearest(method):
+    from lptsim.quant import QuantSpec
+    from lptsim.sim.methods import METHODS
+
+    w0 = np.random.default_rng(2).uniform(-1, 1, (4, 32))
+    rule = METHODS[method](step=0.1, spec=QuantSpec(6), seed=3)
+    rule.start(w0)
+    np.testing.assert_allclose(rule.weights, 0.1 * np.floor(w0 / 0.1 + 0.5), atol=1e-12)
