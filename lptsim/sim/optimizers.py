@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import numba as nb
 import numpy as np
 
 
@@ -37,12 +38,13 @@ class RowAdagrad:
         if size < 1 or d % size:
             raise ValueError(f"row_size must divide d={d}, got {size}")
         self.size = size
-        self.acc = np.zeros((seeds, d // size, 1))
+        self.acc = np.zeros(seeds * (d // size))
 
     def direction(self, g: np.ndarray) -> np.ndarray:
-        rows = g.reshape(g.shape[0], -1, self.size)
-        self.acc += np.mean(rows * rows, axis=2, keepdims=True)
-        return (rows / (np.sqrt(self.acc) + self.eps)).reshape(g.shape)
+        out = np.empty(g.shape)
+        _adagrad_rows(np.ascontiguousarray(g, dtype=np.float64).reshape(-1, self.size), self.acc, self.eps,
+                      out.reshape(-1, self.size))
+        return out
 
 
 class Adam:
@@ -57,9 +59,32 @@ class Adam:
 
     def direction(self, g: np.ndarray) -> np.ndarray:
         self.t += 1
-        self.m = self.b1 * self.m + (1 - self.b1) * g
-        self.v = self.b2 * self.v + (1 - self.b2) * g * g
-        return (self.m / (1 - self.b1**self.t)) / (np.sqrt(self.v / (1 - self.b2**self.t)) + self.eps)
+        out = np.empty(g.shape)
+        _adam(np.ascontiguousarray(g, dtype=np.float64).ravel(), self.m.reshape(-1), self.v.reshape(-1), self.b1,
+              self.b2, 1 / (1 - self.b1**self.t), 1 / np.sqrt(1 - self.b2**self.t), self.eps, out.reshape(-1))
+        return out
+
+
+@nb.njit(cache=True)
+def _adagrad_rows(g, acc, eps, out):
+    """One pass per row: acc += mean(g^2); out = g / (sqrt(acc) + eps) (the state is updated in place)."""
+    for r in range(g.shape[0]):
+        s = 0.0
+        for j in range(g.shape[1]):
+            s += g[r, j] * g[r, j]
+        acc[r] += s / g.shape[1]
+        scale = 1.0 / (np.sqrt(acc[r]) + eps)
+        for j in range(g.shape[1]):
+            out[r, j] = g[r, j] * scale
+
+
+@nb.njit(cache=True)
+def _adam(g, m, v, b1, b2, inv_bc1, inv_sqrt_bc2, eps, out):
+    """One pass: the two moments in place, then m_hat / (sqrt(v_hat) + eps) with the bias corrections folded in."""
+    for i in range(g.size):
+        m[i] = b1 * m[i] + (1 - b1) * g[i]
+        v[i] = b2 * v[i] + (1 - b2) * g[i] * g[i]
+        out[i] = m[i] * inv_bc1 / (np.sqrt(v[i]) * inv_sqrt_bc2 + eps)
 
 
 OPTIMIZERS: dict[str, Callable[..., SGD | RowAdagrad | Adam]] = {"sgd": SGD, "adagrad": RowAdagrad, "adam": Adam}
