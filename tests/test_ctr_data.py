@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,8 @@ from lptsim.ctr.data.schema import AVAZU, CRITEO, DataFormatError, Schema
 from lptsim.ctr.data.synthetic import SyntheticSpec, teacher_auc, write_criteo_text
 from lptsim.ctr.data.transforms import MISSING, hash_binary
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+# ../shared/data beside the repository (LPTSIM_SHARED overrides ../shared, e.g. for a git worktree elsewhere)
+SHARED = Path(os.environ.get("LPTSIM_SHARED", Path(__file__).resolve().parents[2] / "shared")) / "data"
 CRITEO_FILE = SHARED / "criteo" / "criteo_train_head10k.txt"
 AVAZU_FILE = SHARED / "avazu" / "avazu_train_head5000.csv"
 needs_criteo = pytest.mark.skipif(not CRITEO_FILE.exists(), reason="shared Criteo sample not present")
@@ -51,7 +53,7 @@ def test_prepare_real_criteo(tmp_path):
 @needs_avazu
 def test_prepare_real_avazu_hour_features(tmp_path):
     m = prepare(AVAZU_FILE, AVAZU, tmp_path, progress=False)
-    assert m["lines"] == 5000 and m["bad_lines"] == 0
+    assert m["lines"] == 5001 and m["header"] and m["bad_lines"] == 0 and sum(m["rows"].values()) == 5000
     fmap = json.loads((tmp_path / "feature_map.json").read_text())
     assert len(fmap["fields"]) == 24 and "id" not in fmap["fields"]
     # Every row is from 2014-10-21 00:00, a Tuesday: each derived field has one known value.
@@ -85,7 +87,7 @@ def test_bad_lines_are_skipped_and_reported(tmp_path):
     reported = {b["line"]: b["reason"] for b in m["first_bad_lines"]}
     assert sorted(reported) == [2, 3, 4, 5, 7]
     assert "fields" in reported[2] and "not an integer" in reported[3] and "label" in reported[4]
-    assert "undecodable" in reported[7]
+    assert "UTF-8" in reported[7]
 
 
 def test_strict_stops_with_line_number(tmp_path, capsys):
@@ -105,7 +107,7 @@ def test_cli_prepare_summary_names_bad_lines(tmp_path, capsys):
     assert cli.main(["ctr", "prepare", "--dataset", "criteo", "--input", str(raw), "--out", str(tmp_path / "o"),
                      "--quiet"]) == 0
     out = capsys.readouterr().out
-    assert "1 malformed lines skipped" in out and "line 6:" in out
+    assert "1 bad lines skipped" in out and "line 6: wrong number of fields" in out
 
 
 @pytest.mark.parametrize("content, match", [(b"", "empty"), (b"a,b,c\n1,2,3\n", "does not look like")])

@@ -56,6 +56,17 @@ def bucket_numeric(values: np.ndarray, missing: np.ndarray) -> np.ndarray:
     return out
 
 
+def is_avazu_hour(values: np.ndarray) -> np.ndarray:
+    """True where a YYMMDDHH integer is a real date (2000-2099) and an hour 00-23."""
+    ok = (values >= 0) & (values <= 99_99_99_99)
+    v = np.where(ok, values, 0)
+    hour, day, month, year = v % 100, (v // 100) % 100, (v // 10_000) % 100, 2000 + v // 1_000_000
+    ok &= (hour <= 23) & (month >= 1) & (month <= 12) & (day >= 1)
+    first = (year - 1970).astype("datetime64[Y]") + (np.clip(month, 1, 12) - 1).astype("timedelta64[M]")
+    days_in_month = ((first + 1).astype("datetime64[D]") - first.astype("datetime64[D]")).astype(np.int64)
+    return ok & (day <= days_in_month)
+
+
 def avazu_hour(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Avazu ``hour`` YYMMDDHH -> (hour of day, weekday 0=Monday, weekend flag)."""
     hour = values % 100
