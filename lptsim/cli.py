@@ -63,7 +63,8 @@ def _cmd_ctr_prepare(args: argparse.Namespace) -> int:
     if args.min_count < 1:
         raise ValueError(f"--min-count must be >= 1, got {args.min_count}")
     m = prepare(args.input, schema, args.out, min_count=args.min_count, seed=args.seed, strict=args.strict,
-                progress=not args.quiet, rejects=args.rejects, force=args.force)
+                progress=not args.quiet, rejects=args.rejects, force=args.force, max_line_bytes=args.max_line_bytes,
+                block_bytes=args.block_bytes)
     rows = m["rows"]
     compressed = f" ({m['compression']})" if m["compression"] else ""
     print(f"{args.input}{compressed}: {m['lines']:,} lines -> train {rows['train']:,}, val {rows['val']:,}, "
@@ -202,10 +203,19 @@ def _cmd_ctr_table(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 2, got {text}")
+    return value
+
+
 _FORCE_HELP = "write into the output folder even if it holds something else (other files are left alone)"
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from lptsim.ctr.data.reader import BLOCK_BYTES, MAX_LINE_BYTES
+
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", help="show the traceback of an error")
     parser = argparse.ArgumentParser(prog="lptsim", description=__doc__, parents=[common],
@@ -242,6 +252,9 @@ def build_parser() -> argparse.ArgumentParser:
     prep.add_argument("--strict", action="store_true",
                       help="stop at the first bad line (and refuse an empty or one-class split)")
     prep.add_argument("--rejects", metavar="FILE", help="write every bad line here: line number, reason, text")
+    prep.add_argument("--max-line-bytes", type=_positive, default=MAX_LINE_BYTES,
+                      help=f"a longer line is a bad line (default {MAX_LINE_BYTES:,})")
+    prep.add_argument("--block-bytes", type=_positive, default=BLOCK_BYTES, help=argparse.SUPPRESS)
     prep.add_argument("--quiet", action="store_true", help="no progress bar")
     prep.add_argument("--force", action="store_true", help=_FORCE_HELP)
     prep.set_defaults(func=_cmd_ctr_prepare)

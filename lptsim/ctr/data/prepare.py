@@ -43,19 +43,22 @@ class ValueCounter:
     def __init__(self, fields: int, flush_at: int = 4_000_000):
         self.values: list[list[np.ndarray]] = [[] for _ in range(fields)]
         self.counts: list[list[np.ndarray]] = [[] for _ in range(fields)]
+        self.buffered = [0] * fields
         self.flush_at = flush_at
 
     def add(self, field: int, values: np.ndarray) -> None:
         uniq, cnt = np.unique(values, return_counts=True)
         self.values[field].append(uniq)
         self.counts[field].append(cnt)
-        if sum(v.size for v in self.values[field]) > self.flush_at:
+        self.buffered[field] += uniq.size
+        if self.buffered[field] > self.flush_at:
             self._merge(field)
 
     def _merge(self, field: int) -> None:
         vals = np.concatenate(self.values[field]) if self.values[field] else np.zeros(0, np.int64)
         cnts = np.concatenate(self.counts[field]) if self.counts[field] else np.zeros(0, np.int64)
         uniq, inverse = np.unique(vals, return_inverse=True)
+        self.buffered[field] = uniq.size
         self.values[field] = [uniq]
         self.counts[field] = [np.bincount(inverse, weights=cnts, minlength=uniq.size).astype(np.int64)]
 

@@ -15,6 +15,7 @@ import pyarrow as pa
 from lptsim.ctr.data.schema import DataFormatError
 
 UTF8_BOM = b"\xef\xbb\xbf"
+_PIECE = 16 << 10  # decompressed bytes per codec read
 
 # (magic bytes at offset 0, pyarrow codec)
 _CODECS = ((b"\x1f\x8b", "gzip"), (b"\x28\xb5\x2f\xfd", "zstd"))
@@ -108,6 +109,7 @@ class Source:
                 raise DataFormatError(f"{p}: this is {what}, not a text file; {hint} "
                                       "(lptsim reads plain, gzip, bzip2 or zstd compressed text)")
         self.compression = detect_compression(head)
+        self._error: StreamError | None = None
         self._raw = _HashingReader(raw)
         if self.compression is None:
             self._stream = self._raw
@@ -124,12 +126,26 @@ class Source:
         return self._raw.count
 
     def read(self, n: int) -> bytes:
-        """Up to ``n`` decompressed bytes (b"" at the end); a damaged stream raises DataFormatError."""
-        try:
-            return self._stream.read(n)
-        except (OSError, pa.ArrowException) as exc:
-            what = f"{self.compression} data is damaged or truncated" if self.compression else "read error"
-            raise StreamError(self.path, f"{what} ({exc})") from None
+        """Up to ``n`` decompressed bytes (b"" at the end). A damaged stream raises :class:`StreamError`, after
+        the bytes decoded before the damage have been returned."""
+        if self._error is not None:
+            raise self._error
+        if self.compression is None:
+            return self._raw.read(n)
+        parts, got = [], 0
+        while got < n:  # small reads: the codec hands out all it decoded before a damaged spot
+            try:
+                part = self._stream.read(min(n - got, _PIECE))
+            except (OSError, pa.ArrowException) as exc:
+                self._error = StreamError(self.path, f"{self.compression} data is damaged or truncated ({exc})")
+                break
+            if not part:
+                break
+            parts.append(part)
+            got += len(part)
+        if not parts and self._error is not None:
+            raise self._error
+        return b"".join(parts)
 
     def close(self) -> None:
         if self._stream is not self._raw:
@@ -144,11 +160,14 @@ class Source:
 
 
 def read_head(path: str | Path, n: int) -> bytes:
-    """The first ``n`` decompressed bytes of ``path`` (for sniffing the format)."""
+    """The first ``n`` decompressed bytes of ``path`` (fewer if it is shorter or damaged), for sniffing."""
     with Source(path) as src:
         out = bytearray()
         while len(out) < n:
-            chunk = src.read(n - len(out))
+            try:
+                chunk = src.read(n - len(out))
+            except StreamError:
+                break
             if not chunk:
                 break
             out += chunk
