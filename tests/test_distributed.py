@@ -118,6 +118,25 @@ def test_killed_rank_fails_the_job_and_keeps_the_checkpoint(data, tmp_path):
     assert not (run / "metrics.json").exists()
 
 
+def test_planted_shard_is_refused_and_never_run(data, runs, tmp_path):
+    """A pickle payload in a shard of both kept checkpoints: --resume refuses them, the marker never appears."""
+    import shutil
+
+    from test_security import assert_live, plant
+
+    run, marker = tmp_path / "run", tmp_path / "MARKER"
+    shutil.copytree(runs["one"], run)
+    pointer = json.loads((run / "checkpoint.json").read_text())
+    shards = [run / pointer["folder"] / "shard-0-of-1.pt", run / pointer["previous"]["folder"] / "shard-0-of-1.pt"]
+    for shard in shards:
+        plant(shard, marker)
+    assert_live(shards[0], marker)
+    proc = _torchrun(1, _args(data, run, 3, "--resume"))
+    assert proc.returncode != 0 and not marker.exists()
+    assert f"{shards[0]}: refused: it holds Python objects" in proc.stderr and "could run code" in proc.stderr
+    assert "lptsim/ctr/" not in proc.stderr  # one line from the worker; the only traceback is torchrun's own
+
+
 def test_distributed_needs_torchrun(data, tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE")}
     proc = subprocess.run([sys.executable, *_args(data, tmp_path / "x", 1)], capture_output=True, text=True, env=env)

@@ -43,7 +43,8 @@ def _load_array(path: Path, dtype: type, ndim: int) -> np.ndarray:
     except FileNotFoundError:
         raise ValueError(f"{path.parent}: missing {path.name}; prepare did not finish") from None
     except (ValueError, OSError, EOFError) as exc:
-        reason = "holds Python objects (a pickle), refused" if "allow_pickle" in str(exc) else \
+        pickled = "allow_pickle" in str(exc) or "Python objects" in str(exc)
+        reason = "holds Python objects (a pickle), refused" if pickled else \
             f"not a readable .npy array ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
         raise ValueError(f"{path}: {reason}; prepare the data again") from None
     if not isinstance(arr, np.ndarray) or arr.dtype != dtype or arr.ndim != ndim:
