@@ -217,7 +217,9 @@ def build_parser() -> argparse.ArgumentParser:
     from lptsim.ctr.data.reader import BLOCK_BYTES, MAX_LINE_BYTES
 
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--debug", action="store_true", help="show the traceback of an error")
+    # SUPPRESS: a --debug before the command is not reset by the command's own default
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show the traceback of an error")
     parser = argparse.ArgumentParser(prog="lptsim", description=__doc__, parents=[common],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -286,7 +288,7 @@ def _one_line(exc: BaseException) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     name = "lptsim " + " ".join(filter(None, [args.command, getattr(args, "ctr_command", None)]))
-    if args.debug:
+    if getattr(args, "debug", False):
         return args.func(args)
 
     def show_warning(message, category, *rest) -> None:  # one line, no source excerpt

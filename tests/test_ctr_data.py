@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -208,3 +209,20 @@ def test_synthetic_teacher_is_the_best_ranker(tmp_path):
     assert 0.65 < auc < 0.85
     labels = np.load(tmp_path / "out" / "train_labels.npy")
     assert abs(labels.mean() - spec.positive_rate) < 4 * np.sqrt(0.25 * 0.75 / labels.size) + 0.01
+
+
+@pytest.mark.parametrize("spec, message", [
+    ([1, 2], "a schema is a JSON object"),
+    ({"columns": "yx", "label": "y"}, "'columns' should be a list of column names"),
+    ({"columns": ["y", "y"], "label": "y"}, "names a column twice"),
+    ({"columns": ["y", "x"], "label": 0}, "'label' should be a string"),
+    ({"columns": ["y", "x"], "label": "y", "numeric": [3]}, "'numeric' should be a list"),
+    ({"columns": ["y", "x"], "label": "y", "extra": 1}, "unknown ['extra']"),
+    ({"columns": ["y", "x"], "label": "y", "delimiter": ";;"}, "delimiter must be one character"),
+])
+def test_schema_files_are_validated(tmp_path, spec, message):
+    path = tmp_path / "schema.json"
+    path.write_text(json.dumps(spec))
+    with pytest.raises(DataFormatError, match=re.escape(message)) as err:
+        Schema.from_json(path)
+    assert "\n" not in str(err.value)

@@ -249,6 +249,24 @@ def test_table_cells_are_keyed_by_their_full_configuration(data, tmp_path, capsy
     assert (tmp_path / "t" / "table.csv").read_text() != first
 
 
+def test_table_never_reuses_a_finished_run_of_other_options(data, tmp_path, capsys):
+    """A run folder moved under another cell's name (by hand, or a hash collision) is checked, not trusted."""
+    from dataclasses import replace
+
+    from lptsim.ctr.table import cell_key
+
+    argv = ["ctr", "table", "--data", str(data), *FAST, "--methods", "fp", "--seeds", "1", "--out", str(tmp_path)]
+    assert run_cli(capsys, *argv, "--epochs", "1")[0] == 0
+    (old,) = (tmp_path / "runs").iterdir()
+    cfg = TrainConfig(model="lr", method="fp", bits=8, batch_size=512, epochs=2, seed=0, device="cpu",
+                      hidden=(400, 400, 400), lr_milestones=(6, 9))
+    old.rename(old.with_name(f"fp_b8_s0-{cell_key(replace(cfg), PreparedData.load(data))}"))
+    assert run_cli(capsys, *argv, "--epochs", "2")[0] == 0
+    (run,) = (tmp_path / "runs").iterdir()
+    assert json.loads((run / "metrics.json").read_text())["config"]["epochs"] == 2  # resumed to 2 epochs, not reused
+    assert len(json.loads((run / "log.json").read_text())) == 2
+
+
 @pytest.mark.parametrize("argv, message", [(["--seeds", "0"], "--seeds must be an integer >= 1"),
                                            (["--bits", "0"], "--bits must be"),
                                            (["--methods", "nope"], "unknown or no table method")])
@@ -266,6 +284,8 @@ def test_internal_errors_are_one_line_and_debug_shows_the_traceback(data, tmp_pa
     assert code == 1 and "internal error: ZeroDivisionError" in err and "--debug" in err
     with pytest.raises(ZeroDivisionError):
         cli.main(["ctr", "train", "--data", str(data), *FAST, "--out", str(tmp_path / "r2"), "--debug"])
+    with pytest.raises(ZeroDivisionError):
+        cli.main(["--debug", "ctr", "train", "--data", str(data), *FAST, "--out", str(tmp_path / "r3")])
 
 
 def test_prepare_misuse_is_one_line(tmp_path, capsys):
