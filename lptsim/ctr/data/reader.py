@@ -290,7 +290,7 @@ class BlockReader:
             pa.BufferReader(pa.py_buffer(data)),
             read_options=pcsv.ReadOptions(column_names=list(schema.columns), use_threads=True,
                                           block_size=max(1 << 20, 2 * self.max_line_bytes)),
-            parse_options=pcsv.ParseOptions(delimiter=schema.delimiter, quote_char=False, ignore_empty_lines=False,
+            parse_options=pcsv.ParseOptions(delimiter=schema.delimiter, quote_char=False, ignore_empty_lines=True,
                                             newlines_in_values=False, invalid_row_handler=on_invalid),
             convert_options=pcsv.ConvertOptions(column_types={c: pa.binary() for c in schema.columns},
                                                 strings_can_be_null=False,
@@ -299,10 +299,9 @@ class BlockReader:
 
     def _clean(self, buf: bytearray) -> bool:
         """True when no line of ``buf`` can break a byte-level rule (a few C-speed scans, no per-line work)."""
-        if buf.find(b"\0") >= 0 or buf.startswith(b"\n") or buf.find(b"\n\n") >= 0:
-            return False
-        if buf.find(b"\r") >= 0 and (buf.count(b"\r") != buf.count(b"\r\n") or buf.startswith(b"\r\n")
-                                      or buf.find(b"\n\r\n") >= 0):
+        if buf.find(b"\0") >= 0:
+            return False  # (empty lines need no scan: pyarrow skips them, so the row count tells)
+        if buf.find(b"\r") >= 0 and buf.count(b"\r") != buf.count(b"\r\n"):
             return False
         # A line longer than 2*m holds a whole aligned m-byte window without a newline.
         m = self.max_line_bytes // 2
@@ -417,10 +416,10 @@ class BlockReader:
         for name in schema.numeric:
             ints, missing, invalid = transforms.integer_column(table.column(name))
             reject(invalid, f"numeric field {name} is not an integer")
-            values[j] = transforms.bucket_numeric(ints, missing)
+            transforms.bucket_numeric(ints, missing, out=values[j])
             j += 1
         for name in schema.categorical:
-            values[j] = transforms.hash_binary(table.column(name))
+            transforms.hash_binary(table.column(name), out=values[j])
             j += 1
         for name, kind in schema.derived.items():
             ints, missing, invalid = transforms.integer_column(table.column(name))

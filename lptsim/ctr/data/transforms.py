@@ -28,10 +28,13 @@ def _buffers(arr: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return offsets, data, valid
 
 
-def hash_binary(arr: pa.Array) -> np.ndarray:
-    """64-bit hashes (FNV-1a + splitmix64) of a binary/string arrow array as int64; empty or null -> MISSING."""
+def hash_binary(arr: pa.Array, out: np.ndarray | None = None) -> np.ndarray:
+    """64-bit hashes (FNV-1a + splitmix64) of a binary/string arrow array as int64; empty or null -> MISSING.
+
+    ``out``: an int64 array (e.g. a row of a larger block) to write into instead of a new one.
+    """
     offsets, data, valid = _buffers(arr)
-    out = np.empty(offsets.size - 1, dtype=np.int64)
+    out = np.empty(offsets.size - 1, dtype=np.int64) if out is None else out
     fastparse.hash_strings(offsets, data, valid, out)
     return out
 
@@ -49,9 +52,9 @@ def integer_column(arr: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return values, missing, invalid
 
 
-def bucket_numeric(values: np.ndarray, missing: np.ndarray) -> np.ndarray:
+def bucket_numeric(values: np.ndarray, missing: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """Criteo numeric bucketing used by the paper's authors: v -> floor(ln(v)^2) if v > 2 else v."""
-    out = np.empty(values.size, dtype=np.int64)
+    out = np.empty(values.size, dtype=np.int64) if out is None else out
     fastparse.bucket_log_square(values, missing, out)
     return out
 
