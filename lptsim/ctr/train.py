@@ -201,11 +201,12 @@ def train(data: PreparedData, cfg: TrainConfig, out: str | Path, resume: bool = 
             ids, y = ids.to(cfg.device), y.to(cfg.device)
             rng_before = torch.get_rng_state()
             loss = _batch_loss(wrapped(ids), y, ctx.world, global_n)
-            if not torch.isfinite(loss):
-                raise TrainingError(f"non-finite loss ({loss.item()}) at epoch {epoch}, step {step}; stopped. "
+            value = loss.item()  # the step's one host sync
+            if not math.isfinite(value):
+                raise TrainingError(f"non-finite loss ({value}) at epoch {epoch}, step {step}; stopped. "
                                     + _last_good(out, state, ctx))
             if ctx.world == 1:  # one process decides alone; ranks compare at the end of the epoch
-                recent.append(loss.item())
+                recent.append(value)
                 if len(recent) == recent.maxlen:
                     _check_divergence(sum(recent) / len(recent), f"the mean log loss of the last {len(recent)} "
                                       "batches", reference, cfg, out, state, ctx, f"epoch {epoch}, step {step}")
@@ -220,7 +221,7 @@ def train(data: PreparedData, cfg: TrainConfig, out: str | Path, resume: bool = 
             optimizer.step()
             for t in tables:
                 t.commit()
-            total += loss.item() * global_n / ctx.world
+            total += value * global_n / ctx.world
             count += y.numel()
             bar.update(global_n)
             bar.set_postfix(loss=f"{total / max(count, 1):.4f}")
