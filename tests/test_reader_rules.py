@@ -388,3 +388,23 @@ def test_sniffing_uses_a_sample_not_the_first_line(tmp_path):
     path.write_bytes(b"garbage first line\n" + b"\n".join(criteo() for _ in range(50)) + b"\n")
     reader = BlockReader(path, CRITEO)
     assert sum(b.labels.size for b in reader) == 50 and reader.bad.first[0][0] == 1
+
+
+def test_a_block_pyarrow_splits_differently_is_read_line_by_line(tmp_path, monkeypatch):
+    """The byte rules leave pyarrow nothing to split differently; if it ever did, no good line may be lost."""
+    real = BlockReader._read_table
+
+    def disagreeing(self, data, on_invalid):
+        if b"SPLITME" in data:
+            on_invalid(None)  # as if pyarrow had found a row it could not read
+        return real(self, data, on_invalid)
+
+    monkeypatch.setattr(BlockReader, "_read_table", disagreeing)
+    lines = [criteo(label="0"), criteo(cats=with_cat(0, "SPLITME")), criteo(label="7"), criteo(), b""]
+    path = tmp_path / "s.txt"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    reader = BlockReader(path, CRITEO)
+    blocks = list(reader)
+    assert np.concatenate([b.lines for b in blocks]).tolist() == [0, 3]
+    assert np.concatenate([b.labels for b in blocks]).tolist() == [0, 1]
+    assert reader.bad.first == [(2, "cannot be split into fields"), (3, LABEL), (5, EMPTY)]

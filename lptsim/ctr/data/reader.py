@@ -284,7 +284,7 @@ class BlockReader:
     def _read_table(self, data, on_invalid) -> pa.Table:
         schema = self.schema
         if data.startswith(UTF8_BOM):  # pyarrow drops a BOM at the start of its input: not ours to drop mid-file
-            dummy = schema.delimiter.encode() * (len(schema.columns) - 1) + b"\n"
+            dummy = b"0" + schema.delimiter.encode() * (len(schema.columns) - 1) + b"\n"  # a row, then dropped
             return self._read_table(dummy + bytes(data), on_invalid).slice(1)
         return pcsv.read_csv(
             pa.BufferReader(pa.py_buffer(data)),
