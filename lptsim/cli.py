@@ -15,18 +15,23 @@ from pathlib import Path
 
 def _cmd_verify(args: argparse.Namespace) -> int:
     from lptsim.atomic import write_json_atomic
-    from lptsim.verify import run_all, table
+    from lptsim.verify import budget, run_all, table
 
     if args.out:
         from lptsim.outdir import claim
 
         claim(Path(args.out), "verify", force=args.force)
+    if args.power:
+        return _cmd_verify_power(args)
     start = time.perf_counter()
-    results = run_all(full=args.full, groups=args.group or None, progress=not args.quiet)
+    results = run_all(full=args.full, groups=args.group or None, progress=not args.quiet, seed=args.seed)
     elapsed = time.perf_counter() - start
     print(table(results))
     failed = [r for r in results if not r.passed]
-    print(f"\n{len(results) - len(failed)} passed, {len(failed)} failed in {elapsed:.1f} s")
+    b = budget(args.full, args.seed)
+    print(f"\n{len(results) - len(failed)} passed, {len(failed)} failed in {elapsed:.1f} s "
+          f"(seed {args.seed}, {b.seeds} seeds per experiment; each interval at level {_level():.5f}, "
+          "so all intervals cover their true values at once with probability >= 0.95)")
     if args.out:
         from lptsim.figs import figures_from_results
 
@@ -35,6 +40,35 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         figures = figures_from_results(results, out)
         print(f"wrote {out / 'verify.json'} and {len(figures)} figure files")
     return 1 if failed else 0
+
+
+def _level() -> float:
+    from lptsim.verify.core import LEVEL
+
+    return LEVEL
+
+
+def _cmd_verify_power(args: argparse.Namespace) -> int:
+    from lptsim.atomic import write_json_atomic
+    from lptsim.verify import DEFAULT_GROUPS, budget
+    from lptsim.verify.power import power_table, run_power
+
+    start = time.perf_counter()
+    baseline, rows = run_power(budget(args.full, args.seed), list(args.group or DEFAULT_GROUPS),
+                               progress=not args.quiet)
+    print(power_table(rows))
+    missed = [r for r in rows if r.must_reject and not r.rejected]
+    counted = [r for r in rows if r.must_reject]
+    failing = sum(not r.passed for r in baseline)
+    print(f"\n{len(counted) - len(missed)} of {len(counted)} variants that must be rejected were rejected "
+          f"({len(rows) - len(counted)} more listed, not counted); the real suite: {len(baseline) - failing} passed, "
+          f"{failing} failed; {time.perf_counter() - start:.0f} s")
+    if args.out:
+        out = Path(args.out)
+        write_json_atomic(out / "power.json", [dict(variant=r.variant, kind=r.kind, must_reject=r.must_reject,
+                                                    why=r.why, rejected=r.rejected, failed=r.failed) for r in rows])
+        print(f"wrote {out / 'power.json'}")
+    return 1 if missed or failing else 0
 
 
 def _cmd_figs(args: argparse.Namespace) -> int:
@@ -230,7 +264,11 @@ def build_parser() -> argparse.ArgumentParser:
     verify = leaf(sub, "verify", help="run the falsifiable checks and print a verdict table")
     verify.add_argument("--out", help="folder for verify.json and figures")
     verify.add_argument("--full", action="store_true", help="paper-quality sweep: more seeds, longer horizons")
-    verify.add_argument("--group", action="append", help="run only this group of checks (repeatable)")
+    verify.add_argument("--group", action="append",
+                        help="run only this group of checks (repeatable): quant, dr, sr, methods")
+    verify.add_argument("--seed", type=int, default=0, help="master seed: changes every random draw (default 0)")
+    verify.add_argument("--power", action="store_true",
+                        help="test the suite itself: rerun it against broken predictions and roundings")
     verify.add_argument("--quiet", action="store_true", help="no progress bar")
     verify.add_argument("--force", action="store_true", help=_FORCE_HELP)
     verify.set_defaults(func=_cmd_verify)

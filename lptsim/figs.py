@@ -40,94 +40,155 @@ def _find(results: list[CheckResult], prefix: str) -> list[CheckResult]:
     return [r for r in results if r.name.startswith(prefix) and r.data]
 
 
-def _slope_panel(ax: plt.Axes, r: CheckResult, xlabel: str, ylabel: str, title: str) -> None:
-    x, y = np.asarray(r.data["x"]), np.asarray(r.data["y"])
-    ax.loglog(x, y, "o", label="measured")
-    if "y_other_alpha" in r.data:
-        ax.loglog(x, r.data["y_other_alpha"], "s", mfc="none", label="measured, other alpha")
-    if "predicted" in r.data:
-        ax.loglog(x, r.data["predicted"], "-", color="gray", label="theory")
-    slope, lo, hi = r.measured
+def _grid(n: int, width: float = 4.4, height: float = 3.5) -> tuple[plt.Figure, np.ndarray]:
+    cols = min(3, n)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False)
+    for ax in axes.ravel()[n:]:
+        ax.axis("off")
+    return fig, axes.ravel()
+
+
+def _loglog_points(ax: plt.Axes, x: object, y: object, theory: object, label: str, theory_label: str) -> None:
+    ax.loglog(x, y, "o", label=label)
+    ax.loglog(x, theory, "-", color="gray", label=theory_label)
     ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # minor labels collide on short log axes
-    ax.set(xlabel=xlabel, ylabel=ylabel, title=f"{title}\nslope {slope:.2f} [{lo:.2f}, {hi:.2f}]")
-    ax.legend(fontsize=8)
-
-
-def fig_floors(results: list[CheckResult], out: Path) -> list[Path]:
-    """Error floor against Delta (log-log) with the fitted slopes."""
-    panels = [("SR noiseless floor vs Delta", "SR, exact gradients (slope 2)"),
-              ("SR noisy floor vs Delta", "SR, noisy, alpha sigma = Delta/10 (slope 1)"),
-              ("BC: quantized minus FP floor", "BC: deployed minus FP (slope 2)")]
-    found = [(r[0], t) for p, t in panels if (r := _find(results, p))]
-    if not found:
-        return []
-    fig, axes = plt.subplots(1, len(found), figsize=(4.2 * len(found), 3.6))
-    for ax, (r, title) in zip(np.atleast_1d(axes), found, strict=True):
-        _slope_panel(ax, r, "grid step Delta", "excess loss F - F*", title)
-    return _save(fig, out, "floor_vs_delta")
 
 
 def fig_stall(results: list[CheckResult], out: Path) -> list[Path]:
-    """DR stall distance against alpha and against Delta."""
-    found = _find(results, "DR stall distance")
+    """Where DR stops: the largest stopped |e| against alpha and against Delta, with r = Delta/(2 alpha mu)."""
+    found = _find(results, "DR stops at the predicted grid point")
     if not found:
         return []
-    fig, axes = plt.subplots(1, len(found), figsize=(4.2 * len(found), 3.6))
-    for ax, r in zip(np.atleast_1d(axes), found, strict=True):
-        what = "learning rate alpha" if "alpha" in r.name else "grid step Delta"
-        _slope_panel(ax, r, what, "stall distance per coordinate", r.name)
+    d = found[0].data
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
+    _loglog_points(axes[0], d["x"], d["y"], d["theory_curve"], "measured", "r = Delta/(2 alpha mu)")
+    axes[0].set(xlabel="learning rate alpha (Delta = 0.01)", ylabel="largest stopped |w - w*|",
+                title="DR stops just inside r (slope -1)")
+    _loglog_points(axes[1], d["x_delta"], d["y_delta"], d["theory_curve_delta"], "measured", "r")
+    axes[1].set(xlabel="grid step Delta (alpha = 0.02)", title="... and r grows with Delta (slope 1)")
+    axes[0].legend(fontsize=8)
     return _save(fig, out, "dr_stall_distance")
 
 
+def fig_floors(results: list[CheckResult], out: Path) -> list[Path]:
+    """SR's error floors against Delta: noiseless (slope 2) and noisy, small updates (slope 1)."""
+    panels = [(r, t) for p, t in (("SR noiseless floor: slope", "SR, exact gradients: mu/2 sum Delta^2 p(1-p)"),
+                                  ("SR noisy floor: slope", "SR, alpha sigma << Delta: d Delta E|g|/4"))
+              for r in _find(results, p)]
+    if not panels:
+        return []
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 3.6))
+    for ax, (r, title) in zip(np.atleast_1d(axes), panels, strict=True):
+        _loglog_points(ax, r.data["x"], r.data["y"], r.data["theory_curve"], "measured", "theory")
+        if "y_other_alpha" in r.data:
+            ax.loglog(r.data["x"], r.data["y_other_alpha"], "s", mfc="none", label="measured, alpha / 2")
+        ax.set(xlabel="grid step Delta", ylabel="stationary F - F*",
+               title=f"{title}\nslope {r.measured:.2f} [{r.ci[0]:.2f}, {r.ci[1]:.2f}]")
+        ax.legend(fontsize=8)
+    return _save(fig, out, "floor_vs_delta")
+
+
 def fig_stationary(results: list[CheckResult], out: Path) -> list[Path]:
-    """SR's stationary law on the double well against the exact chain, with SGD's density."""
-    found = _find(results, "SR stationary law")
+    """SR's stationary law on the double well against its exact chain, and SGD's against its own."""
+    found = _find(results, "SR stationary E(|w|-1)^2")
     if not found:
         return []
-    fig, axes = plt.subplots(1, len(found), figsize=(5 * len(found), 3.6), sharey=True)
-    for ax, r in zip(np.atleast_1d(axes), found, strict=True):
-        grid, delta = np.asarray(r.data["grid"]), float(np.diff(r.data["grid"][:2])[0])
-        ax.bar(grid, np.asarray(r.data["exact"]) / delta, width=delta * 0.9, alpha=0.35, label="SR exact chain")
-        ax.plot(grid, np.asarray(r.data["simulated"]) / delta, "o", ms=3, label="SR simulated")
-        edges = np.asarray(r.data["sgd_edges"])
-        ax.plot(0.5 * (edges[1:] + edges[:-1]), r.data["sgd_density"], color="black", lw=1, label="SGD (FP)")
-        ax.set(xlim=(-2, 2), xlabel="w", ylabel="density", title=f"alpha = {r.data['alpha']:g} (TV {r.measured:.3f})")
-        ax.legend(fontsize=8)
+    laws = found[0].data["laws"]
+    fig, axes = plt.subplots(1, len(laws), figsize=(5 * len(laws), 3.6), sharey=True)
+    for ax, law in zip(np.atleast_1d(axes), laws, strict=True):
+        grid = np.asarray(law["grid"])
+        delta = float(grid[1] - grid[0])
+        ax.bar(grid, np.asarray(law["exact"]) / delta, width=delta * 0.9, alpha=0.35, label="SR, exact chain")
+        ax.plot(grid, np.asarray(law["simulated"]) / delta, "o", ms=3, label="SR, simulated")
+        edges = np.asarray(law["sgd_edges"])
+        ax.plot(0.5 * (edges[1:] + edges[:-1]), law["sgd_density"], color="black", lw=1, label="SGD, simulated")
+        ax.plot(law["sgd_x"], law["sgd_exact"], color="tab:orange", lw=1, ls="--", label="SGD, exact chain")
+        ax.set(xlim=(-2, 2), xlabel="w", ylabel="density", title=f"alpha = {law['alpha']:g}")
+        ax.legend(fontsize=7)
     return _save(fig, out, "stationary_double_well")
 
 
 def fig_bounds(results: list[CheckResult], out: Path) -> list[Path]:
-    """Each SR bound against the measured curve."""
-    found = _find(results, "SR strongly convex bound") + _find(results, "SR convex bound") + _find(
-        results, "SR nonconvex bound")
+    """Each Li et al. bound against SR's measured curve and DR's (the bound cannot tell them apart)."""
+    names = ("SR strongly convex bound", "SR convex bound", "SR nonconvex bound")
+    found = [r for p in names for r in _find(results, p)]
     if not found:
         return []
-    cols = min(3, len(found))
-    rows = -(-len(found) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.3 * rows), squeeze=False)
-    for ax, r in zip(axes.ravel(), found, strict=False):
-        ax.loglog(r.data["x"], r.data["y"], label="measured")
+    fig, axes = _grid(len(found))
+    for ax, r in zip(axes, found, strict=False):
+        ax.loglog(r.data["x"], r.data["y"], label="SR measured")
+        ax.loglog(r.data["x"], r.data["dr"], color=METHOD_COLORS["dr"], alpha=0.7, label="DR measured")
         ax.loglog(r.data["x"], r.data["bound"], "--", color="gray", label="bound")
-        ax.set(xlabel="iteration T", title=r.name.replace("SR ", ""), ylabel="excess / min E||grad||^2")
-        ax.legend(fontsize=8)
-    for ax in axes.ravel()[len(found):]:
-        ax.axis("off")
+        ax.set(xlabel="iteration T", title=f"{r.name.replace('SR ', '')}\nslack {r.slack:.3g}x",
+               ylabel="excess / min E||grad||^2")
+        ax.legend(fontsize=7)
     return _save(fig, out, "bounds_vs_measured")
 
 
+def fig_decaying(results: list[CheckResult], out: Path) -> list[Path]:
+    """Decaying alpha: SR follows its mean-field curve to the floor, SGD its exact curve to zero, DR stalls."""
+    found = _find(results, "Decaying alpha: SR / mean-field")
+    if not found:
+        return []
+    d = found[0].data
+    fig, ax = plt.subplots(figsize=(5.6, 3.8))
+    ax.loglog(d["x"], d["y"], color=METHOD_COLORS["sr"], label="SR measured")
+    ax.loglog(d["x"], d["theory_curve"], "--", color=METHOD_COLORS["sr"], label="SR mean-field")
+    ax.loglog(d["x"], d["fp"], color=METHOD_COLORS["fp"], label="SGD measured")
+    ax.loglog(d["x"], d["sgd_curve"], "--", color="gray", label="SGD exact")
+    ax.loglog(d["x"], d["dr"], color=METHOD_COLORS["dr"], label="DR measured")
+    ax.axhline(d["floor"], color=METHOD_COLORS["sr"], ls=":", label="d Delta E|g|/4")
+    ax.set(xlabel="iteration t", ylabel="F(w_t) - F*", title="alpha_t = 0.5/sqrt(t)")
+    ax.legend(fontsize=7)
+    return _save(fig, out, "decaying_alpha")
+
+
+def fig_averaging(results: list[CheckResult], out: Path) -> list[Path]:
+    """Averaged SR iterates lose the rounding floor; the last iterate keeps it."""
+    found = _find(results, "Averaged SR iterate")
+    if not found:
+        return []
+    d = found[0].data
+    fig, ax = plt.subplots(figsize=(5.2, 3.6))
+    ax.loglog(d["x"], d["y"], "o", color=METHOD_COLORS["sr"], label="averaged SR iterate")
+    ax.loglog(d["x"], d["theory_curve"], "--", color="gray", label="prediction (falls like 1/T)")
+    ax.loglog(d["x"], d["last"], "s", mfc="none", color=METHOD_COLORS["sr"], label="last SR iterate")
+    ax.axhline(d["floor"], color="gray", ls=":", label="d Delta E|g|/4")
+    ax.set(xlabel="T", ylabel="F - F*", title="SR with iterate averaging (constant alpha)")
+    ax.legend(fontsize=7)
+    return _save(fig, out, "averaging")
+
+
+def fig_dr_bounds(results: list[CheckResult], out: Path) -> list[Path]:
+    """DR's upper bounds against measurement, and its one-step escape probability."""
+    ups = _find(results, "DR upper bound")
+    esc = _find(results, "DR escape probability")
+    if not ups and not esc:
+        return []
+    fig, axes = _grid(len(ups) + len(esc))
+    for ax, r in zip(axes, ups, strict=False):
+        ax.loglog(r.data["x"], r.data["y"], color=METHOD_COLORS["dr"], label="DR measured")
+        ax.loglog(r.data["x"], r.data["bound"], "--", color="gray", label="upper bound")
+        ax.set(xlabel="iteration t", ylabel="F - F*", title=f"{r.name}\nslack {r.slack:.3g}x")
+        ax.legend(fontsize=7)
+    for ax, r in zip(axes[len(ups):], esc, strict=False):
+        ax.plot(r.data["x"], r.data["y"], "o", ms=3, label="measured")
+        ax.plot(r.data["x"], r.data["theory_curve"], color="gray", label="P(|alpha g| >= Delta/2)")
+        ax.set(xlabel="error e of the grid point", ylabel="P(one DR step moves)", title="DR escape probability")
+        ax.legend(fontsize=7)
+    return _save(fig, out, "dr_bounds")
+
+
 def fig_rates(results: list[CheckResult], out: Path) -> list[Path]:
-    """Rates before the floor: FP under both schedules, SR against FP."""
-    found = _find(results, "FP rate") + _find(results, "SR tracks FP")
+    """SGD's last-iterate rates under both schedules."""
+    found = _find(results, "SGD rate")
     if not found:
         return []
     fig, ax = plt.subplots(figsize=(5, 3.6))
     for r in found:
-        if "fp" in r.data:
-            ax.loglog(r.data["x"], r.data["sr"], label="SR, inv_sqrt")
-            ax.axhline(r.data["floor"], color="gray", ls=":", label="SR floor (theory)")
-        else:
-            ax.loglog(r.data["x"], r.data["y"], "--", label=f"{r.name} (slope {r.measured[0]:.2f})")
-    ax.set(xlabel="iteration t", ylabel="excess F(w_t) - F*", title="Rates before the floor")
+        ax.loglog(r.data["x"], r.data["y"], label=f"{r.name.split('(')[0]} (slope {r.measured:.2f})")
+    ax.set(xlabel="iteration t", ylabel="F(w_t) - F*", title="Full-precision rates")
     ax.legend(fontsize=7)
     return _save(fig, out, "rates")
 
@@ -194,7 +255,8 @@ def figures_from_results(results: list[CheckResult], out: Path) -> list[Path]:
     """The figures that the verification results alone determine."""
     _style()
     paths: list[Path] = []
-    for fn in (fig_floors, fig_stall, fig_stationary, fig_bounds, fig_rates):
+    for fn in (fig_floors, fig_stall, fig_stationary, fig_bounds, fig_rates, fig_decaying, fig_averaging,
+               fig_dr_bounds):
         paths += fn(results, out)
     return paths
 
@@ -203,7 +265,7 @@ def make_all(out: Path, full: bool = False, progress: bool = True) -> list[Path]
     """Run the simulation checks and both sweeps; write every figure to ``out``."""
     from lptsim.verify import run_all
 
-    results = run_all(full=full, groups=["sim"], progress=progress)
+    results = run_all(full=full, groups=["dr", "sr", "methods"], progress=progress)
     paths = figures_from_results(results, out)
     seeds = 24 if full else 8
     paths += fig_loss_curves(out, seeds=seeds, iters=10_000 if full else 3000, progress=progress)

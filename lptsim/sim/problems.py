@@ -98,12 +98,14 @@ class Quadratic(Problem):
 
     ``mu == L`` gives the isotropic case H = mu I. Gradient noise: additive Gaussian,
     standard deviation ``noise`` per coordinate. w* is drawn uniformly in [-1, 1]^d (off
-    any grid with probability 1); F* = 0; the default start is w0 = 0 (on every grid).
+    any grid with probability 1) unless ``w_star`` gives it; F* = 0; the default start is
+    w0 = 0 (on every grid).
     """
 
     name = "quadratic"
 
-    def __init__(self, d: int, mu: float, L: float, noise: float, seed: int = 0, scale: float = 1.0):  # noqa: N803
+    def __init__(self, d: int, mu: float, L: float, noise: float, seed: int = 0, scale: float = 1.0,  # noqa: N803
+                 w_star: np.ndarray | None = None):
         self.d = _count("d", d)
         self.mu = _positive("mu", mu)
         self.L = _positive("L", L)
@@ -120,6 +122,10 @@ class Quadratic(Problem):
             self.H = (q * eig) @ q.T
         self.eigenvalues = eig
         self.w_star = rng.uniform(-scale, scale, self.d)
+        if w_star is not None:  # a chosen optimum (e.g. with controlled positions on a grid)
+            self.w_star = np.array(w_star, dtype=float).reshape(-1)
+            if self.w_star.shape != (self.d,) or not np.isfinite(self.w_star).all():
+                raise ValueError(f"w_star must be {self.d} finite values, got shape {np.shape(w_star)}")
         self.f_star = 0.0
         self.w0 = np.zeros(self.d)
         dist0 = float(np.linalg.norm(self.w0 - self.w_star))
@@ -170,6 +176,7 @@ class LeastSquares(Problem):
         v, _ = np.linalg.qr(rng.normal(size=(self.d, self.d)))
         sing = np.sqrt(self.n * np.linspace(1.0, cond, self.d))
         self.A = (u * sing) @ v.T
+        self.At = np.ascontiguousarray(self.A.T)  # a strided A.T makes W @ A.T far slower in OpenBLAS
         w_true = rng.uniform(-1, 1, self.d)
         self.b = self.A @ w_true + noise * rng.standard_normal(self.n)
         self.w_star = linalg.lstsq(self.A, self.b)[0]
@@ -190,10 +197,10 @@ class LeastSquares(Problem):
         )
 
     def F(self, W: np.ndarray) -> np.ndarray:  # noqa: N802
-        return 0.5 * np.mean((W @ self.A.T - self.b) ** 2, axis=-1)
+        return 0.5 * np.mean((W @ self.At - self.b) ** 2, axis=-1)
 
     def grad(self, W: np.ndarray) -> np.ndarray:
-        return (W @ self.A.T - self.b) @ self.A / self.n
+        return (W @ self.At - self.b) @ self.A / self.n
 
     def draw(self, rng: np.random.Generator, seeds: int) -> np.ndarray:
         return rng.integers(0, self.n, size=(seeds, self.batch))
@@ -225,6 +232,7 @@ class Logistic(Problem):
         flip = rng.random(self.n) < 0.1
         self.y = np.where(flip, -y, y)
         self.Z = self.X * self.y[:, None]  # margins are Z @ w
+        self.Zt = np.ascontiguousarray(self.Z.T)  # W @ Z.T on the strided view is ~500x slower in OpenBLAS
         self.w_star = self._newton()
         self.f_star = float(self.F(self.w_star[None])[0])
         self.w0 = np.zeros(self.d)
@@ -253,11 +261,11 @@ class Logistic(Problem):
         raise RuntimeError("Newton's method did not reach ||grad|| < 1e-12 in 100 steps")
 
     def F(self, W: np.ndarray) -> np.ndarray:  # noqa: N802
-        m = W @ self.Z.T
+        m = W @ self.Zt
         return np.mean(np.logaddexp(0.0, -m), axis=-1) + 0.5 * self.reg * np.sum(W * W, axis=-1)
 
     def grad(self, W: np.ndarray) -> np.ndarray:
-        s = 0.5 * (1 - np.tanh((W @ self.Z.T) / 2))
+        s = 0.5 * (1 - np.tanh((W @ self.Zt) / 2))
         return -(s @ self.Z) / self.n + self.reg * W
 
     def draw(self, rng: np.random.Generator, seeds: int) -> np.ndarray:
@@ -444,9 +452,10 @@ class DoubleWell(Problem):
         return g if sample is None else g + sample
 
 
-def quadratic(d: int, mu: float, L: float, noise: float, seed: int = 0) -> Quadratic:  # noqa: N803
-    """Strongly convex quadratic; see :class:`Quadratic`."""
-    return Quadratic(d, mu, L, noise, seed)
+def quadratic(d: int, mu: float, L: float, noise: float, seed: int = 0,  # noqa: N803
+              w_star: np.ndarray | None = None) -> Quadratic:
+    """Strongly convex quadratic; see :class:`Quadratic` (``w_star`` fixes the optimum instead of drawing it)."""
+    return Quadratic(d, mu, L, noise, seed, w_star=w_star)
 
 
 def least_squares(n: int, d: int, cond: float = 10.0, batch: int = 1, seed: int = 0) -> LeastSquares:

@@ -1,23 +1,52 @@
-"""Bounds and predictions, one function each, with their assumptions and sources."""
+"""Bounds and predictions, one function each, registered with their kind, source and assumptions.
 
-from lptsim.theory.bounds import (
-    bc_quantization_gap,
-    dr_bias_floor_isotropic,
+``STATEMENTS`` maps each function's name to its :class:`~lptsim.theory.registry.Statement`;
+docs/theory.md has the derivations. Verification code calls these through this module
+(``theory.name(...)``), so ``lptsim verify --power`` can replace any of them by a broken copy.
+"""
+
+from lptsim.theory.bc import bc_gap_large_spread, bc_gap_small_spread, rounding_gap_at_optimum
+from lptsim.theory.chain import (
+    sgd_stationary,
+    sgd_stationary_expectation,
+    sr_stationary,
+    sr_stationary_expectation,
+    sr_transition_matrix,
+    stationary_distribution,
+    total_variation,
+)
+from lptsim.theory.dr import (
+    dr_dither_excess,
+    dr_escape_probability,
+    dr_excess_lower_bound,
+    dr_excess_upper_bound,
+    dr_final_error,
+    dr_noisy_excess_lower_bound,
     dr_stall_distance,
     dr_stalls,
-    expected_abs_gaussian,
-    sgd_stationary_variance,
-    sr_convex_bound,
-    sr_noiseless_floor,
-    sr_nonconvex_bound,
-    sr_small_update_floor,
-    sr_strongly_convex_bound,
 )
-from lptsim.theory.chain import sr_stationary, sr_transition_matrix, stationary_distribution, total_variation
+from lptsim.theory.li2017 import sr_convex_bound, sr_nonconvex_bound, sr_strongly_convex_bound
+from lptsim.theory.registry import STATEMENTS, Statement, statement
+from lptsim.theory.sgd import expected_abs_gaussian, sgd_excess, sgd_stationary_variance
+from lptsim.theory.sr import (
+    frac_variance,
+    sr_averaged_excess,
+    sr_dither_excess,
+    sr_excess_upper_bound,
+    sr_meanfield_excess,
+    sr_noiseless_floor,
+    sr_small_update_floor,
+)
 
 __all__ = [
-    "bc_quantization_gap", "dr_bias_floor_isotropic", "dr_stall_distance", "dr_stalls", "expected_abs_gaussian",
-    "sgd_stationary_variance", "sr_convex_bound", "sr_noiseless_floor", "sr_nonconvex_bound",
-    "sr_small_update_floor", "sr_strongly_convex_bound", "sr_stationary", "sr_transition_matrix",
-    "stationary_distribution", "total_variation",
+    "STATEMENTS", "Statement", "statement",
+    "bc_gap_large_spread", "bc_gap_small_spread", "rounding_gap_at_optimum",
+    "dr_dither_excess", "dr_escape_probability", "dr_excess_lower_bound", "dr_excess_upper_bound", "dr_final_error",
+    "dr_noisy_excess_lower_bound", "dr_stall_distance", "dr_stalls",
+    "sr_convex_bound", "sr_nonconvex_bound", "sr_strongly_convex_bound",
+    "expected_abs_gaussian", "sgd_excess", "sgd_stationary_variance",
+    "frac_variance", "sr_averaged_excess", "sr_dither_excess", "sr_excess_upper_bound", "sr_meanfield_excess",
+    "sr_noiseless_floor", "sr_small_update_floor",
+    "sgd_stationary", "sgd_stationary_expectation", "sr_stationary", "sr_stationary_expectation",
+    "sr_transition_matrix", "stationary_distribution", "total_variation",
 ]

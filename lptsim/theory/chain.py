@@ -13,7 +13,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-from scipy import linalg, stats
+from scipy import linalg, sparse, stats
+
+from lptsim.theory.registry import statement
 
 
 def _ramp_mean(x: np.ndarray, s: float) -> np.ndarray:
@@ -60,3 +62,61 @@ def sr_stationary(grad: Callable[[np.ndarray], np.ndarray], delta: float, alpha:
 def total_variation(p: np.ndarray, q: np.ndarray) -> float:
     """Total variation distance 1/2 sum |p - q| between two probability vectors."""
     return float(0.5 * np.sum(np.abs(np.asarray(p) - np.asarray(q))))
+
+
+@statement("exact", "derived here (docs/theory.md 4.3): the exact SR chain on the grid",
+           ("one dimension", "Gaussian gradient noise sigma", "the range holds the stationary mass"))
+def sr_stationary_expectation(grad: Callable[[np.ndarray], np.ndarray], delta: float, alpha: float, sigma: float,
+                              w_range: tuple[float, float], fn: Callable[[np.ndarray], np.ndarray]) -> float:
+    """E[fn(w)] under SR-SGD's exact stationary law on the grid (see :func:`sr_stationary`)."""
+    grid, pi = sr_stationary(grad, delta, alpha, sigma, w_range)
+    return float(np.sum(pi * fn(grid)))
+
+
+def sgd_stationary(grad: Callable[[np.ndarray], np.ndarray], alpha: float, sigma: float,
+                   w_range: tuple[float, float], start: Callable[[np.ndarray], np.ndarray] | None = None,
+                   cells_per_sd: int = 6, iters: int = 20_000) -> tuple[np.ndarray, np.ndarray]:
+    """Cell centres and the stationary law of full-precision SGD w <- w - alpha (F'(w) + sigma xi), discretized.
+
+    The Gaussian kernel is integrated over cells of width alpha sigma / cells_per_sd; the law is
+    found by iterating from ``start`` (a density over the cells, default uniform) until it stops
+    changing (L1 < 1e-12), so a multi-well F keeps the mass split it starts with, as simulated
+    chains that never cross do.
+    """
+    s = alpha * sigma
+    h = s / cells_per_sd
+    centres = np.arange(w_range[0] + h / 2, w_range[1], h)
+    edges = np.append(centres - h / 2, centres[-1] + h / 2)
+    mean = centres - alpha * grad(centres)
+    width = int(np.ceil(8 * s / h)) + 1
+    rows, cols, vals = [], [], []
+    for i, m in enumerate(mean):
+        j0 = max(int(np.floor((m - w_range[0]) / h)) - width, 0)
+        j1 = min(j0 + 2 * width + 2, centres.size)
+        cdf = stats.norm.cdf((edges[j0:j1 + 1] - m) / s)
+        p = np.diff(cdf)
+        rows.append(np.full(p.size, i))
+        cols.append(np.arange(j0, j1))
+        vals.append(p / p.sum())
+    P = sparse.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+                          shape=(centres.size, centres.size))
+    pi = np.ones(centres.size) if start is None else np.asarray(start(centres), dtype=float)
+    pi = pi / pi.sum()
+    PT = P.T.tocsr()  # noqa: N806
+    for k in range(iters):
+        nxt = PT @ pi
+        if k % 50 == 0 and np.abs(nxt - pi).sum() < 1e-12:
+            break
+        pi = nxt
+    return centres, nxt / nxt.sum()
+
+
+@statement("exact", "derived here (docs/theory.md 4.3): full-precision SGD's chain, discretized",
+           ("one dimension", "Gaussian gradient noise sigma", "the range holds the stationary mass",
+            "the chain mixes within the wells it starts in"))
+def sgd_stationary_expectation(grad: Callable[[np.ndarray], np.ndarray], alpha: float, sigma: float,
+                               w_range: tuple[float, float], fn: Callable[[np.ndarray], np.ndarray],
+                               start: Callable[[np.ndarray], np.ndarray] | None = None) -> float:
+    """E[fn(w)] under SGD's stationary law (see :func:`sgd_stationary`)."""
+    centres, pi = sgd_stationary(grad, alpha, sigma, w_range, start)
+    return float(np.sum(pi * fn(centres)))

@@ -5,16 +5,14 @@ from __future__ import annotations
 import csv
 import io
 
-from lptsim.verify.report import CheckResult, fmt
+from lptsim.verify.report import HEADER, CheckResult, rows
 
 
 def markdown_table(results: list[CheckResult]) -> str:
-    """A Markdown table with one row per check, its verdict and its note."""
-    lines = ["| check | measured | predicted | criterion | verdict | note |", "|---|---|---|---|---|---|"]
-    for r in results:
-        verdict = ("PASS" if r.passed else "FAIL") + (" (claim refuted)" if r.refuted else "")
-        cells = [r.name, fmt(r.measured), fmt(r.predicted), r.criterion, verdict, r.note]
-        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    """A Markdown table with one row per check, its verdict, and a note column."""
+    lines = ["| " + " | ".join((*HEADER, "note")) + " |", "|" + "---|" * (len(HEADER) + 1)]
+    for r, cells in zip(results, rows(results), strict=True):
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in (*cells, r.note)) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -22,7 +20,7 @@ def csv_table(results: list[CheckResult]) -> str:
     """The same rows as CSV text."""
     buf = io.StringIO()
     writer = csv.writer(buf)
-    writer.writerow(["name", "measured", "predicted", "criterion", "passed", "refuted", "note"])
-    for r in results:
-        writer.writerow([r.name, fmt(r.measured), fmt(r.predicted), r.criterion, r.passed, r.refuted, r.note])
+    writer.writerow([*HEADER, "passed", "note"])
+    for r, cells in zip(results, rows(results), strict=True):
+        writer.writerow([*cells, r.passed, r.note])
     return buf.getvalue()
