@@ -78,10 +78,7 @@ def _why(path: Path, exc: Exception) -> str:
         return "the file is empty"
     if "central directory" in text or isinstance(exc, EOFError):
         return "truncated: the file ends early"
-    if "Weights only load failed" in text or "pickle" in text.lower():
-        return "its contents are not a torch archive of tensors and plain values"
-    first = next((ln.strip() for ln in text.splitlines() if ln.strip()), type(exc).__name__)
-    return first[:160]
+    return "its contents are not a torch archive of tensors and plain values"
 
 
 def _read(path: Path, map_location: Any) -> dict:
