@@ -226,3 +226,35 @@ def test_schema_files_are_validated(tmp_path, spec, message):
     with pytest.raises(DataFormatError, match=re.escape(message)) as err:
         Schema.from_json(path)
     assert "\n" not in str(err.value)
+
+
+def test_serial_and_parallel_kernels_agree():
+    """Small inputs take the serial loops: both loops must give the same values, bit for bit."""
+    import pyarrow as pa
+
+    from lptsim.ctr.data import fastparse
+    from lptsim.ctr.data.transforms import _buffers
+
+    rng = np.random.default_rng(0)
+    cells = [str(v).encode() for v in rng.integers(-10**6, 10**6, 3000)] + [b"", b"-", b"12x", b"9" * 19, b"\xff"]
+    offsets, data, valid = _buffers(pa.array(cells, type=pa.binary()))
+    n = len(cells)
+    results = []
+    for kernels in [("_hash_strings_serial", "_parse_ints_serial", "_bucket_serial", "_lookup_serial"),
+                    ("_hash_strings_parallel", "_parse_ints_parallel", "_bucket_parallel", "_lookup_parallel")]:
+        h, vals, miss, inv, buck = (np.empty(n, np.int64), np.empty(n, np.int64), np.empty(n, bool), np.empty(n, bool),
+                                    np.empty(n, np.int64))
+        getattr(fastparse, kernels[0])(offsets, data, valid, h)
+        getattr(fastparse, kernels[1])(offsets, data, vals, miss, inv)
+        getattr(fastparse, kernels[2])(vals, miss, buck)
+        raw = np.stack([h, buck])
+        keys = np.unique(raw[0])[::3]
+        table = fastparse.build_table(keys, np.zeros(keys.size, np.int32), np.arange(keys.size) + 2, 1 << 14)
+        ids = np.empty((n, 2), np.int32)
+        getattr(fastparse, kernels[3])(raw, *table, np.array([0, 5000]), 0, 1, ids)
+        results.append((h, vals, miss, inv, buck, ids))
+    for serial, parallel in zip(*results, strict=True):
+        assert np.array_equal(serial, parallel)
+    _, vals, miss, inv, _, _ = results[0]
+    assert miss[-5] and inv[-4:].all() and not inv[:-5].any()  # "" missing; "-", "12x", 19 digits, 0xff invalid
+    assert vals[:-5].tolist() == [int(c) for c in cells[:-5]]
