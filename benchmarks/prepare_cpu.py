@@ -1,8 +1,9 @@
 """Data preparation speed and memory: rows/s and peak RSS of `lptsim ctr prepare` on a Criteo-format file.
 
-Run: python benchmarks/prepare_cpu.py [--rows 1000000] [--workdir /tmp/lptsim-bench]
+Run: python benchmarks/prepare_cpu.py [--rows 1000000] [--workdir /tmp/lptsim-bench] [--compression gzip]
 The input is made by the synthetic generator in the real Criteo text format (cached in the
-workdir). prepare runs in a child process so its peak RSS is its own.
+workdir; ``--compression gzip|zstd`` reads a compressed copy of it). prepare runs in a child
+process so its peak RSS is its own.
 Targets (issue 5): >= 300k rows/s on 2 cores; peak RSS < 4 GB whatever the input size.
 """
 
@@ -23,6 +24,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--workdir", default="/tmp/lptsim-bench")
+    parser.add_argument("--compression", choices=["none", "gzip", "zstd"], default="none")
     args = parser.parse_args()
     work = Path(args.workdir)
     raw = work / f"criteo_synth_{args.rows}.txt"
@@ -30,6 +32,15 @@ def main() -> None:
         start = time.perf_counter()
         write_criteo_text(raw, SyntheticSpec(rows=args.rows, max_vocab=200_000, seed=1))
         print(f"generated {raw} in {time.perf_counter() - start:.1f} s")
+    if args.compression != "none":
+        packed = raw.with_name(f"{raw.name}.{args.compression}")
+        if not packed.exists():
+            import pyarrow as pa
+
+            with pa.OSFile(str(raw)) as src, pa.CompressedOutputStream(str(packed), args.compression) as dst:
+                while chunk := src.read(64 << 20):
+                    dst.write(chunk)
+        raw = packed
     out = work / "prepared"
     warm = work / "warmup.txt"
     if not warm.exists():

@@ -1,28 +1,44 @@
 """Atomic file writes: write to a temporary file beside the target, then rename over it.
 
 A reader (or a run restarted after a kill) sees either the old file or the new one, never half.
+The temporary file is created with mode 0o666 less the process umask, exactly like a file
+opened with ``open(path, "w")``, so atomically written files get the user's usual permissions.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import tempfile
+import secrets
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
 
-def _atomic(path: Path, mode: str, write: Callable[[IO], None]) -> None:
+def temporary_path(path: Path) -> Path:
+    """A fresh hidden name beside ``path`` for its temporary copy."""
+    return path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
+
+
+def open_new(path: Path, mode: str = "wb") -> IO:
+    """Create ``path`` exclusively with the umask's permissions (what ``open(path, "w")`` would give)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    return os.fdopen(fd, mode)
+
+
+def _atomic(path: Path, mode: str, write: Callable[[IO], None], sync: bool = False) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    tmp = temporary_path(path)
     try:
-        with os.fdopen(fd, mode) as f:
+        with open_new(tmp, mode) as f:
             write(f)
+            if sync:
+                f.flush()
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 
@@ -31,13 +47,18 @@ def write_text_atomic(path: Path, text: str) -> None:
     _atomic(path, "w", lambda f: f.write(text))
 
 
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically."""
+    _atomic(path, "wb", lambda f: f.write(data))
+
+
 def write_json_atomic(path: Path, payload: Any) -> None:
     """Write ``payload`` as indented JSON to ``path`` atomically."""
     _atomic(path, "w", lambda f: json.dump(payload, f, indent=2))
 
 
 def save_torch_atomic(obj: Any, path: Path) -> None:
-    """``torch.save`` to ``path`` atomically."""
+    """``torch.save`` to ``path`` atomically, flushed to disk (run checkpoints use lptsim.ctr.checkpoint)."""
     import torch
 
-    _atomic(path, "wb", lambda f: torch.save(obj, f))
+    _atomic(path, "wb", lambda f: torch.save(obj, f), sync=True)

@@ -1,10 +1,15 @@
-"""Command line: ``lptsim verify | figs | ctr ...``."""
+"""Command line: ``lptsim verify | figs | ctr ...``.
+
+Every error is one line on stderr (exit status 2 for bad input or options, 1 when a run stops);
+``--debug`` shows the traceback instead.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
 import time
+import warnings
 from pathlib import Path
 
 
@@ -12,6 +17,10 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     from lptsim.atomic import write_json_atomic
     from lptsim.verify import budget, run_all, table
 
+    if args.out:
+        from lptsim.outdir import claim
+
+        claim(Path(args.out), "verify", force=args.force)
     if args.power:
         return _cmd_verify_power(args)
     start = time.perf_counter()
@@ -64,7 +73,9 @@ def _cmd_verify_power(args: argparse.Namespace) -> int:
 
 def _cmd_figs(args: argparse.Namespace) -> int:
     from lptsim.figs import make_all
+    from lptsim.outdir import claim
 
+    claim(Path(args.out), "figs", force=args.force)
     start = time.perf_counter()
     paths = make_all(Path(args.out), full=args.full, progress=not args.quiet)
     for p in paths:
@@ -83,13 +94,23 @@ def _cmd_ctr_prepare(args: argparse.Namespace) -> int:
         schema = Schema.from_json(args.schema)
     else:
         schema = SCHEMAS[args.dataset]
+    if args.min_count < 1:
+        raise ValueError(f"--min-count must be >= 1, got {args.min_count}")
     m = prepare(args.input, schema, args.out, min_count=args.min_count, seed=args.seed, strict=args.strict,
-                progress=not args.quiet)
+                progress=not args.quiet, rejects=args.rejects, force=args.force, max_line_bytes=args.max_line_bytes,
+                block_bytes=args.block_bytes)
     rows = m["rows"]
-    print(f"{args.input}: {m['lines']:,} lines -> train {rows['train']:,}, val {rows['val']:,}, "
-          f"test {rows['test']:,} rows; {m['bad_lines']:,} malformed lines skipped; {m['seconds']:.1f} s")
+    compressed = f" ({m['compression']})" if m["compression"] else ""
+    print(f"{args.input}{compressed}: {m['lines']:,} lines -> train {rows['train']:,}, val {rows['val']:,}, "
+          f"test {rows['test']:,} rows; {m['bad_lines']:,} bad lines skipped; {m['seconds']:.1f} s")
+    for reason, n in m["bad_lines_by_reason"].items():
+        print(f"  {n:>10,}  {reason}")
+    if m["first_bad_lines"]:
+        print(f"first bad lines{' (all in ' + m['rejects'] + ')' if m['rejects'] else ''}:")
     for bad in m["first_bad_lines"]:
         print(f"  line {bad['line']}: {bad['reason']}")
+    for w in m["warnings"]:
+        print(f"lptsim ctr prepare: warning: {w}", file=sys.stderr)
     print(f"wrote {args.out}")
     return 0
 
@@ -131,11 +152,15 @@ def _cmd_ctr_train(args: argparse.Namespace) -> int:
     from lptsim.atomic import write_json_atomic
     from lptsim.ctr.parallel import context
     from lptsim.ctr.train import train
+    from lptsim.outdir import claim
 
     out = Path(args.out)
+    cfg = _train_config(args)  # options are checked before any data is generated or read
     ctx = context(args.distributed)
+    if ctx.main:
+        claim(out, "run", force=args.force)
     data, teacher = _load_data(args, out / "synthetic", ctx)
-    metrics = train(data, _train_config(args), out, resume=args.resume, progress=not args.quiet, ctx=ctx)
+    metrics = train(data, cfg, out, resume=args.resume, progress=not args.quiet, ctx=ctx, force=args.force)
     if not ctx.main:
         return 0
     if teacher is not None:
@@ -187,11 +212,15 @@ def _cuda() -> bool:
 
 
 def _cmd_ctr_table(args: argparse.Namespace) -> int:
+    from lptsim.atomic import write_text_atomic
     from lptsim.ctr import table
+    from lptsim.outdir import claim
 
     out = Path(args.out)
-    data, teacher = _load_data(args, out / "synthetic")
     base = _train_config(args, method="fp", bits=8)
+    table.check_grid(args.methods, args.bits, args.seeds)
+    claim(out, "table", force=args.force)
+    data, teacher = _load_data(args, out / "synthetic")
     records = table.run_grid(data, base, args.methods, args.bits, args.seeds, out, progress=not args.quiet)
     rows = table.summarize(records)
     name = Path(args.data).name if args.data else f"synthetic ({args.rows:,} rows)"
@@ -200,18 +229,39 @@ def _cmd_ctr_table(args: argparse.Namespace) -> int:
     md = table.to_markdown(rows, title)
     if teacher is not None:
         md += f"\nThe synthetic teacher's test AUC (the best achievable): {teacher:.4f}\n"
-    (out / "table.md").write_text(md)
-    (out / "table.csv").write_text(table.to_csv(rows))
+    write_text_atomic(out / "table.md", md)
+    write_text_atomic(out / "table.csv", table.to_csv(rows))
     table.plot(rows, out / "auc_vs_bits", title)
     print(md)
     print(f"wrote {out / 'table.md'}, table.csv, auc_vs_bits.png/.pdf")
     return 0
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 2, got {text}")
+    return value
+
+
+_FORCE_HELP = "write into the output folder even if it holds something else (other files are left alone)"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lptsim", description=__doc__)
+    from lptsim.ctr.data.reader import BLOCK_BYTES, MAX_LINE_BYTES
+
+    common = argparse.ArgumentParser(add_help=False)
+    # SUPPRESS: a --debug before the command is not reset by the command's own default
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show the traceback of an error")
+    parser = argparse.ArgumentParser(prog="lptsim", description=__doc__, parents=[common],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    verify = sub.add_parser("verify", help="run the falsifiable checks and print a verdict table")
+
+    def leaf(group, name: str, **kw) -> argparse.ArgumentParser:
+        return group.add_parser(name, parents=[common], **kw)
+
+    verify = leaf(sub, "verify", help="run the falsifiable checks and print a verdict table")
     verify.add_argument("--out", help="folder for verify.json and figures")
     verify.add_argument("--full", action="store_true", help="paper-quality sweep: more seeds, longer horizons")
     verify.add_argument("--group", action="append",
@@ -220,56 +270,87 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--power", action="store_true",
                         help="test the suite itself: rerun it against broken predictions and roundings")
     verify.add_argument("--quiet", action="store_true", help="no progress bar")
+    verify.add_argument("--force", action="store_true", help=_FORCE_HELP)
     verify.set_defaults(func=_cmd_verify)
-    figs = sub.add_parser("figs", help="regenerate every figure (PNG and PDF)")
+    figs = leaf(sub, "figs", help="regenerate every figure (PNG and PDF)")
     figs.add_argument("--out", required=True, help="output folder")
     figs.add_argument("--full", action="store_true", help="paper-quality: more seeds, longer horizons")
     figs.add_argument("--quiet", action="store_true", help="no progress bars")
+    figs.add_argument("--force", action="store_true", help=_FORCE_HELP)
     figs.set_defaults(func=_cmd_figs)
 
     ctr = sub.add_parser("ctr", help="CTR pipeline: prepare data, train, tables").add_subparsers(
         dest="ctr_command", required=True)
-    prep = ctr.add_parser("prepare", help="raw Criteo/Avazu/CSV file -> prepared id arrays")
+    prep = leaf(ctr, "prepare", help="raw Criteo/Avazu/CSV file -> prepared id arrays")
     prep.add_argument("--dataset", required=True, choices=["criteo", "avazu", "csv"])
-    prep.add_argument("--input", required=True, help="raw file (Criteo train.txt, Avazu train, or CSV)")
+    prep.add_argument("--input", required=True,
+                      help="raw file (Criteo train.txt, Avazu train, or CSV; plain, gzip, bzip2 or zstd)")
     prep.add_argument("--out", required=True, help="output folder")
     prep.add_argument("--schema", help="JSON schema for --dataset csv")
     prep.add_argument("--min-count", type=int, default=2, help="rarer training values map to the OOV id")
     prep.add_argument("--seed", type=int, default=0, help="seed of the 8:1:1 split")
-    prep.add_argument("--strict", action="store_true", help="stop at the first malformed line")
+    prep.add_argument("--strict", action="store_true",
+                      help="stop at the first bad line (and refuse an empty or one-class split)")
+    prep.add_argument("--rejects", metavar="FILE", help="write every bad line here: line number, reason, text")
+    prep.add_argument("--max-line-bytes", type=_positive, default=MAX_LINE_BYTES,
+                      help=f"a longer line is a bad line (default {MAX_LINE_BYTES:,})")
+    prep.add_argument("--block-bytes", type=_positive, default=BLOCK_BYTES, help=argparse.SUPPRESS)
     prep.add_argument("--quiet", action="store_true", help="no progress bar")
+    prep.add_argument("--force", action="store_true", help=_FORCE_HELP)
     prep.set_defaults(func=_cmd_ctr_prepare)
-    tr = ctr.add_parser("train", help="train a CTR model (synthetic data unless --data)")
+    tr = leaf(ctr, "train", help="train a CTR model (synthetic data unless --data)")
     _add_train_options(tr)
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument("--out", required=True, help="run folder (checkpoints, logs, metrics.json)")
     tr.add_argument("--resume", action="store_true", help="continue the run in --out")
     tr.add_argument("--distributed", action="store_true",
                     help="under torchrun: shard the tables over the ranks, data-parallel dense layers")
+    tr.add_argument("--force", action="store_true", help=_FORCE_HELP)
     tr.set_defaults(func=_cmd_ctr_train)
-    tab = ctr.add_parser("table", help="the paper-style table: methods x bits x seeds")
+    tab = leaf(ctr, "table", help="the paper-style table: methods x bits x seeds")
     _add_train_options(tab, single_run=False)
     tab.add_argument("--methods", nargs="+", default=["fp", "lpt-dr", "lpt-sr", "alpt", "alpt-1pass", "lsq"])
     tab.add_argument("--bits", dest="bits", type=int, nargs="+", default=[2, 4, 8])
     tab.add_argument("--seeds", type=int, default=3)
     tab.add_argument("--out", required=True)
     tab.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
+    tab.add_argument("--force", action="store_true", help=_FORCE_HELP)
     tab.set_defaults(func=_cmd_ctr_table)
     return parser
 
 
+def _one_line(exc: BaseException) -> str:
+    return " / ".join(ln.strip() for ln in str(exc).splitlines() if ln.strip()) or type(exc).__name__
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
+    name = "lptsim " + " ".join(filter(None, [args.command, getattr(args, "ctr_command", None)]))
+    if getattr(args, "debug", False):
         return args.func(args)
-    except ValueError as exc:  # bad input: a message, not a traceback
-        print(f"lptsim {args.command}: error: {exc}", file=sys.stderr)
-        return 2
-    except RuntimeError as exc:  # e.g. TrainingError: training stopped, checkpoint kept
-        if type(exc).__name__ != "TrainingError":
-            raise
-        print(f"lptsim {args.command}: {exc}", file=sys.stderr)
-        return 1
+
+    def show_warning(message, category, *rest) -> None:  # one line, no source excerpt
+        print(f"{name}: warning: {_one_line(message) if isinstance(message, Warning) else message}", file=sys.stderr)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show_warning
+        try:
+            return args.func(args)
+        except KeyboardInterrupt:
+            print(f"{name}: interrupted", file=sys.stderr)
+            return 130
+        except Exception as exc:  # noqa: BLE001 - the CLI's promise: one line, no traceback (unless --debug)
+            from lptsim.ctr.train import TrainingError
+
+            if isinstance(exc, TrainingError):
+                print(f"{name}: stopped: {_one_line(exc)}", file=sys.stderr)
+                return 1
+            if isinstance(exc, ValueError | OSError):  # bad input, options, files or folders
+                print(f"{name}: error: {_one_line(exc)}", file=sys.stderr)
+                return 2
+            print(f"{name}: internal error: {type(exc).__name__}: {_one_line(exc)} (run again with --debug for the "
+                  "traceback, and please report it)", file=sys.stderr)
+            return 1
 
 
 if __name__ == "__main__":

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +17,8 @@ from lptsim.ctr.data.schema import AVAZU, CRITEO, DataFormatError, Schema
 from lptsim.ctr.data.synthetic import SyntheticSpec, teacher_auc, write_criteo_text
 from lptsim.ctr.data.transforms import MISSING, hash_binary
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+# ../shared/data beside the repository (LPTSIM_SHARED overrides ../shared, e.g. for a git worktree elsewhere)
+SHARED = Path(os.environ.get("LPTSIM_SHARED", Path(__file__).resolve().parents[2] / "shared")) / "data"
 CRITEO_FILE = SHARED / "criteo" / "criteo_train_head10k.txt"
 AVAZU_FILE = SHARED / "avazu" / "avazu_train_head5000.csv"
 needs_criteo = pytest.mark.skipif(not CRITEO_FILE.exists(), reason="shared Criteo sample not present")
@@ -51,7 +54,7 @@ def test_prepare_real_criteo(tmp_path):
 @needs_avazu
 def test_prepare_real_avazu_hour_features(tmp_path):
     m = prepare(AVAZU_FILE, AVAZU, tmp_path, progress=False)
-    assert m["lines"] == 5000 and m["bad_lines"] == 0
+    assert m["lines"] == 5001 and m["header"] and m["bad_lines"] == 0 and sum(m["rows"].values()) == 5000
     fmap = json.loads((tmp_path / "feature_map.json").read_text())
     assert len(fmap["fields"]) == 24 and "id" not in fmap["fields"]
     # Every row is from 2014-10-21 00:00, a Tuesday: each derived field has one known value.
@@ -85,7 +88,7 @@ def test_bad_lines_are_skipped_and_reported(tmp_path):
     reported = {b["line"]: b["reason"] for b in m["first_bad_lines"]}
     assert sorted(reported) == [2, 3, 4, 5, 7]
     assert "fields" in reported[2] and "not an integer" in reported[3] and "label" in reported[4]
-    assert "undecodable" in reported[7]
+    assert "UTF-8" in reported[7]
 
 
 def test_strict_stops_with_line_number(tmp_path, capsys):
@@ -105,7 +108,7 @@ def test_cli_prepare_summary_names_bad_lines(tmp_path, capsys):
     assert cli.main(["ctr", "prepare", "--dataset", "criteo", "--input", str(raw), "--out", str(tmp_path / "o"),
                      "--quiet"]) == 0
     out = capsys.readouterr().out
-    assert "1 malformed lines skipped" in out and "line 6:" in out
+    assert "1 bad lines skipped" in out and "line 6: wrong number of fields" in out
 
 
 @pytest.mark.parametrize("content, match", [(b"", "empty"), (b"a,b,c\n1,2,3\n", "does not look like")])
@@ -206,3 +209,52 @@ def test_synthetic_teacher_is_the_best_ranker(tmp_path):
     assert 0.65 < auc < 0.85
     labels = np.load(tmp_path / "out" / "train_labels.npy")
     assert abs(labels.mean() - spec.positive_rate) < 4 * np.sqrt(0.25 * 0.75 / labels.size) + 0.01
+
+
+@pytest.mark.parametrize("spec, message", [
+    ([1, 2], "a schema is a JSON object"),
+    ({"columns": "yx", "label": "y"}, "'columns' should be a list of column names"),
+    ({"columns": ["y", "y"], "label": "y"}, "names a column twice"),
+    ({"columns": ["y", "x"], "label": 0}, "'label' should be a string"),
+    ({"columns": ["y", "x"], "label": "y", "numeric": [3]}, "'numeric' should be a list"),
+    ({"columns": ["y", "x"], "label": "y", "extra": 1}, "unknown ['extra']"),
+    ({"columns": ["y", "x"], "label": "y", "delimiter": ";;"}, "delimiter must be one character"),
+])
+def test_schema_files_are_validated(tmp_path, spec, message):
+    path = tmp_path / "schema.json"
+    path.write_text(json.dumps(spec))
+    with pytest.raises(DataFormatError, match=re.escape(message)) as err:
+        Schema.from_json(path)
+    assert "\n" not in str(err.value)
+
+
+def test_serial_and_parallel_kernels_agree():
+    """Small inputs take the serial loops: both loops must give the same values, bit for bit."""
+    import pyarrow as pa
+
+    from lptsim.ctr.data import fastparse
+    from lptsim.ctr.data.transforms import _buffers
+
+    rng = np.random.default_rng(0)
+    cells = [str(v).encode() for v in rng.integers(-10**6, 10**6, 3000)] + [b"", b"-", b"12x", b"9" * 19, b"\xff"]
+    offsets, data, valid = _buffers(pa.array(cells, type=pa.binary()))
+    n = len(cells)
+    results = []
+    for kernels in [("_hash_strings_serial", "_parse_ints_serial", "_bucket_serial", "_lookup_serial"),
+                    ("_hash_strings_parallel", "_parse_ints_parallel", "_bucket_parallel", "_lookup_parallel")]:
+        h, vals, miss, inv, buck = (np.empty(n, np.int64), np.empty(n, np.int64), np.empty(n, bool), np.empty(n, bool),
+                                    np.empty(n, np.int64))
+        getattr(fastparse, kernels[0])(offsets, data, valid, h)
+        getattr(fastparse, kernels[1])(offsets, data, vals, miss, inv)
+        getattr(fastparse, kernels[2])(vals, miss, buck)
+        raw = np.stack([h, buck])
+        keys = np.unique(raw[0])[::3]
+        table = fastparse.build_table(keys, np.zeros(keys.size, np.int32), np.arange(keys.size) + 2, 1 << 14)
+        ids = np.empty((n, 2), np.int32)
+        getattr(fastparse, kernels[3])(raw, *table, np.array([0, 5000]), 0, 1, ids)
+        results.append((h, vals, miss, inv, buck, ids))
+    for serial, parallel in zip(*results, strict=True):
+        assert np.array_equal(serial, parallel)
+    _, vals, miss, inv, _, _ = results[0]
+    assert miss[-5] and inv[-4:].all() and not inv[:-5].any()  # "" missing; "-", "12x", 19 digits, 0xff invalid
+    assert vals[:-5].tolist() == [int(c) for c in cells[:-5]]

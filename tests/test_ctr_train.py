@@ -11,9 +11,9 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
 
 from lptsim import cli
+from lptsim.ctr import checkpoint
 from lptsim.ctr.data.dataset import PreparedData
 from lptsim.ctr.data.synthetic import SyntheticSpec, synthetic_prepared
 from lptsim.ctr.train import TrainConfig, TrainingError, train
@@ -76,7 +76,7 @@ def test_non_finite_loss_stops_and_keeps_the_checkpoint(small_data, tmp_path, mo
     with pytest.raises(TrainingError, match="non-finite loss"):
         train(data, cfg, tmp_path, resume=True, progress=False)
     assert (tmp_path / "checkpoint.pt").read_bytes() == saved
-    torch.load(tmp_path / "checkpoint.pt", weights_only=False)  # still loadable
+    checkpoint.load(tmp_path / "checkpoint.pt")  # still loadable (checksum verified)
 
 
 def test_resume_with_other_options_is_refused(small_data, tmp_path):

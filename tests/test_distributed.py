@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from lptsim.ctr import checkpoint
 from lptsim.ctr.data.synthetic import SyntheticSpec, synthetic_prepared
 
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
@@ -43,8 +44,7 @@ def _table(run: Path, name: str = "checkpoint") -> dict[str, torch.Tensor]:
     """The whole first embedding table, reassembled from the shards."""
     pointer = json.loads((run / f"{name}.json").read_text())
     folder = run / pointer["folder"]
-    shards = [torch.load(folder / f"shard-{r}-of-{pointer['world']}.pt", weights_only=False)
-              for r in range(pointer["world"])]
+    shards = [checkpoint.load(folder / f"shard-{r}-of-{pointer['world']}.pt") for r in range(pointer["world"])]
     return {k: torch.cat([s["embedding"]["state"][k] for s in shards]) for k in ("codes.data", "step")}
 
 
@@ -112,10 +112,29 @@ def test_killed_rank_fails_the_job_and_keeps_the_checkpoint(data, tmp_path):
     assert "rank      : 1" in output and "Signal 9" in output  # torchrun names the failed rank and the cause
     pointer = json.loads((run / "checkpoint.json").read_text())
     folder = run / pointer["folder"]
-    torch.load(folder / "dense.pt", weights_only=False)
+    checkpoint.load(folder / "dense.pt")  # verified: checksum and data-only contents
     for r in range(pointer["world"]):
-        torch.load(folder / f"shard-{r}-of-{pointer['world']}.pt", weights_only=False)
+        checkpoint.load(folder / f"shard-{r}-of-{pointer['world']}.pt")
     assert not (run / "metrics.json").exists()
+
+
+def test_planted_shard_is_refused_and_never_run(data, runs, tmp_path):
+    """A pickle payload in a shard of both kept checkpoints: --resume refuses them, the marker never appears."""
+    import shutil
+
+    from test_security import assert_live, plant
+
+    run, marker = tmp_path / "run", tmp_path / "MARKER"
+    shutil.copytree(runs["one"], run)
+    pointer = json.loads((run / "checkpoint.json").read_text())
+    shards = [run / pointer["folder"] / "shard-0-of-1.pt", run / pointer["previous"]["folder"] / "shard-0-of-1.pt"]
+    for shard in shards:
+        plant(shard, marker)
+    assert_live(shards[0], marker)
+    proc = _torchrun(1, _args(data, run, 3, "--resume"))
+    assert proc.returncode != 0 and not marker.exists()
+    assert f"{shards[0]}: refused: it holds Python objects" in proc.stderr and "could run code" in proc.stderr
+    assert "lptsim/ctr/" not in proc.stderr  # one line from the worker; the only traceback is torchrun's own
 
 
 def test_distributed_needs_torchrun(data, tmp_path):

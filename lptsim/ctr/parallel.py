@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -25,7 +26,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from lptsim.atomic import save_torch_atomic, write_json_atomic
+from lptsim.atomic import write_json_atomic
+from lptsim.ctr import checkpoint
 from lptsim.ctr.embedding import LowPrecisionEmbedding
 
 
@@ -64,16 +66,53 @@ class Local:
     def barrier(self) -> None:
         pass
 
+    # Checkpoints: out/<name>.pt, the one it replaced kept as out/<name>.prev.pt (lptsim.ctr.checkpoint).
     def exists(self, out: Path, name: str) -> bool:
-        return (out / f"{name}.pt").exists()
+        path = out / f"{name}.pt"
+        return path.exists() or checkpoint.previous_path(path).exists()
+
+    def describe(self, out: Path, name: str) -> str:
+        """The file a user would look for."""
+        return str(out / f"{name}.pt")
 
     def save(self, out: Path, name: str, model: nn.Module, extra: dict) -> None:
-        save_torch_atomic({"model": self.unwrap(model).state_dict(), **extra}, out / f"{name}.pt")
+        checkpoint.save({"model": self.unwrap(model).state_dict(), **extra}, out / f"{name}.pt")
 
-    def load(self, out: Path, name: str, model: nn.Module, device: str) -> dict:
-        payload = torch.load(out / f"{name}.pt", map_location=device, weights_only=False)
-        self.unwrap(model).load_state_dict(payload.pop("model"))
-        return payload
+    def load(self, out: Path, name: str, model: nn.Module, device: str, accept: Accept | None = None,
+             apply: bool = True) -> tuple[dict, str | None]:
+        """Load ``name`` (or, if unusable, the one before it) into ``model``; return (payload without the model
+        state, why the newest file was skipped or None). ``accept(payload)`` may reject a file with a reason;
+        ``apply=False`` only checks. Raises CheckpointError naming every file tried."""
+        path = out / f"{name}.pt"
+        errors = []
+        for candidate in (path, checkpoint.previous_path(path)):
+            if candidate != path and not candidate.exists():
+                break
+            try:
+                payload = checkpoint.load(candidate, device)
+                why = accept(payload) if accept else None
+                if why:
+                    raise checkpoint.CheckpointError(f"{candidate}: {why}")
+                if apply:
+                    _load_state(self.unwrap(model), payload["model"], candidate)
+            except checkpoint.CheckpointError as exc:
+                errors.append(str(exc))
+                continue
+            payload.pop("model")
+            return payload, "; ".join(errors) or None
+        raise checkpoint.CheckpointError("; ".join(errors))
+
+
+Accept = Callable[[dict], "str | None"]
+
+
+def _load_state(module: nn.Module, state: dict, path: Path, strict: bool = True) -> None:
+    """``load_state_dict`` with a one-line CheckpointError naming the file when the shapes or names differ."""
+    try:
+        module.load_state_dict(state, strict=strict)
+    except (RuntimeError, KeyError, TypeError, AttributeError) as exc:
+        first = next((ln.strip() for ln in str(exc).splitlines() if ln.strip() and "Error(s)" not in ln), str(exc))
+        raise checkpoint.CheckpointError(f"{path}: does not fit this model ({first[:200]})") from None
 
 
 class _ScaleGrad(torch.autograd.Function):
@@ -163,16 +202,48 @@ class Distributed(Local):
         return [np.concatenate([p[i] for p in parts]) for i in range(len(arrays))]
 
     def sum(self, *values: float) -> list[float]:
-        t = torch.tensor(values, dtype=torch.float64)
+        t = torch.tensor(values, dtype=torch.float64, device="cuda" if dist.get_backend() == "nccl" else "cpu")
         dist.all_reduce(t)
         return t.tolist()
 
     def barrier(self) -> None:
         dist.barrier()
 
-    # Sharded checkpoints: out/<name>.json names a folder holding dense.pt and one shard per rank.
+    def _agree(self, ok: bool) -> bool:
+        """True when ``ok`` on every rank."""
+        flag = torch.tensor([1 if ok else 0], device="cuda" if dist.get_backend() == "nccl" else "cpu")
+        dist.all_reduce(flag, op=dist.ReduceOp.MIN)
+        return bool(flag.item())
+
+    # Sharded checkpoints: out/<name>.json names a folder <name>.d-XXXXXXXX beside it holding dense.pt and one
+    # shard per rank, and the folder saved before it ("previous"), kept until the next save.
     def exists(self, out: Path, name: str) -> bool:
         return (out / f"{name}.json").exists()
+
+    def describe(self, out: Path, name: str) -> str:
+        return str(out / f"{name}.json")
+
+    def _entries(self, out: Path, name: str) -> list[tuple[Path, int]]:
+        """(folder, world size) named by the pointer, newest first; each checked to be a folder of this run."""
+        pointer = out / f"{name}.json"
+        try:
+            record = json.loads(pointer.read_text())
+        except FileNotFoundError:
+            return []
+        except (OSError, ValueError) as exc:
+            raise checkpoint.CheckpointError(f"{pointer}: damaged ({exc})") from None
+        entries = [record, record.get("previous")] if isinstance(record, dict) else [record]
+        found = []
+        for e in entries:
+            if e is None:
+                continue
+            ok = (isinstance(e, dict) and isinstance(e.get("folder"), str) and isinstance(e.get("world"), int)
+                  and re.fullmatch(rf"{re.escape(name)}\.d-[0-9a-f]{{8}}", e["folder"]) and 1 <= e["world"] <= 1 << 16)
+            if not ok:
+                raise checkpoint.CheckpointError(f"{pointer}: should name a folder {name}.d-XXXXXXXX beside it and a "
+                                                 f"world size, found {str(e)[:120]}")
+            found.append((out / e["folder"], e["world"]))
+        return found
 
     def save(self, out: Path, name: str, model: nn.Module, extra: dict) -> None:
         base = self.unwrap(model)
@@ -183,46 +254,68 @@ class Distributed(Local):
         folder.mkdir(parents=True, exist_ok=True)
         shards = {n: {"start": m.start, "count": m.count, "state": m.local.state_dict()}
                   for n, m in base.named_modules() if isinstance(m, ShardedEmbedding)}
-        save_torch_atomic(shards, folder / f"shard-{self.rank}-of-{self.world}.pt")
+        checkpoint.save(shards, folder / f"shard-{self.rank}-of-{self.world}.pt")
         if self.main:
             dense = {k: v for k, v in base.state_dict().items() if not any(k.startswith(s + ".") for s in sharded)}
-            save_torch_atomic({"model": dense, **extra}, folder / "dense.pt")
-        self.barrier()  # every shard is on disk before the pointer moves
+            checkpoint.save({"model": dense, **extra}, folder / "dense.pt")
+        self.barrier()  # every shard is on disk (and verified) before the pointer moves
         if self.main:
-            old = self._folder(out, name)
-            write_json_atomic(out / f"{name}.json", {"folder": folder.name, "world": self.world})
-            if old is not None and old != folder:
-                shutil.rmtree(old, ignore_errors=True)
+            entries = self._entries(out, name)
+            previous = {"folder": entries[0][0].name, "world": entries[0][1]} if entries else None
+            write_json_atomic(out / f"{name}.json", {"folder": folder.name, "world": self.world,
+                                                     "previous": previous})
+            keep = {folder.name, previous["folder"] if previous else None}
+            for old in out.glob(f"{name}.d-*"):  # older folders, and any left by an interrupted save
+                if old.name not in keep and re.fullmatch(rf"{re.escape(name)}\.d-[0-9a-f]{{8}}", old.name):
+                    shutil.rmtree(old, ignore_errors=True)
         self.barrier()
 
-    def _folder(self, out: Path, name: str) -> Path | None:
-        pointer = out / f"{name}.json"
-        return out / json.loads(pointer.read_text())["folder"] if pointer.exists() else None
-
-    def load(self, out: Path, name: str, model: nn.Module, device: str) -> dict:
-        """Load, resharding the tables when the number of ranks changed."""
-        folder = self._folder(out, name)
-        old_world = json.loads((out / f"{name}.json").read_text())["world"]
-        payload = torch.load(folder / "dense.pt", map_location=device, weights_only=False)
-        base = self.unwrap(model)
-        base.load_state_dict(payload.pop("model"), strict=False)
-        shards = [torch.load(folder / f"shard-{r}-of-{old_world}.pt", map_location=device, weights_only=False)
-                  for r in range(old_world)]
-        for module_name, m in base.named_modules():
-            if not isinstance(m, ShardedEmbedding):
+    def load(self, out: Path, name: str, model: nn.Module, device: str, accept: Accept | None = None,
+             apply: bool = True) -> tuple[dict, str | None]:
+        """Load (resharding the tables when the number of ranks changed); fall back to the previous folder
+        when a file of the newest is unusable. Every rank takes the same decision."""
+        errors = []
+        for folder, old_world in self._entries(out, name):
+            try:
+                payload = checkpoint.load(folder / "dense.pt", device)
+                why = accept(payload) if accept else None
+                if why:
+                    raise checkpoint.CheckpointError(f"{folder}: {why}")
+                shards = [checkpoint.load(folder / f"shard-{r}-of-{old_world}.pt", device) for r in range(old_world)]
+                ok = True
+            except checkpoint.CheckpointError as exc:
+                errors.append(str(exc))
+                ok = False
+            if not self._agree(ok):
+                if ok:
+                    errors.append(f"{folder}: unusable on another rank")
                 continue
-            state = m.local.state_dict()
-            per_row = _row_buffers(m.local)
-            for shard in shards:
-                s = shard[module_name]
-                lo, hi = max(s["start"], m.start), min(s["start"] + s["count"], m.start + m.count)
-                for key, value in s["state"].items():
-                    if key in per_row and hi > lo:
-                        state[key][lo - m.start: hi - m.start] = value[lo - s["start"]: hi - s["start"]]
-                    elif key not in per_row:
-                        state[key] = value  # per-table state (step counters, a per-table step)
-            m.local.load_state_dict(state)
-        return payload
+            if apply:
+                self._apply(model, payload.pop("model"), shards, folder)
+            payload.pop("model", None)
+            return payload, "; ".join(errors) or None
+        raise checkpoint.CheckpointError("; ".join(errors) or f"{out / f'{name}.json'}: not found")
+
+    def _apply(self, model: nn.Module, dense: dict, shards: list[dict], folder: Path) -> None:
+        base = self.unwrap(model)
+        _load_state(base, dense, folder / "dense.pt", strict=False)
+        try:
+            for module_name, m in base.named_modules():
+                if not isinstance(m, ShardedEmbedding):
+                    continue
+                state = m.local.state_dict()
+                per_row = _row_buffers(m.local)
+                for shard in shards:
+                    s = shard[module_name]
+                    lo, hi = max(s["start"], m.start), min(s["start"] + s["count"], m.start + m.count)
+                    for key, value in s["state"].items():
+                        if key in per_row and hi > lo:
+                            state[key][lo - m.start: hi - m.start] = value[lo - s["start"]: hi - s["start"]]
+                        elif key not in per_row:
+                            state[key] = value  # per-table state (step counters, a per-table step)
+                _load_state(m.local, state, folder)
+        except (KeyError, TypeError, RuntimeError, IndexError) as exc:
+            raise checkpoint.CheckpointError(f"{folder}: its shards do not fit this model ({exc})") from None
 
 
 def context(distributed: bool) -> Local:

@@ -1,22 +1,26 @@
 """``lptsim ctr table``: the paper-style grid (methods x bits x seeds) as Markdown, CSV and a plot.
 
-Each run goes to ``OUT/runs/<method>_b<bits>_s<seed>/``; a finished run (metrics.json present)
-is not run again, so an interrupted table resumes where it stopped.
+Each cell is keyed by its full configuration and the data it trains on: its run goes to
+``OUT/runs/<method>_b<bits>_s<seed>-<key>/``, where ``key`` is a hash of both. A finished run
+with the same key is reused and an unfinished one resumed, so an interrupted table continues
+where it stopped; a table re-run with other options (epochs, lr, dim, data, ...) trains new runs
+and never mixes in the old ones.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import textwrap
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
 
 from lptsim.ctr.data.dataset import PreparedData
-from lptsim.ctr.train import TrainConfig, train
+from lptsim.ctr.train import TrainConfig, data_fingerprint, train
 
 # Table method name -> (embedding method, extra embedding options)
 TABLE_METHODS = {
@@ -25,30 +29,54 @@ TABLE_METHODS = {
 }
 
 
+def check_grid(methods: list[str], bits: list[int], seeds: int) -> None:
+    """Refuse an empty or unknown grid before anything runs."""
+    unknown = [m for m in methods if m not in TABLE_METHODS]
+    if not methods or unknown:
+        raise ValueError(f"unknown or no table method(s) {unknown}; choose from {sorted(TABLE_METHODS)}")
+    if not bits or any(isinstance(b, bool) or not isinstance(b, int) or not 1 <= b <= 16 for b in bits):
+        raise ValueError(f"--bits must be one or more integers in 1..16, got {bits}")
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+        raise ValueError(f"--seeds must be an integer >= 1, got {seeds}")
+
+
+def cell_key(cfg: TrainConfig, data: PreparedData) -> str:
+    """A short hash of a cell's full configuration and its data: equal keys, interchangeable runs."""
+    text = json.dumps({"config": asdict(cfg), "data": data_fingerprint(data)}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:10]
+
+
 def run_grid(data: PreparedData, base: TrainConfig, methods: list[str], bits: list[int], seeds: int, out: Path,
              progress: bool = True) -> list[dict]:
-    """Train every (method, bits, seed) not yet done; return one record per run."""
-    unknown = [m for m in methods if m not in TABLE_METHODS]
-    if unknown:
-        raise ValueError(f"unknown table method(s) {unknown}; choose from {sorted(TABLE_METHODS)}")
+    """Train every (method, bits, seed) not yet done with this configuration; return one record per run."""
+    check_grid(methods, bits, seeds)
     records = []
     for method in methods:
         emb_method, extra = TABLE_METHODS[method]
         for b in ([8] if method == "fp" else bits):
             for seed in range(seeds):
-                run = out / "runs" / f"{method}_b{b}_s{seed}"
-                if (run / "metrics.json").exists():
-                    metrics = json.loads((run / "metrics.json").read_text())
-                else:
-                    cfg = replace(base, method=emb_method, bits=b, seed=seed,
-                                  embedding_options={**base.embedding_options, **extra})
+                cfg = replace(base, method=emb_method, bits=b, seed=seed,
+                              embedding_options={**base.embedding_options, **extra})
+                run = out / "runs" / f"{method}_b{b}_s{seed}-{cell_key(cfg, data)}"
+                metrics = _finished(run, cfg)
+                if metrics is None:
                     if progress:
-                        print(f"[table] {method}, {b} bits, seed {seed}")
-                    metrics = train(data, cfg, run, resume=(run / "checkpoint.pt").exists(), progress=False)
+                        print(f"[table] {method}, {b} bits, seed {seed} -> {run}")
+                    metrics = train(data, cfg, run, resume=(run / "run.json").exists(), progress=False)
                 records.append({"method": method, "bits": b if method != "fp" else 32, "seed": seed, **{
                     k: metrics[k] for k in ("test_auc", "test_logloss", "train_samples_per_s", "table_bytes",
                                             "embedding_bytes", "fp32_table_bytes") if k in metrics}})
     return records
+
+
+def _finished(run: Path, cfg: TrainConfig) -> dict | None:
+    """The metrics of a finished run of exactly ``cfg`` in ``run``, or None."""
+    try:
+        metrics = json.loads((run / "metrics.json").read_text())
+    except (OSError, ValueError):
+        return None
+    same = isinstance(metrics, dict) and metrics.get("config") == json.loads(json.dumps(asdict(cfg)))
+    return metrics if same else None
 
 
 def summarize(records: list[dict]) -> list[dict]:

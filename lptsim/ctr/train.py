@@ -1,10 +1,16 @@
-"""The trainer: plain loop, Adam, step decay, early stopping on validation AUC, atomic checkpoints.
+"""The trainer: plain loop, Adam, step decay, early stopping on validation AUC, safe checkpoints.
 
-A run folder holds ``checkpoint.pt`` (after every epoch, written atomically), ``best.pt``
-(weights at the best validation AUC), ``log.csv`` / ``log.json`` (one row per epoch) and,
-at the end, ``metrics.json``. ``resume=True`` continues from ``checkpoint.pt``; on the CPU
-the result equals an uninterrupted run (data order depends only on (seed, epoch); the
-torch RNG state is checkpointed).
+A run folder holds ``run.json`` (the configuration and the data it trains on, written first),
+``checkpoint.pt`` (after every epoch; the one before is kept as ``checkpoint.prev.pt``),
+``best.pt`` (weights at the best validation AUC), ``log.csv`` / ``log.json`` (one row per
+epoch) and, at the end, ``metrics.json``. Checkpoints hold tensors and plain values only and
+carry a checksum (lptsim.ctr.checkpoint). ``resume=True`` checks ``run.json`` against the
+options before any tensor is read, then continues from ``checkpoint.pt`` (or, if that file is
+damaged, from the previous one); on the CPU the result equals an uninterrupted run (data order
+depends only on (seed, epoch); the torch RNG state is checkpointed).
+
+Training stops with :class:`TrainingError` when the loss is not finite or explodes (the mean of
+the last batches exceeds ``DIVERGENCE_FACTOR`` times the log loss of a constant predictor).
 """
 
 from __future__ import annotations
@@ -14,6 +20,8 @@ import io
 import json
 import math
 import time
+import warnings
+from collections import Counter, deque
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -24,15 +32,42 @@ from sklearn.metrics import log_loss, roc_auc_score
 from torch import nn
 from tqdm.auto import tqdm
 
+from lptsim import __version__
 from lptsim.atomic import write_json_atomic, write_text_atomic
 from lptsim.ctr.data.dataset import PreparedData
+from lptsim.ctr.data.prepare import SPLITS, split_problems
 from lptsim.ctr.embedding import embedding_factory, low_precision_tables, second_pass
 from lptsim.ctr.models import build_model
 from lptsim.ctr.parallel import Local
+from lptsim.outdir import claim
+
+DIVERGENCE_FACTOR = 10.0  # stop when the recent loss is this many times a constant predictor's
+DIVERGENCE_WINDOW = 20  # batches averaged for that test
+MUTABLE = ("epochs", "device")  # options a resumed run may change (extend it, move it)
 
 
 class TrainingError(RuntimeError):
-    """Training cannot go on (e.g. a non-finite loss); the last good checkpoint is left intact."""
+    """Training cannot go on (e.g. a non-finite or exploding loss); the last good checkpoint is left intact."""
+
+
+class RunWarning(UserWarning):
+    """Something a user should know about a run that still goes on (e.g. resumed from an older checkpoint)."""
+
+
+def check_device(device: str) -> None:
+    """Refuse a device torch cannot use here, with a message that says what is available."""
+    try:
+        d = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise ValueError(f"device {device!r} is not a device name torch knows; use cpu, cuda or cuda:N") from None
+    if d.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {device!r}: torch sees no CUDA GPU on this machine; use --device cpu")
+        if d.index is not None and d.index >= torch.cuda.device_count():
+            raise ValueError(f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA GPU(s), "
+                             f"numbered from 0")
+    elif d.type != "cpu":
+        raise ValueError(f"device {device!r}: lptsim trains on cpu or cuda")
 
 
 @dataclass
@@ -63,8 +98,15 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "dim", "patience"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if not self.lr > 0:
-            raise ValueError(f"lr must be > 0, got {self.lr}")
+        for name in ("lr", "lr_gamma"):
+            if not (math.isfinite(getattr(self, name)) and getattr(self, name) > 0):
+                raise ValueError(f"{name} must be a finite number > 0, got {getattr(self, name)}")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if any(h < 1 for h in self.hidden) or any(m < 1 for m in self.lr_milestones):
+            raise ValueError(f"hidden sizes and lr milestones must be >= 1, got {self.hidden} and "
+                             f"{self.lr_milestones}")
+        check_device(self.device)
 
 
 @torch.no_grad()
@@ -77,9 +119,12 @@ def evaluate(model: nn.Module, data: PreparedData, split: str, batch_size: int, 
     for ids, y, _ in ctx.batches(data, split, batch_size):
         preds.append(torch.sigmoid(model(ids.to(device))).cpu().double().numpy())
         labels.append(y.numpy())
-    p, y = ctx.gather(np.concatenate(preds), np.concatenate(labels))
+    p, y = ctx.gather(np.concatenate(preds) if preds else np.zeros(0), np.concatenate(labels) if labels else
+                      np.zeros(0))
     if y.size == 0 or y.min() == y.max():
         raise ValueError(f"split {split!r} needs both classes to compute AUC (rows: {y.size})")
+    if not np.isfinite(p).all():
+        raise TrainingError(f"the model's predictions on the {split} split are not finite (the weights diverged)")
     return {"auc": float(roc_auc_score(y, p)), "logloss": float(log_loss(y, np.clip(p, 1e-7, 1 - 1e-7)))}
 
 
@@ -102,15 +147,22 @@ def _batch_loss(logits: torch.Tensor, y: torch.Tensor, world: int, global_n: int
 
 
 def train(data: PreparedData, cfg: TrainConfig, out: str | Path, resume: bool = False,
-          progress: bool = True, ctx: Local | None = None) -> dict:
+          progress: bool = True, ctx: Local | None = None, force: bool = False) -> dict:
     """Train, checkpointing each epoch into ``out``; return the final metrics (also ``out/metrics.json``).
 
     ``ctx`` spreads the run over processes (lptsim.ctr.parallel); the default is one process.
+    ``out`` must be a new or empty folder or a run folder (``force``: any folder).
     """
     ctx = ctx or Local()
     progress = progress and ctx.main
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    reference = _check_splits(data)
+    if ctx.main:
+        claim(out, "run", force=force)
+    ctx.barrier()
+    run = _run_record(cfg, data)
+    _check_run_folder(out, run, resume, ctx)
+    ctx.barrier()  # every rank has checked the folder before run.json is (re)written
     torch.manual_seed(cfg.seed)
     model = make_model(cfg, data, ctx).to(cfg.device)
     wrapped = ctx.wrap(model)
@@ -120,20 +172,23 @@ def train(data: PreparedData, cfg: TrainConfig, out: str | Path, resume: bool = 
     state = {"epoch": 0, "history": [], "best_auc": -math.inf, "best_epoch": 0, "bad_epochs": 0,
              "train_seconds": 0.0, "samples": 0}
     if resume and ctx.exists(out, "checkpoint"):
-        ckpt = ctx.load(out, "checkpoint", model, cfg.device)
-        mutable = {"epochs", "device"}  # a resumed run may be extended or moved
-        if {k: v for k, v in ckpt["config"].items() if k not in mutable} != {
-                k: v for k, v in asdict(cfg).items() if k not in mutable}:
-            raise ValueError(f"{out}: checkpoint saved with a different configuration; use another --out or the "
-                             f"same options (saved: {ckpt['config']})")
+        ckpt, skipped = ctx.load(out, "checkpoint", model, cfg.device, accept=lambda p: _config_differs(p, run))
+        if skipped:
+            warnings.warn(f"{skipped}; resumed from the previous checkpoint (epoch {ckpt['state']['epoch']})",
+                          RunWarning, stacklevel=2)
         optimizer.load_state_dict(ckpt["optimizer"])
-        scheduler.load_state_dict(ckpt["scheduler"])
+        scheduler.load_state_dict({**ckpt["scheduler"], "milestones": Counter(ckpt["scheduler"]["milestones"])})
         torch.set_rng_state(ckpt["torch_rng"])
         state = ckpt["state"]
-    elif ctx.exists(out, "checkpoint") and not resume:
-        raise ValueError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
+        if state["best_epoch"]:  # the best weights must be there for the final evaluation: check them now
+            ctx.load(out, "best", model, cfg.device, accept=_epoch_is(state["best_epoch"]), apply=False)
+    elif resume:
+        warnings.warn(f"{out}: the run has no finished epoch yet; starting it from epoch 1", RunWarning, stacklevel=2)
+    if ctx.main:
+        write_json_atomic(out / "run.json", run)
     tables = low_precision_tables(model)
     n_train = data.labels["train"].shape[0]
+    recent: deque[float] = deque(maxlen=DIVERGENCE_WINDOW)
     stop = state["bad_epochs"] >= cfg.patience
     while state["epoch"] < cfg.epochs and not stop:
         epoch = state["epoch"] + 1
@@ -146,9 +201,15 @@ def train(data: PreparedData, cfg: TrainConfig, out: str | Path, resume: bool = 
             ids, y = ids.to(cfg.device), y.to(cfg.device)
             rng_before = torch.get_rng_state()
             loss = _batch_loss(wrapped(ids), y, ctx.world, global_n)
-            if not torch.isfinite(loss):
-                raise TrainingError(f"non-finite loss ({loss.item()}) at epoch {epoch}, step {step}; stopped. "
-                                    f"The last good checkpoint (epoch {state['epoch']}) is in {out}")
+            value = loss.item()  # the step's one host sync
+            if not math.isfinite(value):
+                raise TrainingError(f"non-finite loss ({value}) at epoch {epoch}, step {step}; stopped. "
+                                    + _last_good(out, state, ctx))
+            if ctx.world == 1:  # one process decides alone; ranks compare at the end of the epoch
+                recent.append(value)
+                if len(recent) == recent.maxlen:
+                    _check_divergence(sum(recent) / len(recent), f"the mean log loss of the last {len(recent)} "
+                                      "batches", reference, cfg, out, state, ctx, f"epoch {epoch}, step {step}")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             # Low-precision tables update their own rows: full-precision step, (ALPT) step sizes, write-back.
@@ -160,13 +221,15 @@ def train(data: PreparedData, cfg: TrainConfig, out: str | Path, resume: bool = 
             optimizer.step()
             for t in tables:
                 t.commit()
-            total += loss.item() * global_n / ctx.world
+            total += value * global_n / ctx.world
             count += y.numel()
             bar.update(global_n)
             bar.set_postfix(loss=f"{total / max(count, 1):.4f}")
         bar.close()
         seconds = time.perf_counter() - start
         total, count = ctx.sum(total, count)
+        _check_divergence(total / count, "the epoch's train log loss", reference, cfg, out, state, ctx,
+                          f"the end of epoch {epoch}")
         lr_used = optimizer.param_groups[0]["lr"]
         scheduler.step()
         val = evaluate(model, data, "val", cfg.batch_size * 4, cfg.device, ctx)
@@ -175,23 +238,25 @@ def train(data: PreparedData, cfg: TrainConfig, out: str | Path, resume: bool = 
         improved = val["auc"] > state["best_auc"]
         if improved:
             state.update(best_auc=val["auc"], best_epoch=epoch, bad_epochs=0)
-            ctx.save(out, "best", model, {})
+            ctx.save(out, "best", model, {"epoch": epoch})
         else:
             state["bad_epochs"] += 1
         state["epoch"] = epoch
         state["history"].append({"epoch": epoch, "train_logloss": total / count, "val_auc": val["auc"],
                                  "val_logloss": val["logloss"], "lr": lr_used,
                                  "seconds": round(seconds, 3), "samples_per_s": round(count / seconds, 1)})
-        ctx.save(out, "checkpoint", model, {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+        sched = scheduler.state_dict()
+        ctx.save(out, "checkpoint", model, {"optimizer": optimizer.state_dict(),
+                                            "scheduler": {**sched, "milestones": dict(sched["milestones"])},
                                             "torch_rng": torch.get_rng_state(), "state": state,
-                                            "config": asdict(cfg)})
+                                            "config": asdict(cfg), "data": run["data"]})
         if ctx.main:
             _write_logs(state["history"], out)
         if progress:
             print(f"epoch {epoch}: train logloss {total / count:.4f}, val AUC {val['auc']:.4f}, "
                   f"val logloss {val['logloss']:.4f}{' *' if improved else ''}")
         stop = state["bad_epochs"] >= cfg.patience
-    ctx.load(out, "best", model, cfg.device)
+    ctx.load(out, "best", model, cfg.device, accept=_epoch_is(state["best_epoch"]))
     test = evaluate(model, data, "test", cfg.batch_size * 4, cfg.device, ctx)
     metrics = {"test_auc": test["auc"], "test_logloss": test["logloss"], "best_epoch": state["best_epoch"],
                "best_val_auc": state["best_auc"], "epochs_run": state["epoch"],
@@ -205,6 +270,97 @@ def train(data: PreparedData, cfg: TrainConfig, out: str | Path, resume: bool = 
         write_json_atomic(out / "metrics.json", metrics)
     ctx.barrier()
     return metrics
+
+
+def _plain(value):
+    """``value`` as JSON would give it back (tuples -> lists), for comparing configurations."""
+    return json.loads(json.dumps(value))
+
+
+def data_fingerprint(data: PreparedData) -> dict:
+    """What identifies the prepared data a run trains on (not where it lies)."""
+    m, fm = data.manifest, data.feature_map
+    return _plain({"sha256": m.get("sha256"), "rows": m.get("rows"), "options": m.get("options"),
+                   "fields": fm["fields"], "vocab_sizes": fm["vocab_sizes"]})
+
+
+def _run_record(cfg: TrainConfig, data: PreparedData) -> dict:
+    return {"config": _plain(asdict(cfg)), "data": data_fingerprint(data), "lptsim_version": __version__}
+
+
+def _differences(saved: dict, now: dict, skip: tuple[str, ...] = ()) -> list[str]:
+    keys = [k for k in dict.fromkeys([*saved, *now]) if k not in skip and saved.get(k) != now.get(k)]
+    return [f"{k} {saved.get(k)!r} there, {now.get(k)!r} here" for k in keys]
+
+
+def _check_run_folder(out: Path, run: dict, resume: bool, ctx: Local) -> None:
+    """Before any tensor is read: is there a run, and was it started with these options and this data?"""
+    record = out / "run.json"
+    holds_run = record.exists() or ctx.exists(out, "checkpoint")
+    if not resume:
+        if holds_run:
+            raise ValueError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
+        return
+    if not holds_run:
+        raise ValueError(f"{out} holds no run to resume (no run.json or checkpoint); drop --resume to start one")
+    try:
+        saved = json.loads(record.read_text())
+        assert isinstance(saved, dict) and isinstance(saved["config"], dict) and isinstance(saved["data"], dict)
+    except (OSError, ValueError, AssertionError, KeyError):
+        raise ValueError(f"{record}: missing or damaged, so the run's options are unknown; start a new run in "
+                         "another folder") from None
+    why = _differences(saved["config"], run["config"], skip=MUTABLE)
+    if why:
+        raise ValueError(f"{out}: the run there has a different configuration ({'; '.join(why)}); resume with the "
+                         "same options or use another --out")
+    if saved["data"] != run["data"]:
+        why = _differences(saved["data"], run["data"])
+        raise ValueError(f"{out}: the run there was trained on other data ({'; '.join(why)[:300]}); resume with "
+                         "the same --data or use another --out")
+
+
+def _config_differs(payload: dict, run: dict) -> str | None:
+    """Why a checkpoint does not belong to this run, or None."""
+    why = _differences(_plain(payload.get("config", {})), run["config"], skip=MUTABLE)
+    if why or _plain(payload.get("data")) != run["data"]:
+        return "saved by a run with other options or data" + (f" ({'; '.join(why)})" if why else "")
+    return None
+
+
+def _epoch_is(epoch: int):
+    return lambda p: None if p.get("epoch") == epoch else f"holds epoch {p.get('epoch')}, not the best epoch {epoch}"
+
+
+def _check_splits(data: PreparedData) -> float:
+    """Refuse data that cannot train and evaluate; return the log loss of always predicting the base rate."""
+    counts = []
+    for s in SPLITS:
+        c = np.bincount(np.asarray(data.labels[s]), minlength=2)
+        if c.size > 2:
+            raise ValueError(f"{data.root / f'{s}_labels.npy'}: holds labels other than 0 and 1; prepare the data "
+                             "again")
+        counts.append(c)
+    problems = split_problems(np.array(counts))
+    if problems:
+        raise ValueError(f"{data.root}: {problems[0]}; training needs rows of both classes in train, val and test "
+                         "(prepare more lines)")
+    p = counts[0][1] / counts[0].sum()
+    return float(-(p * math.log(p) + (1 - p) * math.log(1 - p)))
+
+
+def _last_good(out: Path, state: dict, ctx: Local) -> str:
+    if state["epoch"] and ctx.exists(out, "checkpoint"):
+        return f"The last good checkpoint (epoch {state['epoch']}) is {ctx.describe(out, 'checkpoint')}."
+    return f"No epoch finished, so {out} holds no checkpoint."
+
+
+def _check_divergence(mean: float, what: str, reference: float, cfg: TrainConfig, out: Path, state: dict,
+                      ctx: Local, where: str) -> None:
+    """Stop when a mean log loss is over DIVERGENCE_FACTOR x that of a constant predictor (or not finite)."""
+    if not mean <= DIVERGENCE_FACTOR * max(reference, math.log(2)):
+        raise TrainingError(f"training diverged at {where}: {what} is {mean:.3g}, over {DIVERGENCE_FACTOR:g}x that of "
+                            f"always predicting the base rate ({reference:.3f}); lower --lr (now {cfg.lr:g}). "
+                            + _last_good(out, state, ctx))
 
 
 def _write_logs(history: list[dict], out: Path) -> None:

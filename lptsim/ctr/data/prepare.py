@@ -18,16 +18,18 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from lptsim import __version__
-from lptsim.atomic import write_json_atomic
+from lptsim.atomic import open_new, temporary_path, write_json_atomic
 from lptsim.ctr.data import fastparse
-from lptsim.ctr.data.reader import BLOCK_BYTES, BlockReader
-from lptsim.ctr.data.schema import Schema
+from lptsim.ctr.data.reader import BLOCK_BYTES, MAX_LINE_BYTES, BlockReader
+from lptsim.ctr.data.schema import DataFormatError, Schema
 from lptsim.ctr.data.transforms import MISSING
+from lptsim.outdir import claim
 from lptsim.quant.philox import uniforms
 
 SPLITS = ("train", "val", "test")
@@ -41,19 +43,22 @@ class ValueCounter:
     def __init__(self, fields: int, flush_at: int = 4_000_000):
         self.values: list[list[np.ndarray]] = [[] for _ in range(fields)]
         self.counts: list[list[np.ndarray]] = [[] for _ in range(fields)]
+        self.buffered = [0] * fields
         self.flush_at = flush_at
 
     def add(self, field: int, values: np.ndarray) -> None:
         uniq, cnt = np.unique(values, return_counts=True)
         self.values[field].append(uniq)
         self.counts[field].append(cnt)
-        if sum(v.size for v in self.values[field]) > self.flush_at:
+        self.buffered[field] += uniq.size
+        if self.buffered[field] > self.flush_at:
             self._merge(field)
 
     def _merge(self, field: int) -> None:
         vals = np.concatenate(self.values[field]) if self.values[field] else np.zeros(0, np.int64)
         cnts = np.concatenate(self.counts[field]) if self.counts[field] else np.zeros(0, np.int64)
         uniq, inverse = np.unique(vals, return_inverse=True)
+        self.buffered[field] = uniq.size
         self.values[field] = [uniq]
         self.counts[field] = [np.bincount(inverse, weights=cnts, minlength=uniq.size).astype(np.int64)]
 
@@ -118,19 +123,75 @@ def _open_npy(path: Path, dtype: np.dtype, shape: tuple[int, ...]):
     return f
 
 
+def split_problems(label_counts: np.ndarray) -> list[str]:
+    """Why the splits cannot train and evaluate a model: a split with no rows or with one class only.
+
+    ``label_counts`` is (3 splits, 2 labels).
+    """
+    problems = []
+    total = int(label_counts.sum())
+    for s, (neg, pos) in zip(SPLITS, label_counts.tolist(), strict=True):
+        if neg + pos == 0:
+            problems.append(f"the {s} split is empty ({total} rows in all are too few for the 8:1:1 split)")
+        elif neg == 0 or pos == 0:
+            problems.append(f"the {s} split has {neg + pos} rows, all with label {0 if pos == 0 else 1} "
+                            "(AUC needs both classes)")
+    return problems
+
+
+def _open_rejects(rejects: str | Path | None, source: Path) -> tuple[Path | None, Path | None, BinaryIO | None]:
+    if rejects is None:
+        return None, None, None
+    rejects = Path(rejects)
+    if rejects.is_dir():
+        raise ValueError(f"--rejects {rejects}: is a folder; give a file name")
+    if rejects.exists() and rejects.resolve() == source.resolve():
+        raise ValueError(f"--rejects {rejects}: is the input file; give another file name")
+    if not rejects.parent.is_dir():
+        raise ValueError(f"--rejects {rejects}: the folder {rejects.parent} does not exist")
+    tmp = temporary_path(rejects)
+    f = open_new(tmp)
+    f.write(b"line\treason\ttext\n")
+    return rejects, tmp, f
+
+
 def prepare(path: str | Path, schema: Schema, out: str | Path, min_count: int = 2, seed: int = 0,
-            strict: bool = False, block_bytes: int = BLOCK_BYTES, progress: bool = True) -> dict:
-    """Prepare ``path`` into ``out``; return the manifest (also written to ``out/manifest.json``)."""
+            strict: bool = False, block_bytes: int = BLOCK_BYTES, progress: bool = True,
+            rejects: str | Path | None = None, force: bool = False, max_line_bytes: int = MAX_LINE_BYTES) -> dict:
+    """Prepare ``path`` into ``out``; return the manifest (also written to ``out/manifest.json``).
+
+    Bad lines are skipped and reported (``strict``: the first one stops with ``file:line: reason``);
+    ``rejects`` names a file for every bad line with its number and reason. An empty or one-class
+    split is a warning in the manifest (``strict``: an error). ``out`` must be new, empty or a
+    prepared folder unless ``force``.
+    """
     if isinstance(min_count, bool) or not isinstance(min_count, int) or min_count < 1:
         raise ValueError(f"min_count must be an integer >= 1, got {min_count!r}")
     start = time.perf_counter()
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    reader = BlockReader(path, schema, strict=strict, block_bytes=block_bytes)
+    path = Path(path)
+    reader = BlockReader(path, schema, strict=strict, block_bytes=block_bytes, max_line_bytes=max_line_bytes)
+    out = claim(Path(out), "prepared", force=force)
+    rejects, rejects_tmp, reader.rejects = _open_rejects(rejects, path)
+    try:
+        manifest = _prepare(reader, out, min_count, seed, progress)
+        if reader.rejects is not None:
+            reader.rejects.close()
+            os.replace(rejects_tmp, rejects)
+    finally:
+        if reader.rejects is not None and not reader.rejects.closed:
+            reader.rejects.close()
+            rejects_tmp.unlink(missing_ok=True)
+    manifest.update(rejects=str(rejects) if rejects else None, seconds=round(time.perf_counter() - start, 3))
+    write_json_atomic(out / "manifest.json", manifest)
+    return manifest
+
+
+def _prepare(reader: BlockReader, out: Path, min_count: int, seed: int, progress: bool) -> dict:
+    schema, path = reader.schema, reader.path
     fields = schema.feature_names
     counter = ValueCounter(len(fields))
-    n_split = np.zeros(3, dtype=np.int64)
-    size = Path(path).stat().st_size
+    label_counts = np.zeros((3, 2), dtype=np.int64)
+    size = path.stat().st_size
     bar = tqdm(total=size, unit="B", unit_scale=True, desc="prepare: read", disable=not progress, leave=False)
     with tempfile.TemporaryDirectory(dir=out, prefix=".raw-") as tmp:
         raw_path = Path(tmp) / "raw.bin"
@@ -141,16 +202,21 @@ def prepare(path: str | Path, schema: Schema, out: str | Path, min_count: int = 
                 train = split == 0
                 for j in range(len(fields)):
                     counter.add(j, block.values[j, train])
-                n_split += np.bincount(split, minlength=3)
+                label_counts += np.bincount(split * 2 + block.labels, minlength=6).reshape(3, 2)
                 block.labels.tofile(raw)
                 split.tofile(raw)
                 block.values.tofile(raw)  # field-major (fields, rows)
                 block_rows.append(block.labels.size)
                 bar.update(reader.bytes_read - bar.n)
         bar.close()
-        total = int(n_split.sum())
-        if total == 0:
-            raise ValueError(f"{path}: no valid rows ({reader.bad.count} malformed lines skipped)")
+        n_split = label_counts.sum(axis=1)
+        if n_split.sum() == 0:
+            raise DataFormatError(f"{path}: no valid rows ({reader.bad.count:,} bad lines skipped"
+                                  + (f"; the first: line {reader.bad.first[0][0]}: {reader.bad.first[0][1]})"
+                                     if reader.bad.first else ")"))
+        problems = split_problems(label_counts)
+        if problems and reader.strict:
+            raise DataFormatError(f"{path}: {problems[0]} (--strict refuses splits that cannot train and evaluate)")
         table = VocabularyTable([Vocabulary.build(*counter.result(j), min_count) for j in range(len(fields))])
         del counter
         sizes, offsets = table.sizes, table.offsets
@@ -171,6 +237,9 @@ def prepare(path: str | Path, schema: Schema, out: str | Path, min_count: int = 
         for s in SPLITS:
             for f in files[s]:
                 f.close()
+        # Without a manifest the folder reads as unfinished until the new one is written.
+        (out / "manifest.json").unlink(missing_ok=True)
+        for s in SPLITS:
             for name in (f"{s}_ids.npy", f"{s}_labels.npy"):
                 os.replace(out / f"{name}.tmp", out / name)
     feature_map = {
@@ -178,20 +247,27 @@ def prepare(path: str | Path, schema: Schema, out: str | Path, min_count: int = 
         "num_embeddings": int(sum(sizes)), "oov_id": OOV_ID, "missing_id": MISSING_ID, "min_count": min_count,
     }
     write_json_atomic(out / "feature_map.json", feature_map)
-    manifest = {
-        "source": str(Path(path).resolve()), "sha256": reader.sha256, "bytes": size,
-        "lines": reader.lines_read, "rows": {s: int(n) for s, n in zip(SPLITS, n_split, strict=True)},
-        "bad_lines": reader.bad.count, "first_bad_lines": [{"line": ln, "reason": r} for ln, r in reader.bad.first],
-        "options": {"dataset": schema.name, "min_count": min_count, "seed": seed, "strict": strict},
-        "lptsim_version": __version__, "seconds": round(time.perf_counter() - start, 3),
+    return {
+        "source": str(path.resolve()), "sha256": reader.sha256, "bytes": size, "compression": reader.compression,
+        "lines": reader.lines_read, "header": reader.header,
+        "rows": {s: int(n) for s, n in zip(SPLITS, n_split, strict=True)},
+        "labels": {s: {"0": int(c[0]), "1": int(c[1])} for s, c in zip(SPLITS, label_counts, strict=True)},
+        "bad_lines": reader.bad.count, "bad_lines_by_reason": dict(reader.bad.by_reason.most_common()),
+        "first_bad_lines": [{"line": ln, "reason": r} for ln, r in reader.bad.first],
+        "warnings": reader.warnings + problems,
+        "options": {"dataset": schema.name, "min_count": min_count, "seed": seed, "strict": reader.strict},
+        "lptsim_version": __version__,
     }
-    write_json_atomic(out / "manifest.json", manifest)
-    return manifest
 
 
 def load_json(path: Path) -> dict:
-    """Read a JSON file written by prepare, with a clear error when it is missing."""
+    """Read a JSON object written by prepare, with a clear error when it is missing or damaged."""
     try:
-        return json.loads(Path(path).read_text())
+        value = json.loads(Path(path).read_text())
     except FileNotFoundError:
         raise ValueError(f"{path}: not found; run `lptsim ctr prepare` first") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path}: cannot be read as JSON ({exc}); prepare the data again") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"{path}: should hold a JSON object, found {type(value).__name__}; prepare the data again")
+    return value

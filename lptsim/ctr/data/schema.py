@@ -56,10 +56,21 @@ class Schema:
         path = Path(path)
         try:
             spec = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise DataFormatError(f"{path}: cannot read schema JSON: {exc}") from None
+        if not isinstance(spec, dict):
+            raise DataFormatError(f"{path}: a schema is a JSON object, found {type(spec).__name__}")
         allowed = {"columns", "label", "numeric", "categorical", "drop", "delimiter", "header", "name"}
         unknown = set(spec) - allowed
+        for key in ("columns", "numeric", "categorical", "drop"):
+            value = spec.get(key, [])
+            if not (isinstance(value, list) and all(isinstance(c, str) and c for c in value)):
+                raise DataFormatError(f"{path}: {key!r} should be a list of column names")
+        if len(set(spec.get("columns", []))) != len(spec.get("columns", [])):
+            raise DataFormatError(f"{path}: 'columns' names a column twice")
+        for key in ("label", "delimiter", "name"):
+            if key in spec and not isinstance(spec[key], str):
+                raise DataFormatError(f"{path}: {key!r} should be a string")
         if unknown or "columns" not in spec or "label" not in spec:
             raise DataFormatError(f"{path}: schema needs 'columns' and 'label'; allowed keys {sorted(allowed)}, "
                                   f"unknown {sorted(unknown)}")

@@ -130,10 +130,10 @@ def teacher_auc(raw_path: str | Path, prepared: str | Path, split: str = "test")
 
     from lptsim.ctr.data.prepare import SPLITS, load_json, split_of_lines
 
-    prob = np.load(f"{raw_path}.teacher.npy")
+    prob = np.load(f"{raw_path}.teacher.npy", allow_pickle=False)
     seed = load_json(Path(prepared) / "manifest.json")["options"]["seed"]
     lines = np.flatnonzero(split_of_lines(np.arange(prob.size), seed) == SPLITS.index(split))
-    labels = np.load(Path(prepared) / f"{split}_labels.npy")
+    labels = np.load(Path(prepared) / f"{split}_labels.npy", allow_pickle=False)
     return float(roc_auc_score(labels, prob[lines]))
 
 

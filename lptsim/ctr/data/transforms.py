@@ -28,10 +28,13 @@ def _buffers(arr: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return offsets, data, valid
 
 
-def hash_binary(arr: pa.Array) -> np.ndarray:
-    """64-bit hashes (FNV-1a + splitmix64) of a binary/string arrow array as int64; empty or null -> MISSING."""
+def hash_binary(arr: pa.Array, out: np.ndarray | None = None) -> np.ndarray:
+    """64-bit hashes (FNV-1a + splitmix64) of a binary/string arrow array as int64; empty or null -> MISSING.
+
+    ``out``: an int64 array (e.g. a row of a larger block) to write into instead of a new one.
+    """
     offsets, data, valid = _buffers(arr)
-    out = np.empty(offsets.size - 1, dtype=np.int64)
+    out = np.empty(offsets.size - 1, dtype=np.int64) if out is None else out
     fastparse.hash_strings(offsets, data, valid, out)
     return out
 
@@ -49,11 +52,22 @@ def integer_column(arr: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return values, missing, invalid
 
 
-def bucket_numeric(values: np.ndarray, missing: np.ndarray) -> np.ndarray:
+def bucket_numeric(values: np.ndarray, missing: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """Criteo numeric bucketing used by the paper's authors: v -> floor(ln(v)^2) if v > 2 else v."""
-    out = np.empty(values.size, dtype=np.int64)
+    out = np.empty(values.size, dtype=np.int64) if out is None else out
     fastparse.bucket_log_square(values, missing, out)
     return out
+
+
+def is_avazu_hour(values: np.ndarray) -> np.ndarray:
+    """True where a YYMMDDHH integer is a real date (2000-2099) and an hour 00-23."""
+    ok = (values >= 0) & (values <= 99_99_99_99)
+    v = np.where(ok, values, 0)
+    hour, day, month, year = v % 100, (v // 100) % 100, (v // 10_000) % 100, 2000 + v // 1_000_000
+    ok &= (hour <= 23) & (month >= 1) & (month <= 12) & (day >= 1)
+    first = (year - 1970).astype("datetime64[Y]") + (np.clip(month, 1, 12) - 1).astype("timedelta64[M]")
+    days_in_month = ((first + 1).astype("datetime64[D]") - first.astype("datetime64[D]")).astype(np.int64)
+    return ok & (day <= days_in_month)
 
 
 def avazu_hour(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
