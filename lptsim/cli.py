@@ -29,11 +29,12 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     if args.power:
         return _cmd_verify_power(args)
     start = time.perf_counter()
-    results = run_all(full=args.full, groups=args.group or None, progress=not args.quiet, seed=args.seed)
+    results = run_all(full=args.full, groups=args.group or None, progress=not args.quiet, seed=args.seed,
+                      data=args.data)
     elapsed = time.perf_counter() - start
     print(table(results))
     failed = [r for r in results if not r.passed]
-    b = budget(args.full, args.seed)
+    b = budget(args.full, args.seed, args.data)
     print(f"\n{len(results) - len(failed)} passed, {len(failed)} failed in {elapsed:.1f} s "
           f"(seed {args.seed}, {b.seeds} seeds per experiment; each interval at level {_level():.5f}, "
           "so all intervals cover their true values at once with probability >= 0.95)")
@@ -270,8 +271,10 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--out", help="folder for verify.json and figures")
     verify.add_argument("--full", action="store_true", help="paper-quality sweep: more seeds, longer horizons")
     verify.add_argument("--group", action="append",
-                        help="run only this group of checks (repeatable): quant, dr, sr, optim, methods")
+                        help="run only this group of checks (repeatable): quant, dr, sr, optim, methods; ctr "
+                             "(trains CTR models, not in the default run)")
     verify.add_argument("--seed", type=int, default=0, help="master seed: changes every random draw (default 0)")
+    verify.add_argument("--data", help="prepared folder for the ctr group (default: generated synthetic rows)")
     verify.add_argument("--power", action="store_true",
                         help="test the suite itself: rerun it against broken predictions and roundings")
     verify.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -139,3 +139,12 @@ def test_figures_are_drawn_from_the_results(tmp_path):
 
     img = matplotlib.image.imread(tmp_path / "dr_stall_distance.png")
     assert img.shape[0] > 300 and img.shape[1] > 600 and img[..., :3].std() > 0.05  # not a blank canvas
+
+
+@pytest.mark.slow
+def test_ctr_group_passes_with_its_controls_failing():
+    """`lptsim verify --group ctr` on the synthetic default: every check passes and every control fails."""
+    results = run_all(groups=["ctr"], progress=False)
+    assert len(results) == 8
+    assert all(r.passed and r.control is not None and not r.control.passed for r in results), [
+        (r.name, r.measured, r.ci, r.control) for r in results if not r.passed]

@@ -180,6 +180,56 @@ def fig_stalls(results: list[CheckResult], out: Path) -> list[Path]:
     return save(fig, out, "stalls")
 
 
+def fig_ctr(results: list[CheckResult], out: Path) -> list[Path]:
+    """The CTR checks: where DR freezes, SR's floor against Delta, the two regimes, and ALPT's learned steps."""
+    freeze = _find(results, "CTR: DR freezes")
+    floor = _find(results, "CTR: LPT-SR excess")
+    regimes = _find(results, "CTR regime A")
+    alpt = _find(results, "CTR: ALPT's steps")
+    if not (freeze or floor or regimes or alpt):
+        return []
+    fig, axes = panels(4, width=4.6, height=3.8)
+    if freeze:
+        d = freeze[0].data
+        x = np.arange(len(d["cells"]))
+        axes[0].bar(x - 0.2, d["frozen"], 0.4, color=METHOD_COLORS["dr"], label="DR")
+        axes[0].bar(x + 0.2, d["sr_frozen"], 0.4, color=METHOD_COLORS["sr"], label="SR")
+        for i, p in enumerate(d["predicted_class"]):
+            axes[0].text(i, 1.03, p, ha="center", fontsize=7)
+        axes[0].set_xticks(x, d["cells"], rotation=35, ha="right", fontsize=7)
+        axes[0].set(ylim=(0, 1.15), ylabel="touched codes never changed", title="DR freezes where predicted")
+        axes[0].legend(fontsize=7, loc="center right")
+    if floor:
+        d = floor[0].data
+        axes[1].loglog(d["x"], d["y"], "o-", color=METHOD_COLORS["sr"], label="LPT-SR")
+        ref = np.asarray(d["y"])[0] * np.asarray(d["x"]) / np.asarray(d["x"])[0]
+        axes[1].loglog(d["x"], ref, "--", color="gray", label="slope 1 (regime A)")
+        axes[1].set(xlabel="Delta", ylabel="excess train log loss over FP",
+                    title=f"SR's floor grows like Delta\nslope {floor[0].measured:.2f}")
+        quiet_minor_ticks(axes[1])
+        axes[1].set_xticks(d["x"], [f"{v:g}" for v in d["x"]])
+        axes[1].legend(fontsize=7)
+    if regimes:
+        d = regimes[0].data
+        for i in range(len(d["regime"])):
+            axes[2].bar(i - 0.2, np.mean(d["dr"][i]), 0.4, yerr=np.std(d["dr"][i]), color=METHOD_COLORS["dr"],
+                        label="DR" if i == 0 else None)
+            axes[2].bar(i + 0.2, np.mean(d["sr"][i]), 0.4, yerr=np.std(d["sr"][i]), color=METHOD_COLORS["sr"],
+                        label="SR" if i == 0 else None)
+        axes[2].set_xticks([0, 1], [f"{r} (lr/Delta {q:.2g})" for r, q in zip(d["regime"], d["ratio"], strict=True)])
+        axes[2].set(ylim=(0.45, None), ylabel="test AUC", title="Regimes on a CTR model (Adam)")
+        axes[2].legend(fontsize=7)
+    if alpt:
+        d = alpt[0].data
+        axes[3].semilogx(d["grid"], d["val_auc"], "o-", color=METHOD_COLORS["sr"], label="fixed step (LPT-SR)")
+        for v in d["learned"]:
+            axes[3].axvline(v, color=METHOD_COLORS["alpt"], alpha=0.4, lw=1)
+        axes[3].set(xlabel="step", ylabel="validation AUC", title="ALPT's learned steps (purple) vs the grid")
+        quiet_minor_ticks(axes[3])
+        axes[3].legend(fontsize=7)
+    return save(fig, out, "ctr_checks")
+
+
 def fig_rates(results: list[CheckResult], out: Path) -> list[Path]:
     """SGD's last-iterate rates under both schedules."""
     found = _find(results, "SGD rate")
@@ -198,7 +248,7 @@ def figures_from_results(results: list[CheckResult], out: Path) -> list[Path]:
     style()
     paths: list[Path] = []
     for fn in (fig_floors, fig_stall, fig_stationary, fig_bounds, fig_rates, fig_decaying, fig_averaging,
-               fig_dr_bounds, fig_stalls):
+               fig_dr_bounds, fig_stalls, fig_ctr):
         paths += fn(results, out)
     return paths
 

@@ -5,7 +5,13 @@ docs/theory.md has the derivations. Verification code calls these through this m
 (``theory.name(...)``), so ``lptsim verify --power`` can replace any of them by a broken copy.
 """
 
-from lptsim.theory.adaptive import adagrad_dr_stall_updates, adagrad_dr_travel, adam_frozen_step, adam_step_bound
+from lptsim.theory.adaptive import (
+    adagrad_dr_stall_updates,
+    adagrad_dr_travel,
+    adagrad_step_bound,
+    adam_frozen_step,
+    adam_step_bound,
+)
 from lptsim.theory.bc import bc_gap_large_spread, bc_gap_small_spread, rounding_gap_at_optimum
 from lptsim.theory.chain import (
     sgd_stationary,
@@ -44,7 +50,7 @@ from lptsim.theory.sr import (
 
 __all__ = [
     "STATEMENTS", "Statement", "statement",
-    "adagrad_dr_stall_updates", "adagrad_dr_travel", "adam_frozen_step", "adam_step_bound",
+    "adagrad_dr_stall_updates", "adagrad_dr_travel", "adagrad_step_bound", "adam_frozen_step", "adam_step_bound",
     "alpt_fixed_step", "alpt_step_gradient", "optimal_step", "sr_clipped_stationary_excess",
     "bc_gap_large_spread", "bc_gap_small_spread", "rounding_gap_at_optimum",
     "dr_dither_excess", "dr_escape_probability", "dr_excess_lower_bound", "dr_excess_upper_bound", "dr_final_error",

@@ -77,3 +77,13 @@ def adagrad_dr_travel(w_start: np.ndarray, w_star: np.ndarray, alpha: float, del
     scale = alpha * np.abs(g) / (_row_rms(g, row_size) * delta)
     k = np.arange(1, n + 1)
     return delta * np.floor(np.outer(1 / np.sqrt(k), scale) + 0.5).sum(axis=0)
+
+
+@statement("upper bound", "derived here (docs/theory.md 8.4)", ("row-wise Adagrad", "any gradients"))
+def adagrad_step_bound(row_size: int) -> float:
+    """|g_i| / sqrt(S) <= sqrt(row_size): row-wise Adagrad never moves an element by more than alpha sqrt(row_size).
+
+    S includes the current row's mean square, which is at least g_i^2 / row_size. So alpha sqrt(row_size) < Delta/2
+    freezes DR for good, whatever the gradients.
+    """
+    return float(np.sqrt(row_size))

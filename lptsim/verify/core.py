@@ -36,6 +36,7 @@ class Budget:
     seeds: int = 24
     horizon: float = 1.0
     seed: int = 0
+    data: str | None = None  # the CTR checks' prepared folder (synthetic data when None)
 
     def iters(self, base: int) -> int:
         return int(base * self.horizon)
