@@ -135,6 +135,9 @@ def _embedding_options(args: argparse.Namespace) -> dict:
     opts = {} if args.emb_optimizer is None else {"optimizer": args.emb_optimizer}
     if args.alpt_variant:
         opts["alpt_variant"] = args.alpt_variant
+    for name in ("step_granularity", "init_rounding", "step_optimizer", "state_dtype", "step_lr"):
+        if getattr(args, name, None) is not None:
+            opts[name] = getattr(args, name)
     return opts
 
 
@@ -196,6 +199,16 @@ def _add_train_options(p: argparse.ArgumentParser, single_run: bool = True) -> N
                    help="row optimizer of low-precision tables (default: row-wise adagrad)")
     p.add_argument("--alpt-variant", choices=["two-pass", "one-pass"], default=None,
                    help="ALPT step gradient: second forward pass (paper, default) or the first backward")
+    p.add_argument("--step-granularity", choices=["row", "field", "table"], default=None,
+                   help="one step per row (default), per field or per table (LPT and ALPT)")
+    p.add_argument("--init-rounding", choices=["nearest", "stochastic"], default=None,
+                   help="how the initial table becomes codes (default: nearest)")
+    p.add_argument("--step-optimizer", choices=["adam", "adagrad", "sgd"], default=None,
+                   help="ALPT's step optimizer: adam (2 floats per step, default), adagrad (1), sgd (0)")
+    p.add_argument("--step-lr", type=float, default=None,
+                   help="ALPT's step learning rate, relative to the initial step (default 1e-2)")
+    p.add_argument("--state-dtype", choices=["float32", "bfloat16", "float16"], default=None,
+                   help="steps and optimizer states of the tables; 16-bit is written with SR (default float32)")
     p.add_argument("--dim", type=int, default=16)
     p.add_argument("--hidden", type=int, nargs="*", default=[400, 400, 400])
     p.add_argument("--dropout", type=float, default=0.0)

@@ -130,7 +130,10 @@ def evaluate(model: nn.Module, data: PreparedData, split: str, batch_size: int, 
 
 def make_model(cfg: TrainConfig, data: PreparedData, ctx: Local | None = None) -> nn.Module:
     """The model with the configured embedding method (tables sharded by ``ctx`` when distributed)."""
-    factory = embedding_factory(cfg.method, bits=cfg.bits, seed=cfg.seed, **cfg.embedding_options)
+    options = dict(cfg.embedding_options)
+    if options.get("step_granularity") == "field":  # steps shared by the rows of a field: its boundaries
+        options.setdefault("field_starts", list(data.feature_map["offsets"])[: data.num_fields])
+    factory = embedding_factory(cfg.method, bits=cfg.bits, seed=cfg.seed, **options)
     return build_model(cfg.model, data.num_embeddings, data.num_fields, dim=cfg.dim,
                        embedding=(ctx or Local()).embedding(factory), hidden=cfg.hidden, dropout=cfg.dropout,
                        batch_norm=cfg.batch_norm, cross_layers=cfg.cross_layers)

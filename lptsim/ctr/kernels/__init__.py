@@ -30,9 +30,12 @@ def _layout(emb) -> dict:
 
 
 def supports(emb) -> bool:
-    """Configurations the kernels implement: bits 2/4/8, any row optimizer, LPT or one-pass ALPT."""
-    return (emb.method in ("lpt-dr", "lpt-sr", "alpt") and emb.bits in (2, 4, 8)
-            and (emb.method != "alpt" or emb.alpt_variant == "one-pass"))
+    """Configurations the kernels implement: bits 2/4/8, any row optimizer, float32 state, LPT with a step per
+    row or per table, or one-pass ALPT with a step per row and an SGD or Adam step optimizer."""
+    return (emb.method in ("lpt-dr", "lpt-sr", "alpt") and emb.bits in (2, 4, 8) and emb.state_dtype == "float32"
+            and emb.step_granularity in ("row", "table")
+            and (emb.method != "alpt" or (emb.alpt_variant == "one-pass" and emb.step_granularity == "row"
+                                          and emb.step_optimizer in ("sgd", "adam"))))
 
 
 def gather_dequant(emb, ids: torch.Tensor) -> torch.Tensor:
