@@ -1,12 +1,14 @@
-"""The Triton kernels against the torch/numba reference path of LowPrecisionEmbedding.
+"""The Triton kernels against the torch reference path of LowPrecisionEmbedding, bit for bit.
 
-Run with ``-k kernel``. Without CUDA they run under TRITON_INTERPRET=1 (see conftest.py) at
-small sizes; with CUDA, ``test_kernel_full_size_on_gpu`` also runs at full size.
+Run with ``-k kernel``. With CUDA the kernels run compiled on CUDA tensors; without, under
+TRITON_INTERPRET=1 on CPU tensors (conftest.py sets it), at small sizes. The numerical contract
+(no FMA, sequential row sums, duplicates summed in batch order) makes codes, steps and optimizer
+state identical to the reference, so every comparison here is exact.
 """
 
 from __future__ import annotations
 
-import itertools
+import math
 
 import pytest
 import torch
@@ -14,111 +16,236 @@ import torch
 pytest.importorskip("triton")
 
 from lptsim.ctr import kernels  # noqa: E402
-from lptsim.ctr.embedding import LowPrecisionEmbedding  # noqa: E402
+from lptsim.ctr.embedding import LowPrecisionEmbedding, step_seed  # noqa: E402
+from lptsim.quant import QuantSpec, unpack  # noqa: E402
 
-CONFIGS = [  # (method, row optimizer, extra options)
-    ("lpt-sr", "adagrad", {}),
-    ("lpt-dr", "sgd", {}),
-    ("alpt", "adagrad", {"alpt_variant": "one-pass"}),
-    ("alpt", "sgd", {"alpt_variant": "one-pass", "step_optimizer": "sgd"}),
-    ("lpt-sr", "adam", {}),
-    ("alpt", "adam", {"alpt_variant": "one-pass"}),
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+LR = {"sgd": 0.5, "adagrad": 0.05, "adam": 0.01}
+VARIANTS = [  # (method, extra options): LPT with a step per row / per table, ALPT with SGD / Adam on the steps
+    ("lpt-dr", {}),
+    ("lpt-sr", {"step_granularity": "table"}),
+    ("alpt", {"alpt_variant": "one-pass", "step_optimizer": "sgd"}),
+    ("alpt", {"alpt_variant": "one-pass", "step_optimizer": "adam"}),
 ]
-CASES = [(bits, dim, CONFIGS[i % len(CONFIGS)]) for i, (bits, dim) in
-         enumerate(itertools.product((2, 4, 8), (4, 16, 40, 128)))]
+OPTIMIZERS = ("sgd", "adagrad", "adam")
+DIMS = (5, 16, 13, 8)
+# A covering set: every (bits, variant) pair once; optimizers and odd/even dims rotate through them, so every
+# optimizer meets every variant and every bit width meets odd and even dims.
+CASES = [(1 + i % 8, VARIANTS[i // 8], OPTIMIZERS[(i + i // 8) % 3], DIMS[(i + i // 8) % 4]) for i in range(32)]
 
 
-def _pair(rows, dim, bits, method, opt, extra, device="cpu"):
-    kw = dict(bits=bits, method=method, optimizer=opt, lr={"sgd": 0.5, "adagrad": 0.05, "adam": 0.01}[opt],
-              init_std=0.02, seed=5,
+def _pair(rows, dim, bits, method, opt, extra, row_offset=0, seed=5):
+    kw = dict(bits=bits, method=method, optimizer=opt, lr=LR[opt], init_std=0.02, seed=seed, row_offset=row_offset,
               **extra)
-    ref = LowPrecisionEmbedding(rows, dim, backend="torch", **kw).to(device)
-    ker = LowPrecisionEmbedding(rows, dim, backend="triton", **kw).to(device)
+    ref = LowPrecisionEmbedding(rows, dim, backend="torch", **kw).to(DEVICE)
+    ker = LowPrecisionEmbedding(rows, dim, backend="triton", **kw).to(DEVICE)
     return ref, ker
 
 
-def _step(emb, ids, upstream):
+def _step(emb, ids, upstream, lr_scale=1.0):
     out = emb(ids)
     (out * upstream).sum().backward()
-    emb.apply_update()
+    emb.apply_update(lr_scale)
     return out.detach()
 
 
 def _compare(ref, ker):
     assert torch.equal(ref.codes.data, ker.codes.data), "codes differ"
-    torch.testing.assert_close(ker.step, ref.step, rtol=2e-6, atol=0)
-    if ref.row_optimizer.name == "adagrad":
-        torch.testing.assert_close(ker.row_optimizer.sum_sq, ref.row_optimizer.sum_sq, rtol=2e-6, atol=1e-12)
-    if ref.row_optimizer.name == "adam":
-        assert int(ker.row_optimizer.steps) == int(ref.row_optimizer.steps)
-        for name in ("exp_avg", "exp_avg_sq"):  # moments can cancel: compare on the tensor's own scale
-            want = getattr(ref.row_optimizer, name)
-            torch.testing.assert_close(getattr(ker.row_optimizer, name), want, rtol=2e-6,
-                                       atol=2e-6 * float(want.abs().max()))
+    assert torch.equal(ref.step, ker.step), "steps differ"
+    assert int(ref.updates) == int(ker.updates)
+    for name in ("step_m", "step_v"):
+        if hasattr(ref, name):
+            assert torch.equal(getattr(ref, name), getattr(ker, name)), name
+    for name, buf in ref.row_optimizer.named_buffers():
+        assert torch.equal(buf, getattr(ker.row_optimizer, name)), name
 
 
-@pytest.mark.parametrize("bits, dim, config", CASES, ids=[f"b{b}-d{d}-{c[0]}-{c[1]}" for b, d, c in CASES])
-@pytest.mark.parametrize("batch", ["duplicates", "unique"])
-def test_kernel_matches_reference(bits, dim, config, batch):
-    method, opt, extra = config
-    rows = 40
-    ref, ker = _pair(rows, dim, bits, method, opt, extra)
+@pytest.mark.parametrize("bits, variant, opt, dim", CASES,
+                         ids=[f"b{b}-{v[0]}-{v[1].get('step_optimizer', 'row' if v[1] == {} else 'table')}-{o}-d{d}"
+                              for b, v, o, d in CASES])
+def test_kernel_matches_reference(bits, variant, opt, dim):
+    """Three steps carrying state: duplicate-heavy, all-unique, duplicate-heavy; row_offset != 0, lr_scale != 1."""
+    method, extra = variant
+    rows = 24
+    ref, ker = _pair(rows, dim, bits, method, opt, extra, row_offset=1000 + bits, seed=2**40 + bits)
     assert ker.uses_kernels() and not ref.uses_kernels()
     gen = torch.Generator().manual_seed(bits * 1000 + dim)
-    for _ in range(3):
-        if batch == "duplicates":
-            ids = torch.randint(0, 6, (16, 3), generator=gen)
+    for lr_scale, batch in ((1.0, "dup"), (0.5, "unique"), (0.25, "dup")):
+        if batch == "dup":
+            ids = torch.randint(0, 5, (12, 3), generator=gen)
         else:
-            ids = torch.randperm(rows, generator=gen)[:24].view(8, 3)
+            ids = torch.randperm(rows, generator=gen)[:18].view(6, 3)
         upstream = torch.randn(*ids.shape, dim, generator=gen)
-        out_ref, out_ker = _step(ref, ids, upstream), _step(ker, ids, upstream)
-        # Same codes; steps may differ by float32 rounding (the row sums reduce in another order).
-        torch.testing.assert_close(out_ker, out_ref, rtol=2e-6, atol=0)
+        ids, upstream = ids.to(DEVICE), upstream.to(DEVICE)
+        out_ref, out_ker = _step(ref, ids, upstream, lr_scale), _step(ker, ids, upstream, lr_scale)
+        assert torch.equal(out_ker, out_ref)
         _compare(ref, ker)
 
 
 def test_kernel_empty_batch():
     ref, ker = _pair(10, 16, 4, "lpt-sr", "adagrad", {})
-    ids = torch.zeros(0, 3, dtype=torch.int64)
+    ids = torch.zeros(0, 3, dtype=torch.int64, device=DEVICE)
     assert ker(ids).shape == (0, 3, 16)
     ker.apply_update()
     _compare(ref, ker)
 
 
-def test_kernel_gather_alone():
-    emb = LowPrecisionEmbedding(30, 12, bits=2, method="alpt", alpt_variant="one-pass", init_std=0.05, backend="torch")
-    ids = torch.tensor([0, 29, 3, 3, 17])
-    torch.testing.assert_close(kernels.gather_dequant(emb, ids), emb.dequantized_rows(ids), rtol=0, atol=0)
+def test_kernel_rejects_bad_ids_on_the_device():
+    _, ker = _pair(10, 4, 4, "lpt-dr", "sgd", {})
+    with pytest.raises(RuntimeError, match=r"outside \[0, 10\)"):
+        ker(torch.tensor([[3, 10]], device=DEVICE))
+        if DEVICE == "cuda":
+            torch.cuda.synchronize()
 
 
-@pytest.mark.parametrize("bits", [2, 4, 8])
+@pytest.mark.parametrize("bits", range(1, 9))
+@pytest.mark.parametrize("per_row", [True, False])
+def test_kernel_gather_alone(bits, per_row):
+    """Gathered rows equal codes (unpacked by lptsim.quant) times steps, for every bit width."""
+    emb = LowPrecisionEmbedding(30, 11, bits=bits, method="lpt-sr", step_granularity="row" if per_row else "table", init_std=0.05,
+                                backend="torch").to(DEVICE)
+    if per_row:  # distinct steps, so a wrong row's step shows
+        emb.step.copy_(torch.linspace(0.01, 0.03, 30))
+    ids = torch.tensor([0, 29, 3, 3, 17], device=DEVICE)
+    codes = unpack(emb.codes.data.cpu(), bits, (30, emb.codes.padded_dim)) if bits < 8 else emb.codes.data.cpu()
+    want = codes[ids.cpu(), :11].float() * (emb.step.cpu()[ids.cpu()] if per_row else emb.step.cpu()).reshape(-1, 1)
+    assert torch.equal(kernels.gather_dequant(emb, ids).cpu(), want)
+
+
+def test_kernel_gather_with_a_step_index():
+    """Steps of another granularity (e.g. per field): ``step_index`` maps rows to their step entry."""
+    emb = LowPrecisionEmbedding(12, 6, bits=4, method="lpt-dr", init_std=0.05, backend="torch").to(DEVICE)
+    emb.step = torch.tensor([0.01, 0.02, 0.04], device=DEVICE)
+    emb.step_index = lambda rows: rows // 4
+    ids = torch.tensor([0, 5, 11, 4, 8], device=DEVICE)
+    want = emb.codes.read(ids).float().cpu() * emb.step.cpu()[ids.cpu() // 4].unsqueeze(1)
+    assert torch.equal(kernels.gather_dequant(emb, ids).cpu(), want)
+
+
+@pytest.mark.parametrize("bits", [2, 3, 8])
 def test_kernel_sum_pooling(bits):
-    emb = LowPrecisionEmbedding(50, 24, bits=bits, method="lpt-sr", init_std=0.05, backend="torch")
+    emb = LowPrecisionEmbedding(50, 24, bits=bits, method="lpt-sr", init_std=0.05, backend="torch").to(DEVICE)
     gen = torch.Generator().manual_seed(bits)
-    ids = torch.randint(0, 50, (40,), generator=gen)
-    bag_starts = torch.tensor([0, 0, 3, 4, 17, 40])  # an empty bag, a bag of one, long bags
+    ids = torch.randint(0, 50, (40,), generator=gen).to(DEVICE)
+    bag_starts = torch.tensor([0, 0, 3, 4, 17, 40], device=DEVICE)  # an empty bag, a bag of one, long bags
     got = kernels.gather_sum(emb, ids, bag_starts)
-    # Same order of additions as the reference loop: equal to float32 rounding (exactly, here).
-    torch.testing.assert_close(got, kernels.gather_sum_reference(emb, ids, bag_starts), rtol=1e-6, atol=1e-7)
-    assert torch.equal(got[0], torch.zeros(24))
+    assert torch.equal(got, kernels.gather_sum_reference(emb, ids, bag_starts))  # same order of additions
+    assert torch.equal(got[0], torch.zeros(24, device=DEVICE))
 
 
-def test_kernel_sr_draws_match_the_quant_core_statistics():
-    """One row updated many times by a fixed tiny gradient: SR moves codes at the rate u/step."""
-    ref, ker = _pair(1, 64, 8, "lpt-sr", "sgd", {})
-    ids = torch.zeros(1, 1, dtype=torch.int64)
-    for _ in range(5):
-        up = torch.full((1, 1, 64), 1e-3)
+@pytest.mark.parametrize("bits", [4, 3])
+def test_kernel_dr_ties_round_up(bits):
+    """DR is floor(v + 1/2): values exactly half-way between codes go up (also for negative v)."""
+    spec = QuantSpec(bits)
+    emb = LowPrecisionEmbedding(8, 4, bits=bits, method="lpt-dr", optimizer="sgd", lr=1.0, init_std=1e-12,
+                                clip=2.0 ** (bits - 4), step_granularity="table", backend="triton").to(DEVICE)
+    step = float(emb.step)  # 1/8, a power of two: v = w / step is exact
+    assert step == 0.125
+    halves = torch.tensor([[0.5, -0.5, 1.5, -1.5], [2.5, -2.5, -3.5, 0.0]])
+    ids = torch.tensor([[1], [6]], device=DEVICE)
+    (emb(ids) * (-halves * step).to(DEVICE).unsqueeze(1)).sum().backward()  # w_new = 0 + halves * step
+    emb.apply_update()
+    want = torch.clamp(torch.floor(halves + 0.5), spec.qmin, spec.qmax)
+    assert torch.equal(emb.codes.read(ids.reshape(-1)).float().cpu(), want)
+
+
+def test_kernel_sr_rate_and_independence_within_a_row():
+    """SR of v = k + 0.3 goes up with probability 0.3, drawn per element (not per row): statistics, 4 sigma."""
+    rows, dim = 200, 8
+    emb = LowPrecisionEmbedding(rows, dim, bits=8, method="lpt-sr", optimizer="sgd", lr=1.0, init_std=1e-12,
+                                clip=16.0, step_granularity="table", seed=11, backend="triton").to(DEVICE)
+    step = float(emb.step)  # 0.125
+    ids = torch.arange(rows, device=DEVICE).view(-1, 1)
+    up = torch.full((rows, 1, dim), -2.3 * step, device=DEVICE)  # w_new = 2.3 steps
+    (emb(ids) * up).sum().backward()
+    emb.apply_update()
+    codes = emb.codes.read(ids.reshape(-1)).cpu()
+    assert set(codes.unique().tolist()) <= {2, 3}
+    n, p = codes.numel(), 0.3
+    assert abs(int((codes == 3).sum()) - n * p) < 4 * math.sqrt(n * p * (1 - p))
+    mixed = float(((codes == 3).any(1) & (codes == 2).any(1)).float().mean())  # rows holding both codes
+    assert mixed > 1 - p**dim - (1 - p) ** dim - 4 * math.sqrt(0.1 / rows)
+
+
+@pytest.mark.parametrize("method, extra", [("lpt-sr", {}), ("alpt", {"alpt_variant": "one-pass"})])
+def test_kernel_shard_equals_the_whole_table(method, extra):
+    """A shard (row_offset r) updates exactly the rows r.. of the whole table: draws keyed by global row."""
+    r, rows = 7, 9
+    kw = dict(bits=4, method=method, optimizer="adagrad", init_std=0.02, seed=3, backend="triton", **extra)
+    whole = LowPrecisionEmbedding(r + rows, 6, **kw).to(DEVICE)
+    shard = LowPrecisionEmbedding(rows, 6, row_offset=r, **kw).to(DEVICE)
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(2):
+        ids = torch.randint(0, rows, (10, 2), generator=gen).to(DEVICE)
+        up = torch.randn(10, 2, 6, generator=gen).to(DEVICE)
+        _step(whole, ids + r, up)
+        _step(shard, ids, up)
+    assert torch.equal(whole.codes.data[r:], shard.codes.data)
+    assert torch.equal(whole.step[r:], shard.step)
+
+
+def test_kernel_seed_matches_step_seed():
+    """The seed the kernel derives on the device is step_seed(seed, t), also for seeds past 2**63."""
+    from lptsim.ctr.kernels.triton_kernels import _splitmix64  # noqa: F401 (exercised through the SR path)
+
+    for seed in (0, 1, 2**64 - 1):
+        ref, ker = _pair(6, 5, 5, "lpt-sr", "sgd", {}, seed=seed)
+        ids = torch.tensor([[0, 5, 2]], device=DEVICE)
+        up = torch.randn(1, 3, 5, generator=torch.Generator().manual_seed(1)).to(DEVICE)
         _step(ref, ids, up)
         _step(ker, ids, up)
-    _compare(ref, ker)
+        _compare(ref, ker)
+    assert step_seed(2**64 - 1, 1) != step_seed(0, 1)
+
+
+_HOST_READS = ("item", "tolist", "__int__", "__float__", "__bool__", "__index__")
+
+
+def test_kernel_step_reads_nothing_on_the_host(monkeypatch):
+    """Structural check of the CUDA path under the interpreter: a whole training step (forward, backward,
+    update, counters, seed, bias corrections, id check) never reads a tensor value on the host."""
+    for method, opt, extra in (("alpt", "adam", {"alpt_variant": "one-pass"}), ("lpt-sr", "adagrad", {})):
+        _, ker = _pair(20, 6, 4, method, opt, extra)
+        ids = torch.randint(0, 20, (8, 3)).to(DEVICE)
+        up = torch.randn(8, 3, 6).to(DEVICE)
+        _step(ker, ids, up)  # the first step also compiles and caches (seed, row_offset) on the device
+
+        def refuse(*args, **kwargs):
+            raise AssertionError("host read of a tensor value during a step")
+
+        with monkeypatch.context() as m:
+            for name in _HOST_READS:
+                m.setattr(torch.Tensor, name, refuse)
+            _step(ker, ids, up)
+        assert int(ker.updates) == 2
+    with monkeypatch.context() as m:  # the check can fail: the reference path reads counters on the host
+        ref, _ = _pair(20, 6, 4, "lpt-sr", "adam", {})
+        for name in _HOST_READS:
+            m.setattr(torch.Tensor, name, refuse)
+        with pytest.raises(AssertionError, match="host read"):
+            _step(ref, ids, up)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_kernel_step_does_not_synchronize_on_cuda():
+    _, ker = _pair(1000, 16, 4, "alpt", "adam", {"alpt_variant": "one-pass"})
+    ids = torch.randint(0, 1000, (256, 39), device="cuda")
+    up = torch.randn(256, 39, 16, device="cuda")
+    _step(ker, ids, up)
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        _step(ker, ids, up)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
 
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_kernel_full_size_on_gpu():
     for bits in (2, 4, 8):
-        ref, ker = _pair(200_000, 16, bits, "alpt", "adagrad", {"alpt_variant": "one-pass"}, device="cuda")
+        ref, ker = _pair(200_000, 16, bits, "alpt", "adagrad", {"alpt_variant": "one-pass"})
         gen = torch.Generator(device="cuda").manual_seed(bits)
         for _ in range(3):
             ids = torch.randint(0, 200_000, (4096, 39), device="cuda", generator=gen)

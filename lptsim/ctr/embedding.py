@@ -57,6 +57,33 @@ def normal_rows(seed: int, start: int, count: int, dim: int, std: float, chunk: 
     return torch.from_numpy(out).view(count, dim) * std
 
 
+def ordered_row_sum(x: torch.Tensor) -> torch.Tensor:
+    """Sum over dim 1 in column order 0, 1, ..., starting from 0: the order the Triton kernels sum in, so the
+    torch reference and the kernels agree bit for bit (torch's own ``sum`` order is unspecified)."""
+    acc = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
+    for c in range(x.shape[1]):
+        acc = acc + x[:, c]
+    return acc
+
+
+class _GatherRows(torch.autograd.Function):
+    """``rows[inverse]`` whose backward adds duplicates' gradients in batch order from 0 on every device
+    (the Triton kernels' order; CUDA's ``F.embedding`` backward uses another)."""
+
+    @staticmethod
+    def forward(ctx, rows, inverse):  # noqa: D102
+        ctx.save_for_backward(inverse)
+        ctx.num_rows = rows.shape[0]
+        return rows[inverse]
+
+    @staticmethod
+    def backward(ctx, grad):  # noqa: D102
+        (inverse,) = ctx.saved_tensors
+        g = grad.reshape(-1, grad.shape[-1]).float().cpu()
+        total = torch.zeros(ctx.num_rows, g.shape[1]).index_add_(0, inverse.reshape(-1).cpu(), g)
+        return total.to(grad.device), None
+
+
 def step_seed(seed: int, step: int) -> int:
     """The SR stream of one training step: splitmix64 of (seed, step), an integer in [0, 2**64)."""
     z = (seed * 0x9E3779B97F4A7C15 + step + 1) & (2**64 - 1)
@@ -164,13 +191,14 @@ class RowOptimizer(nn.Module):
         if self.name == "sgd":
             return w - lr * g
         if self.name == "adagrad":
-            acc = self.sum_sq[rows].float() + g.pow(2).mean(dim=1)
+            acc = self.sum_sq[rows].float() + ordered_row_sum(g * g) / g.shape[1]
             store_state(self.sum_sq, rows, acc, stream, 1, element_counters(rows, 1, self.row_offset))
             return w - lr * g / (acc.sqrt() + self.eps).unsqueeze(1)
         b1, b2 = self.betas
         bc1, bc2 = self.next_bias_corrections()
-        m = self.exp_avg[rows].float().mul_(b1).add_(g, alpha=1 - b1)
-        v = self.exp_avg_sq[rows].float().mul_(b2).addcmul_(g, g, value=1 - b2)
+        # Plain products and sums (add_(alpha=) and addcmul_ may fuse a multiply-add): the kernels' operations.
+        m = self.exp_avg[rows].float() * b1 + (1 - b1) * g
+        v = self.exp_avg_sq[rows].float() * b2 + (1 - b2) * g * g
         counters = element_counters(rows, w.shape[1], self.row_offset)
         store_state(self.exp_avg, rows, m, stream, 2, counters)
         store_state(self.exp_avg_sq, rows, v, stream, 3, counters)
@@ -254,7 +282,7 @@ class LowPrecisionEmbedding(nn.Module):
             values and SR draws are keyed by global row, so shards reproduce the whole table.
         backend: ``auto`` (Triton kernels for CUDA tables, the torch/numba path otherwise),
             ``torch`` (always the reference path) or ``triton`` (always the kernels; on the CPU
-            only under ``TRITON_INTERPRET=1``). Kernels cover bits 2/4/8 with SGD, row-wise
+            only under ``TRITON_INTERPRET=1``). Kernels cover bits 1-8 with SGD, row-wise
             Adagrad or Adam for LPT and one-pass ALPT; other settings use the reference path.
     """
 
@@ -321,7 +349,7 @@ class LowPrecisionEmbedding(nn.Module):
                 self.register_buffer("step_v", torch.zeros(n_steps, dtype=state))
             elif method == "alpt" and step_optimizer == "adagrad":
                 self.register_buffer("step_sum_sq", torch.zeros(n_steps, dtype=state))
-        self._pending: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._pending: tuple[torch.Tensor, torch.Tensor] | dict | None = None  # dict: kernel path
         self._staged: dict | None = None
         self._override: torch.Tensor | None = None
 
@@ -370,6 +398,11 @@ class LowPrecisionEmbedding(nn.Module):
         return dequantize(self.codes.read(rows), self._steps_of(rows).unsqueeze(1))
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        if self._override is None and self.uses_kernels():  # ids checked on the device; no host sync
+            from lptsim.ctr import kernels
+
+            rows, self._pending = kernels.lookup(self, ids, torch.is_grad_enabled() and self.training)
+            return rows.view(*ids.shape, self.dim)
         self._check_ids(ids)
         # QAT parameters are trained by the dense optimizer; clamping keeps them positive.
         if self.method == "lsq":
@@ -379,15 +412,14 @@ class LowPrecisionEmbedding(nn.Module):
         if self.method == "pact":
             alpha = (self.clip * self.alpha_scale).clamp_min(self.min_step)
             return _FakeQuantPACT.apply(F.embedding(ids, self.weight), alpha, self.spec)
-        # F.embedding rather than rows[inverse]: its CPU backward sums duplicates deterministically.
         uniq, inverse = torch.unique(ids, return_inverse=True)
         if self._override is not None:  # ALPT's second pass: the DR-rounded updated rows
-            return F.embedding(inverse, self._override)
+            return _GatherRows.apply(self._override, inverse)
         rows = self.dequantized_rows(uniq)
         if torch.is_grad_enabled() and self.training:
             rows.requires_grad_(True)
             self._pending = (uniq, rows)
-        return F.embedding(inverse, rows)
+        return _GatherRows.apply(rows, inverse)
 
     # -- the fused row update ------------------------------------------------------------------
     @property
@@ -398,12 +430,12 @@ class LowPrecisionEmbedding(nn.Module):
         """After backward: the full-precision update of the touched rows (not yet written)."""
         if self._pending is None:
             return
+        if isinstance(self._pending, dict):  # kernel path: the fused kernel does it all in commit()
+            self._staged, self._pending = {"kernel": self._pending, "lr_scale": lr_scale}, None
+            return
         rows, leaf = self._pending
         self._pending = None
         grad = leaf.grad if leaf.grad is not None else torch.zeros_like(leaf)
-        if self.uses_kernels():  # the fused kernel does optimizer, step and write-back in commit()
-            self._staged = {"rows": rows, "grad": grad, "lr_scale": lr_scale}
-            return
         w_new = self.row_optimizer.update(rows, leaf.detach(), grad, lr_scale, stream=self._state_stream())
         self._staged = {"rows": rows, "w_new": w_new, "grad": grad}
 
@@ -426,12 +458,10 @@ class LowPrecisionEmbedding(nn.Module):
         if st is None:
             return
         self._staged = None
-        if "lr_scale" in st:
+        if "kernel" in st:
             from lptsim.ctr import kernels
 
-            kernels.fused_update(self, st["rows"], st["grad"], st["lr_scale"],
-                                 step_seed(self.seed, int(self.updates) + 1))
-            self.updates += 1
+            kernels.fused_update(self, st["kernel"], st["lr_scale"])  # advances the counters on the device
             return
         rows, w_new = st["rows"], st["w_new"]
         if self.method == "fp":
@@ -451,7 +481,7 @@ class LowPrecisionEmbedding(nn.Module):
     def _update_steps(self, rows: torch.Tensor, w_new: torch.Tensor, grad_hat: torch.Tensor,
                       codes_dr: torch.Tensor | None) -> None:
         lsq = lsq_step_grad(w_new, self._steps_of(rows).unsqueeze(1), self.spec, codes=codes_dr)
-        g_rows = (grad_hat * lsq).sum(dim=1) * self.grad_scale
+        g_rows = ordered_row_sum(grad_hat * lsq) * self.grad_scale
         idx = self.step_index(rows)
         if self.step_granularity != "row":  # a shared step: the sum of its rows' gradients (chain rule)
             idx, inverse = torch.unique(idx, return_inverse=True)

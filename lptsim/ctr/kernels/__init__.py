@@ -1,7 +1,12 @@
 """Fused Triton kernels for LowPrecisionEmbedding (GPU; CPU under TRITON_INTERPRET=1).
 
-``gather_dequant`` and ``fused_update`` read and write the module's own buffers; the module's
-torch/numba path is the reference they are tested against.
+A training step on the kernel path: ``lookup`` checks the ids on the device, sorts them once
+(32-bit keys, stable) and gathers the rows; the backward hands the upstream gradient to the
+table; ``fused_update`` sums each row's gradients along the sorted runs and applies the row
+optimizer, the ALPT step update and the re-quantization in one kernel. Nothing in a step reads a
+device value on the host (no ``.item()``, no data-dependent sizes such as ``torch.unique``), so
+a CUDA step never waits for the GPU. The module's torch path is the reference they are tested
+against (bit for bit; see :mod:`lptsim.ctr.kernels.triton_kernels` for the numerical contract).
 """
 
 from __future__ import annotations
@@ -9,6 +14,9 @@ from __future__ import annotations
 import os
 
 import torch
+
+BLOCK = 64  # positions per program: two warps, one lane each
+LAUNCH = {"num_warps": 2, "enable_fp_fusion": False}
 
 
 def available(device: torch.device | str | None = None) -> bool:
@@ -21,21 +29,54 @@ def available(device: torch.device | str | None = None) -> bool:
     return on_cuda or os.environ.get("TRITON_INTERPRET") == "1"
 
 
-def _layout(emb) -> dict:
-    bits = emb.bits
-    per = 1 if bits == 8 else 8 // bits
-    row_bytes = emb.codes.data.shape[1]
-    return dict(D=emb.dim, ROW_BYTES=row_bytes, BITS=bits, PER=per, NB=1 << max(row_bytes - 1, 0).bit_length(),
-                STEP_PER_ROW=emb.step.numel() > 1)
-
-
 def supports(emb) -> bool:
-    """Configurations the kernels implement: bits 2/4/8, any row optimizer, float32 state, LPT with a step per
-    row or per table, or one-pass ALPT with a step per row and an SGD or Adam step optimizer."""
-    return (emb.method in ("lpt-dr", "lpt-sr", "alpt") and emb.bits in (2, 4, 8) and emb.state_dtype == "float32"
-            and emb.step_granularity in ("row", "table")
-            and (emb.method != "alpt" or (emb.alpt_variant == "one-pass" and emb.step_granularity == "row"
-                                          and emb.step_optimizer in ("sgd", "adam"))))
+    """Configurations the kernels implement: bits 1-8, any row optimizer, float32 state, LPT (any step
+    granularity) or one-pass ALPT (a step per row, SGD or Adam on it), tables of fewer than 2**31 rows."""
+    if emb.method not in ("lpt-dr", "lpt-sr", "alpt") or not 1 <= emb.bits <= 8 or emb.num_embeddings >= 2**31:
+        return False
+    if emb.state_dtype != "float32":
+        return False
+    if emb.method == "alpt":
+        return emb.alpt_variant == "one-pass" and _step_kind(emb) == 1 and emb.step_optimizer in ("sgd", "adam")
+    return True
+
+
+def _step_kind(emb) -> int:
+    """0: one step per table, 1: one per row, 2: another granularity (the module's ``step_index`` maps rows)."""
+    if emb.step.numel() == 1:
+        return 0
+    return 1 if emb.step.numel() == emb.num_embeddings else 2
+
+
+def _layout(emb) -> dict:
+    return dict(D=emb.dim, ROW_BYTES=emb.codes.data.shape[1], BITS=emb.bits, STEP_KIND=_step_kind(emb))
+
+
+def _step_idx(emb, rows: torch.Tensor) -> torch.Tensor:
+    return emb.step_index(rows) if _step_kind(emb) == 2 else emb.step  # the kernel ignores it otherwise
+
+
+def _key(emb) -> torch.Tensor:
+    """(seed, row_offset) as a device int64 tensor, made once per device (the seed taken mod 2**64)."""
+    dev = emb.codes.data.device
+    cached = getattr(emb, "_kernel_key", None)
+    if cached is None or cached.device != dev:
+        seed = emb.seed % 2**64
+        seed = seed - 2**64 if seed >= 2**63 else seed
+        cached = torch.tensor([seed, emb.row_offset], dtype=torch.int64, device=dev)
+        emb._kernel_key = cached
+    return cached
+
+
+def check_ids(emb, ids: torch.Tensor) -> None:
+    """Raise (asynchronously, on the device) if an id is outside [0, num_embeddings): no host sync.
+
+    On a GPU a bad id stops the CUDA context with this message at the next synchronisation; check
+    ids on the host before the transfer (the CSV/array readers do) for a friendlier error.
+    """
+    if ids.numel():
+        ok = (ids.min() >= 0) & (ids.max() < emb.num_embeddings)
+        torch._assert_async(ok, f"embedding id outside [0, {emb.num_embeddings})")
 
 
 def gather_dequant(emb, ids: torch.Tensor) -> torch.Tensor:
@@ -43,9 +84,12 @@ def gather_dequant(emb, ids: torch.Tensor) -> torch.Tensor:
     from lptsim.ctr.kernels.triton_kernels import gather_dequant_kernel
 
     ids = ids.reshape(-1).contiguous()
-    out = torch.empty(ids.numel(), emb.dim, dtype=torch.float32, device=emb.codes.data.device)
-    if ids.numel():
-        gather_dequant_kernel[(ids.numel(),)](ids, emb.codes.data, emb.step, out, **_layout(emb))
+    n = ids.numel()
+    out = torch.empty(n, emb.dim, dtype=torch.float32, device=emb.codes.data.device)
+    if n:
+        dp = 1 << max(emb.dim - 1, 0).bit_length()
+        gather_dequant_kernel[(triton_cdiv(n, BLOCK),)](ids, emb.codes.data, emb.step, _step_idx(emb, ids), out, n,
+                                                        DP=dp, BLOCK=BLOCK, **_layout(emb), **LAUNCH)
     return out
 
 
@@ -58,7 +102,9 @@ def gather_sum(emb, ids: torch.Tensor, bag_starts: torch.Tensor) -> torch.Tensor
     bags = bag_starts.numel() - 1
     out = torch.empty(bags, emb.dim, dtype=torch.float32, device=emb.codes.data.device)
     if bags > 0:
-        gather_sum_kernel[(bags,)](ids, bag_starts, emb.codes.data, emb.step, out, **_layout(emb))
+        dp = 1 << max(emb.dim - 1, 0).bit_length()
+        gather_sum_kernel[(bags,)](ids, bag_starts, emb.codes.data, emb.step, _step_idx(emb, ids), out, DP=dp,
+                                   **_layout(emb), **LAUNCH)
     return out
 
 
@@ -73,31 +119,82 @@ def gather_sum_reference(emb, ids: torch.Tensor, bag_starts: torch.Tensor) -> to
     return out
 
 
-def fused_update(emb, rows: torch.Tensor, grad: torch.Tensor, lr_scale: float, seed_t: int) -> None:
-    """Row optimizer + (ALPT) step update + re-quantization of ``rows`` (unique), in place."""
+def triton_cdiv(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+class _Lookup(torch.autograd.Function):
+    """Rows for ids; the backward stores the upstream gradient in ``pending`` (the table updates itself)."""
+
+    @staticmethod
+    def forward(ctx, anchor, emb, ids, pending):  # noqa: D102
+        ctx.pending = pending
+        return gather_dequant(emb, ids)
+
+    @staticmethod
+    def backward(ctx, grad):  # noqa: D102
+        ctx.pending["grad"] = grad.contiguous()
+        return None, None, None, None
+
+
+def lookup(emb, ids: torch.Tensor, training: bool) -> tuple[torch.Tensor, dict | None]:
+    """(rows of the flat ids, pending state for the update or None); one stable sort of the ids per step."""
+    flat = ids.reshape(-1)
+    check_ids(emb, flat)
+    if not training:
+        return gather_dequant(emb, flat), None
+    keys = flat.to(torch.int32)  # supports() keeps tables below 2**31 rows
+    sorted_ids, perm = torch.sort(keys, stable=True)
+    seg_end = torch.searchsorted(sorted_ids, sorted_ids, right=True, out_int32=True)
+    pending = {"sorted": sorted_ids, "perm": perm, "seg_end": seg_end, "grad": None}
+    anchor = torch.empty(0, device=flat.device, requires_grad=True)
+    return _Lookup.apply(anchor, emb, flat, pending), pending
+
+
+def bias_corrections(betas: tuple[float, float], t: torch.Tensor) -> torch.Tensor:
+    """(1 - b1^t, 1 - b2^t) as float32, computed on t's device in float64 (as Python computes ``1 - b**t``)."""
+    b = torch.tensor(betas, dtype=torch.float64, device=t.device)
+    return (1 - b ** t.to(torch.float64)).float()
+
+
+def fused_update(emb, pending: dict, lr_scale: float) -> None:
+    """Row optimizer + (ALPT) step update + re-quantization of the rows of ``pending``, in place.
+
+    Advances the module's counters on the device (``updates``; Adam's ``steps``)."""
+    from lptsim.ctr.embedding import STEP_BETAS, STEP_EPS
     from lptsim.ctr.kernels.triton_kernels import fused_update_kernel
 
-    if rows.numel() == 0:
+    sorted_ids = pending["sorted"]
+    n, dim = sorted_ids.numel(), emb.dim
+    if n == 0:
         return
-    from lptsim.ctr.embedding import STEP_BETAS, STEP_EPS
-
+    dev = sorted_ids.device
+    grad = pending["grad"]
+    grad = torch.zeros(n, dim, device=dev) if grad is None else grad.reshape(n, dim).float().contiguous()
     opt = emb.row_optimizer
     dummy = emb.step
     b1, b2 = opt.betas
-    row_bc1, row_bc2 = opt.next_bias_corrections() if opt.name == "adam" else (1.0, 1.0)
     step_mode = 0
-    bc1 = bc2 = 1.0
     if emb.method == "alpt":
         step_mode = 2 if emb.step_optimizer == "adam" else 1
-        bc1, bc2 = emb.step_bias_corrections()
-    fused_update_kernel[(rows.numel(),)](
-        rows.contiguous(), grad.contiguous().float(), emb.codes.data, emb.step,
-        opt.sum_sq if opt.name == "adagrad" else dummy,
+    bcs = [torch.ones(2, device=dev), torch.ones(2, device=dev)]
+    if opt.name == "adam":
+        opt.steps += 1
+        bcs[0] = bias_corrections(opt.betas, opt.steps)
+    if step_mode == 2:
+        bcs[1] = bias_corrections(STEP_BETAS, emb.updates + 1)
+    bc = torch.cat(bcs)
+    scratch = torch.empty(2, n, dim, device=dev)
+    grid = (triton_cdiv(n, BLOCK),)
+    fused_update_kernel[grid](
+        sorted_ids, pending["perm"], pending["seg_end"], grad, scratch[0], scratch[1], emb.codes.data, emb.step,
+        _step_idx(emb, sorted_ids), opt.sum_sq if opt.name == "adagrad" else dummy,
         opt.exp_avg if opt.name == "adam" else dummy, opt.exp_avg_sq if opt.name == "adam" else dummy,
         emb.step_m if step_mode == 2 else dummy, emb.step_v if step_mode == 2 else dummy,
-        opt.lr * lr_scale, opt.eps, b1, 1 - b1, b2, 1 - b2, row_bc1, row_bc2,
-        emb.step_lr * emb.step0, emb.grad_scale, emb.min_step, bc1, bc2, STEP_BETAS[0], 1 - STEP_BETAS[0],
-        STEP_BETAS[1], 1 - STEP_BETAS[1], STEP_EPS,
-        seed_t & 0xFFFFFFFF, seed_t >> 32, emb.row_offset,
-        QMIN=float(emb.spec.qmin), QMAX=float(emb.spec.qmax), OPT={"sgd": 0, "adagrad": 1, "adam": 2}[opt.name],
-        STEP_MODE=step_mode, STOCHASTIC=emb.method != "lpt-dr", **_layout(emb))
+        _key(emb), emb.updates, bc, n,
+        opt.lr * lr_scale, opt.eps, b1, 1 - b1, b2, 1 - b2, emb.step_lr * emb.step0, emb.grad_scale, emb.min_step,
+        STEP_BETAS[0], 1 - STEP_BETAS[0], STEP_BETAS[1], 1 - STEP_BETAS[1], STEP_EPS,
+        PADDED=getattr(emb.codes, "padded_dim", dim), QMIN=float(emb.spec.qmin), QMAX=float(emb.spec.qmax),
+        OPT={"sgd": 0, "adagrad": 1, "adam": 2}[opt.name], STEP_MODE=step_mode, STOCHASTIC=emb.method != "lpt-dr",
+        BLOCK=BLOCK, **_layout(emb), **LAUNCH)
+    emb.updates += 1

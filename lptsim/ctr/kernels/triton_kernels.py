@@ -1,14 +1,32 @@
-"""Triton kernels for LowPrecisionEmbedding: gather + dequantize, and the fused row update.
+"""Triton kernels for LowPrecisionEmbedding: gather + dequantize, sum pooling, and the fused row update.
 
-They must equal the torch/numba path of :class:`LowPrecisionEmbedding` (the reference): codes
-bit for bit, floats within float32 rounding. SR uses ``tl.philox`` with the mapping of
-:mod:`lptsim.quant.philox` (key = seed, counter = (row * dim + col) split into two 32-bit
-words), and the same "round up when U < frac(v)" comparison, with U = (r >> 8) * 2**-24.
-Divisions and square roots are correctly rounded (``div_rn``, ``sqrt_rn``) so GPU results
-do not depend on fast-math approximations. Codes live in 2-D blocks (bytes, codes per byte)
-so packed 4- and 2-bit rows are read and written a byte at a time.
+Numerical contract (the same on a GPU and under ``TRITON_INTERPRET=1``):
 
-Under ``TRITON_INTERPRET=1`` these run on the CPU (that is how CI tests them).
+* **No FMA contraction.** Every launch passes ``enable_fp_fusion=False``, so each ``a * b + c``
+  rounds twice, exactly as the torch reference does (``python -m lptsim.ctr.kernels.aot``
+  checks the PTX holds no ``fma.rn``). Divisions and square roots are correctly rounded
+  (``div_rn``, ``sqrt_rn``), never fast-math approximations.
+* **Reductions in a fixed, sequential order.** Row sums (Adagrad's mean of g², ALPT's step
+  gradient) run over the columns 0, 1, ..., D-1 starting from 0, and duplicate ids' gradients
+  are summed in their order in the batch (a stable sort keeps it), starting from 0. The
+  reference (``backend="torch"``) sums in the same order (``ordered_row_sum``, and its
+  lookup's backward), so codes, steps and optimizer state match **bit for bit**.
+* Scalars that depend on the training step (Adam bias corrections, the SR seed) are derived
+  on the device from the module's counters, never read back to the host.
+
+Layout: the update kernel gives each program ``BLOCK`` sorted positions, one per lane (one or
+two warps), and loops over the columns; the rows of a block are independent lanes, so the
+row sums are sequential per lane. Codes of any width 1-8 are read and written as the LSB-first
+bit stream of :func:`lptsim.quant.pack` (a code may straddle two bytes for 3/5/6/7 bits).
+SR uses ``tl.philox`` with the mapping of :mod:`lptsim.quant.philox` (key = the step's seed,
+counter = global element ``(row + row_offset) * dim + col`` split into two 32-bit words) and
+rounds up when ``U < frac(v)`` with ``U = (r >> 8) * 2**-24``; DR rounds up when
+``frac(v) >= 1/2`` (ties go up: ``floor(v + 1/2)``).
+
+Offsets are 64-bit wherever a product can pass 2**31 (row * bytes, position * dim). Integer
+values that change during training (the seed, the step count, ``row_offset``) live in device
+tensors, so they are neither specialized by Triton (an int argument equal to 1 becomes a
+constant) nor read on the host; the one int argument, ``n``, is ``do_not_specialize``.
 """
 
 from __future__ import annotations
@@ -16,125 +34,190 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-OPT_SGD, OPT_ADAGRAD = 0, 1
+OPT_SGD, OPT_ADAGRAD, OPT_ADAM = 0, 1, 2
 STEP_FIXED, STEP_SGD, STEP_ADAM = 0, 1, 2
+STEP_TABLE, STEP_ROW, STEP_INDEXED = 0, 1, 2  # one step per table / per row / step_idx per position
 
 
 @triton.jit
-def _load_codes(codes_ptr, row, ROW_BYTES: tl.constexpr, BITS: tl.constexpr, PER: tl.constexpr,
-                NB: tl.constexpr):
-    """Codes of one row as float32 in a (NB, PER) block: column = byte * PER + slot."""
-    b = tl.arange(0, NB)[:, None]
-    j = tl.arange(0, PER)[None, :]
-    bmask = b < ROW_BYTES
+def _splitmix64(seed, t):
+    """lptsim.ctr.embedding.step_seed(seed, t) in uint64 arithmetic."""
+    z = seed.to(tl.uint64) * 0x9E3779B97F4A7C15 + t.to(tl.uint64) + 1
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EB
+    return z ^ (z >> 31)
+
+
+@triton.jit
+def _code(codes_ptr, row, col, mask, ROW_BYTES: tl.constexpr, BITS: tl.constexpr):
+    """Signed code (int32) of ``(row, col)``; ``row`` int64, ``col`` a column index (tensor or scalar)."""
+    base = codes_ptr + row * ROW_BYTES
     if BITS == 8:
-        c = tl.load(codes_ptr + row * ROW_BYTES + b + j * 0, mask=bmask, other=0).to(tl.int32)
+        return tl.load(base + col, mask=mask, other=0).to(tl.int32)
+    bit = col * BITS
+    byte = bit >> 3
+    word = tl.load(base + byte, mask=mask, other=0).to(tl.int32) & 0xFF
+    if 8 % BITS != 0:  # the code may continue in the next byte
+        nxt = tl.load(base + byte + 1, mask=mask & (byte + 1 < ROW_BYTES), other=0).to(tl.int32) & 0xFF
+        word = word | (nxt << 8)
+    u = (word >> (bit & 7)) & ((1 << BITS) - 1)
+    return tl.where(u >= (1 << (BITS - 1)), u - (1 << BITS), u)
+
+
+@triton.jit
+def _step_of(steps_ptr, step_idx_ptr, pos, row, mask, STEP_KIND: tl.constexpr):
+    if STEP_KIND == 0:
+        return tl.load(steps_ptr + row * 0, mask=mask, other=1.0)
+    elif STEP_KIND == 1:
+        return tl.load(steps_ptr + row, mask=mask, other=1.0)
     else:
-        byte = tl.load(codes_ptr + row * ROW_BYTES + b + j * 0, mask=bmask, other=0).to(tl.int32)
-        u = (byte >> (j * BITS)) & ((1 << BITS) - 1)
-        c = tl.where(u >= (1 << (BITS - 1)), u - (1 << BITS), u)
-    return c.to(tl.float32)
+        return tl.load(steps_ptr + tl.load(step_idx_ptr + pos, mask=mask, other=0).to(tl.int64), mask=mask, other=1.0)
+
+
+@triton.jit(do_not_specialize=["n"])
+def gather_dequant_kernel(ids_ptr, codes_ptr, steps_ptr, step_idx_ptr, out_ptr, n, D: tl.constexpr,
+                          DP: tl.constexpr, ROW_BYTES: tl.constexpr, BITS: tl.constexpr, STEP_KIND: tl.constexpr,
+                          BLOCK: tl.constexpr):
+    """out[i, :] = step[id] * codes[id, :] for id = ids[i]; BLOCK ids x DP columns per program."""
+    pos = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    live = pos < n
+    row = tl.load(ids_ptr + pos, mask=live, other=0).to(tl.int64)
+    step = _step_of(steps_ptr, step_idx_ptr, pos, row, live, STEP_KIND)
+    col = tl.arange(0, DP)[None, :]
+    mask = live[:, None] & (col < D)
+    c = _code(codes_ptr, row[:, None], col, mask, ROW_BYTES, BITS).to(tl.float32)
+    tl.store(out_ptr + pos[:, None] * D + col, c * step[:, None], mask=mask)
 
 
 @triton.jit
-def gather_dequant_kernel(ids_ptr, codes_ptr, steps_ptr, out_ptr, D: tl.constexpr, ROW_BYTES: tl.constexpr,
-                          BITS: tl.constexpr, PER: tl.constexpr, NB: tl.constexpr, STEP_PER_ROW: tl.constexpr):
-    """out[i, :] = step[id] * codes[id, :] for id = ids[i] (one program per looked-up id)."""
-    i = tl.program_id(0)
-    row = tl.load(ids_ptr + i).to(tl.int64)
-    c = _load_codes(codes_ptr, row, ROW_BYTES, BITS, PER, NB)
-    step = tl.load(steps_ptr + row) if STEP_PER_ROW else tl.load(steps_ptr)
-    col = tl.arange(0, NB)[:, None] * PER + tl.arange(0, PER)[None, :]
-    tl.store(out_ptr + i * D + col, c * step, mask=col < D)
-
-
-@triton.jit
-def gather_sum_kernel(ids_ptr, bag_starts_ptr, codes_ptr, steps_ptr, out_ptr, D: tl.constexpr,
-                      ROW_BYTES: tl.constexpr, BITS: tl.constexpr, PER: tl.constexpr, NB: tl.constexpr,
-                      STEP_PER_ROW: tl.constexpr):
-    """Sum pooling: out[b, :] = sum of the dequantized rows of ids[bag_starts[b]:bag_starts[b+1]]."""
-    bag = tl.program_id(0)
-    start = tl.load(bag_starts_ptr + bag)
-    stop = tl.load(bag_starts_ptr + bag + 1)
-    col = tl.arange(0, NB)[:, None] * PER + tl.arange(0, PER)[None, :]
-    acc = tl.zeros((NB, PER), dtype=tl.float32)
+def gather_sum_kernel(ids_ptr, bag_starts_ptr, codes_ptr, steps_ptr, step_idx_ptr, out_ptr, D: tl.constexpr,
+                      DP: tl.constexpr, ROW_BYTES: tl.constexpr, BITS: tl.constexpr, STEP_KIND: tl.constexpr):
+    """Sum pooling: out[b, :] = the dequantized rows of ids[bag_starts[b]:bag_starts[b+1]], added in order."""
+    bag = tl.program_id(0).to(tl.int64)
+    start = tl.load(bag_starts_ptr + bag).to(tl.int64)
+    stop = tl.load(bag_starts_ptr + bag + 1).to(tl.int64)
+    col = tl.arange(0, DP)
+    cmask = col < D
+    acc = tl.zeros((DP,), dtype=tl.float32)
     for k in range(start, stop):
         row = tl.load(ids_ptr + k).to(tl.int64)
-        step = tl.load(steps_ptr + row) if STEP_PER_ROW else tl.load(steps_ptr)
-        acc += _load_codes(codes_ptr, row, ROW_BYTES, BITS, PER, NB) * step
-    tl.store(out_ptr + bag * D + col, acc, mask=col < D)
+        step = _step_of(steps_ptr, step_idx_ptr, k, row, True, STEP_KIND)
+        acc = acc + _code(codes_ptr, row, col, cmask, ROW_BYTES, BITS).to(tl.float32) * step
+    tl.store(out_ptr + bag * D + col, acc, mask=cmask)
 
 
-@triton.jit
-def fused_update_kernel(rows_ptr, grad_ptr, codes_ptr, steps_ptr, sum_sq_ptr, exp_avg_ptr, exp_avg_sq_ptr,
-                        step_m_ptr, step_v_ptr, lr, eps, b1, one_minus_b1, b2, one_minus_b2, row_bc1, row_bc2,
-                        step_lr, grad_scale, min_step, bc1, bc2, sb1, one_minus_sb1, sb2, one_minus_sb2, step_eps,
-                        seed_lo, seed_hi, row_offset,
-                        D: tl.constexpr, ROW_BYTES: tl.constexpr, BITS: tl.constexpr, PER: tl.constexpr,
-                        NB: tl.constexpr, QMIN: tl.constexpr, QMAX: tl.constexpr, OPT: tl.constexpr,
-                        STEP_MODE: tl.constexpr, STOCHASTIC: tl.constexpr, STEP_PER_ROW: tl.constexpr):
-    """One program per unique touched row: row optimizer (SGD, row-wise Adagrad, Adam), (ALPT) step
-    update, re-quantize, write back."""
-    pid = tl.program_id(0)
-    row = tl.load(rows_ptr + pid).to(tl.int64)
-    b = tl.arange(0, NB)[:, None]
-    j = tl.arange(0, PER)[None, :]
-    col = b * PER + j
-    valid = col < D
-    step = tl.load(steps_ptr + row) if STEP_PER_ROW else tl.load(steps_ptr)
-    w = _load_codes(codes_ptr, row, ROW_BYTES, BITS, PER, NB) * step
-    g = tl.load(grad_ptr + pid * D + col, mask=valid, other=0.0)
-    if OPT == 0:
-        w_new = w - lr * g
-    elif OPT == 1:
-        acc = tl.load(sum_sq_ptr + row) + tl.math.div_rn(tl.sum(tl.sum(g * g, axis=1), axis=0), D * 1.0)
-        tl.store(sum_sq_ptr + row, acc)
-        w_new = w - tl.math.div_rn(lr * g, tl.math.sqrt_rn(acc) + eps)
-    else:  # Adam, two states per element, bias corrections for the global step passed in
-        m = tl.load(exp_avg_ptr + row * D + col, mask=valid, other=0.0) * b1 + one_minus_b1 * g
-        v2 = tl.load(exp_avg_sq_ptr + row * D + col, mask=valid, other=0.0) * b2 + one_minus_b2 * g * g
-        tl.store(exp_avg_ptr + row * D + col, m, mask=valid)
-        tl.store(exp_avg_sq_ptr + row * D + col, v2, mask=valid)
-        w_new = w - tl.math.div_rn(lr * tl.math.div_rn(m, row_bc1),
-                                   tl.math.sqrt_rn(tl.math.div_rn(v2, row_bc2)) + eps)
-    w_new = tl.where(valid, w_new, 0.0)
-    if STEP_MODE != 0:  # ALPT, one-pass form: LSQ gradient of the updated rows times the upstream gradient
-        v = tl.math.div_rn(w_new, step)
-        f = tl.floor(v)
-        rnd = f + tl.where(v - f >= 0.5, 1.0, 0.0)
-        rnd = tl.minimum(tl.maximum(rnd, QMIN), QMAX)
-        inside = (v > QMIN) & (v < QMAX)
-        lsq = rnd - tl.where(inside, v, 0.0)
-        gs = tl.sum(tl.sum(g * lsq, axis=1), axis=0) * grad_scale
+@triton.jit(do_not_specialize=["n"])
+def fused_update_kernel(sorted_ptr, perm_ptr, seg_end_ptr, grad_ptr, gseg_ptr, wnew_ptr, codes_ptr, steps_ptr,
+                        step_idx_ptr, sum_sq_ptr, exp_avg_ptr, exp_avg_sq_ptr, step_m_ptr, step_v_ptr,
+                        key_ptr, updates_ptr, bc_ptr, n,
+                        lr, eps, b1, one_minus_b1, b2, one_minus_b2, step_lr, grad_scale, min_step,
+                        sb1, one_minus_sb1, sb2, one_minus_sb2, step_eps,
+                        D: tl.constexpr, PADDED: tl.constexpr, ROW_BYTES: tl.constexpr, BITS: tl.constexpr,
+                        QMIN: tl.constexpr, QMAX: tl.constexpr, OPT: tl.constexpr, STEP_MODE: tl.constexpr,
+                        STOCHASTIC: tl.constexpr, STEP_KIND: tl.constexpr, BLOCK: tl.constexpr):
+    """One training step of the rows a batch touched, in place.
+
+    ``sorted`` holds the batch's ids stably sorted, ``perm`` their positions in the batch, ``seg_end[i]``
+    the end of the run of ids equal to ``sorted[i]``. The lane at the head of a run owns that row: it sums
+    the run's upstream gradients in batch order, applies the row optimizer (SGD, row-wise Adagrad, Adam),
+    (ALPT, one pass) updates the row's step, and writes the row back re-quantized. ``key`` = (seed,
+    row_offset); ``updates`` = steps done so far (this is step updates + 1); ``bc`` = Adam bias corrections
+    (rows 1-b1^t, 1-b2^t; steps 1-b1^t, 1-b2^t). Scratch ``gseg``/``wnew`` hold (n, D) float32.
+    """
+    pos = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    live = pos < n
+    row = tl.load(sorted_ptr + pos, mask=live, other=0).to(tl.int64)
+    prev = tl.load(sorted_ptr + pos - 1, mask=live & (pos > 0), other=-1).to(tl.int64)
+    head = live & ((pos == 0) | (row != prev))
+    seg_len = tl.where(head, tl.load(seg_end_ptr + pos, mask=head, other=0).to(tl.int64) - pos, 0)
+    longest = tl.max(seg_len, axis=0)
+    step = _step_of(steps_ptr, step_idx_ptr, pos, row, head, STEP_KIND)
+
+    # Pass 1: the run's gradient (batch order, from 0) into gseg; Adagrad's sum of squares.
+    ss = tl.zeros((BLOCK,), dtype=tl.float32)
+    for c in range(D):
+        g = tl.zeros((BLOCK,), dtype=tl.float32)
+        for k in range(longest):
+            more = k < seg_len
+            p = tl.load(perm_ptr + pos + k, mask=more, other=0).to(tl.int64)
+            g = g + tl.load(grad_ptr + p * D + c, mask=more, other=0.0)
+        tl.store(gseg_ptr + pos * D + c, g, mask=head)
+        ss = ss + g * g
+    if OPT == 1:
+        acc = tl.load(sum_sq_ptr + row, mask=head, other=0.0) + tl.math.div_rn(ss, D * 1.0)
+        tl.store(sum_sq_ptr + row, acc, mask=head)
+        denom = tl.math.sqrt_rn(acc) + eps
+    if OPT == 2:
+        row_bc1 = tl.load(bc_ptr)
+        row_bc2 = tl.load(bc_ptr + 1)
+
+    # Pass 2: the row optimizer -> wnew; ALPT's step gradient sum(g * lsq) over the columns.
+    gs = tl.zeros((BLOCK,), dtype=tl.float32)
+    for c in range(D):
+        g = tl.load(gseg_ptr + pos * D + c, mask=head, other=0.0)
+        cv = tl.zeros((BLOCK,), dtype=tl.int32) + c
+        w = _code(codes_ptr, row, cv, head, ROW_BYTES, BITS).to(tl.float32) * step
+        if OPT == 0:
+            w_new = w - lr * g
+        elif OPT == 1:
+            w_new = w - tl.math.div_rn(lr * g, denom)
+        else:
+            m = tl.load(exp_avg_ptr + row * D + c, mask=head, other=0.0) * b1 + one_minus_b1 * g
+            v2 = tl.load(exp_avg_sq_ptr + row * D + c, mask=head, other=0.0) * b2 + one_minus_b2 * g * g
+            tl.store(exp_avg_ptr + row * D + c, m, mask=head)
+            tl.store(exp_avg_sq_ptr + row * D + c, v2, mask=head)
+            w_new = w - tl.math.div_rn(lr * tl.math.div_rn(m, row_bc1),
+                                       tl.math.sqrt_rn(tl.math.div_rn(v2, row_bc2)) + eps)
+        tl.store(wnew_ptr + pos * D + c, w_new, mask=head)
+        if STEP_MODE != 0:  # LSQ gradient of the updated row (DR codes) times the upstream gradient
+            v = tl.math.div_rn(w_new, step)
+            f = tl.floor(v)
+            rnd = tl.minimum(tl.maximum(f + tl.where(v - f >= 0.5, 1.0, 0.0), QMIN), QMAX)
+            lsq = rnd - tl.where((v > QMIN) & (v < QMAX), v, 0.0)
+            gs = gs + g * lsq
+    if STEP_MODE != 0:
+        gs = gs * grad_scale
         if STEP_MODE == 1:
             new_step = step - step_lr * gs
         else:
-            m = tl.load(step_m_ptr + row) * sb1 + one_minus_sb1 * gs
-            s2 = tl.load(step_v_ptr + row) * sb2 + one_minus_sb2 * gs * gs
-            tl.store(step_m_ptr + row, m)
-            tl.store(step_v_ptr + row, s2)
+            bc1 = tl.load(bc_ptr + 2)
+            bc2 = tl.load(bc_ptr + 3)
+            m = tl.load(step_m_ptr + row, mask=head, other=0.0) * sb1 + one_minus_sb1 * gs
+            s2 = tl.load(step_v_ptr + row, mask=head, other=0.0) * sb2 + one_minus_sb2 * gs * gs
+            tl.store(step_m_ptr + row, m, mask=head)
+            tl.store(step_v_ptr + row, s2, mask=head)
             new_step = step - tl.math.div_rn(step_lr * tl.math.div_rn(m, bc1),
                                              tl.math.sqrt_rn(tl.math.div_rn(s2, bc2)) + step_eps)
         step = tl.maximum(new_step, min_step)
-        tl.store(steps_ptr + row, step)
-    v = tl.math.div_rn(w_new, step)
-    f = tl.floor(v)
-    p = v - f
+        tl.store(steps_ptr + row, step, mask=head)
+
+    # Pass 3: re-quantize (DR or SR) and write the row back.
     if STOCHASTIC:
-        counter = (row + row_offset).to(tl.uint64) * D + col.to(tl.uint64)
-        c0 = (counter & 0xFFFFFFFF).to(tl.uint32)
-        c1 = (counter >> 32).to(tl.uint32)
-        zero = tl.zeros_like(c0)
-        seed = (seed_hi.to(tl.uint64) << 32) | seed_lo.to(tl.uint64)
-        r0, _, _, _ = tl.philox(seed, c0, c1, zero, zero)
-        up = ((r0 >> 8).to(tl.float32) * 5.9604644775390625e-08) < p
-    else:
-        up = p >= 0.5
-    code = tl.minimum(tl.maximum(f + tl.where(up, 1.0, 0.0), QMIN), QMAX).to(tl.int32)
-    code = tl.where(valid, code, 0)
-    bmask = b < ROW_BYTES
-    if BITS == 8:
-        tl.store(codes_ptr + row * ROW_BYTES + b + j * 0, code.to(tl.int8), mask=bmask)
-    else:
-        byte = tl.sum((code & ((1 << BITS) - 1)) << (j * BITS), axis=1)
-        tl.store(codes_ptr + row * ROW_BYTES + tl.arange(0, NB), byte.to(tl.uint8), mask=tl.arange(0, NB) < ROW_BYTES)
+        seed = _splitmix64(tl.load(key_ptr), tl.load(updates_ptr) + 1)
+        base = (row + tl.load(key_ptr + 1)).to(tl.uint64) * D
+        zero = tl.zeros((BLOCK,), dtype=tl.uint32)
+    word = tl.zeros((BLOCK,), dtype=tl.int32)
+    for c in range(PADDED):
+        cv = tl.zeros((BLOCK,), dtype=tl.int32) + c  # a tensor, also under the interpreter (masks must be)
+        inside = cv < D
+        w_new = tl.load(wnew_ptr + pos * D + c, mask=head & inside, other=0.0)
+        v = tl.math.div_rn(w_new, step)
+        f = tl.floor(v)
+        p = v - f
+        if STOCHASTIC:
+            counter = base + cv.to(tl.uint64)
+            r0, _, _, _ = tl.philox(seed, (counter & 0xFFFFFFFF).to(tl.uint32), (counter >> 32).to(tl.uint32),
+                                    zero, zero)
+            up = ((r0 >> 8).to(tl.float32) * 5.9604644775390625e-08) < p
+        else:
+            up = p >= 0.5
+        code = tl.minimum(tl.maximum(f + tl.where(up, 1.0, 0.0), QMIN), QMAX).to(tl.int32)
+        code = tl.where(inside, code, 0)
+        if BITS == 8:
+            tl.store(codes_ptr + row * ROW_BYTES + c, code.to(tl.int8), mask=head & inside)
+        else:  # LSB-first bit stream: a byte is stored once its last bit is in
+            bit = cv * BITS
+            word = word | ((code & ((1 << BITS) - 1)) << (bit & 7))
+            full = (bit & 7) + BITS >= 8
+            tl.store(codes_ptr + row * ROW_BYTES + (bit >> 3), (word & 0xFF).to(tl.uint8), mask=head & full)
+            word = tl.where(full, word >> 8, word)
