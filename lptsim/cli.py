@@ -102,23 +102,44 @@ def _cmd_ctr_prepare(args: argparse.Namespace) -> int:
         schema = SCHEMAS[args.dataset]
     if args.min_count < 1:
         raise ValueError(f"--min-count must be >= 1, got {args.min_count}")
-    m = prepare(args.input, schema, args.out, min_count=args.min_count, seed=args.seed, strict=args.strict,
-                progress=not args.quiet, rejects=args.rejects, force=args.force, max_line_bytes=args.max_line_bytes,
-                block_bytes=args.block_bytes)
+    if args.train and not (args.valid and args.test):
+        raise ValueError("--train needs --valid and --test too (or give one --input)")
+    if args.input and (args.valid or args.test):
+        raise ValueError("--valid/--test go with --train (pre-split files), not with --input")
+    if args.train and args.split_file:
+        raise ValueError("--split-file splits one --input; pre-split --train/--valid/--test files need none")
+    m = prepare(args.input or args.train, schema, args.out, min_count=args.min_count, seed=args.seed,
+                strict=args.strict, progress=not (args.quiet or args.silent), rejects=args.rejects, force=args.force,
+                max_line_bytes=args.max_line_bytes, block_bytes=args.block_bytes, valid=args.valid, test=args.test,
+                split_file=args.split_file)
+    for w in m["warnings"]:
+        print(f"lptsim ctr prepare: warning: {w}", file=sys.stderr)
+    if args.silent:
+        return 0
     rows = m["rows"]
     compressed = f" ({m['compression']})" if m["compression"] else ""
-    print(f"{args.input}{compressed}: {m['lines']:,} lines -> train {rows['train']:,}, val {rows['val']:,}, "
-          f"test {rows['test']:,} rows; {m['bad_lines']:,} bad lines skipped; {m['seconds']:.1f} s")
+    split = m["split"]["kind"] + (f" {m['split']['path']}" if m["split"]["kind"] == "split-file" else "")
+    print(f"{args.input or args.train}{compressed}: {m['lines']:,} lines -> train {rows['train']:,}, "
+          f"val {rows['val']:,}, test {rows['test']:,} rows (split: {split}); {m['bad_lines']:,} bad lines skipped; "
+          f"{m['seconds']:.1f} s")
     for reason, n in m["bad_lines_by_reason"].items():
         print(f"  {n:>10,}  {reason}")
     if m["first_bad_lines"]:
         print(f"first bad lines{' (all in ' + m['rejects'] + ')' if m['rejects'] else ''}:")
     for bad in m["first_bad_lines"]:
-        print(f"  line {bad['line']}: {bad['reason']}")
-    for w in m["warnings"]:
-        print(f"lptsim ctr prepare: warning: {w}", file=sys.stderr)
+        print(f"  {bad['file'] + ':' if 'file' in bad else 'line '}{bad['line']}: {bad['reason']}")
+    if not args.quiet:
+        print(vocabulary_table(m["vocabulary"]))
     print(f"wrote {args.out}")
     return 0
+
+
+def vocabulary_table(report: list[dict]) -> str:
+    """Per-field vocabulary size and OOV rate (of the validation and test rows) as an aligned text table."""
+    width = max(len("field"), *(len(r["field"]) for r in report))
+    lines = [f"{'field':<{width}}  {'vocabulary':>10}  {'OOV rate':>8}"]
+    lines += [f"{r['field']:<{width}}  {r['vocab_size']:>10,}  {r['oov_rate']:>8.2%}" for r in report]
+    return "\n".join(lines)
 
 
 def _train_config(args: argparse.Namespace, method: str | None = None, bits: int | None = None):
@@ -208,6 +229,12 @@ def _add_train_options(p: argparse.ArgumentParser, single_run: bool = True) -> N
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
+def _add_verbosity(p: argparse.ArgumentParser, quiet: str = "no progress bars (the per-epoch summary stays)") -> None:
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--quiet", action="store_true", help=quiet)
+    group.add_argument("--silent", action="store_true", help="print nothing but warnings and errors")
+
+
 def _cuda() -> bool:
     try:
         import torch
@@ -291,19 +318,27 @@ def build_parser() -> argparse.ArgumentParser:
         dest="ctr_command", required=True)
     prep = leaf(ctr, "prepare", help="raw Criteo/Avazu/CSV file -> prepared id arrays")
     prep.add_argument("--dataset", required=True, choices=["criteo", "avazu", "csv"])
-    prep.add_argument("--input", required=True,
-                      help="raw file (Criteo train.txt, Avazu train, or CSV; plain, gzip, bzip2 or zstd)")
+    src = prep.add_mutually_exclusive_group(required=True)
+    src.add_argument("--input", help="raw file (Criteo train.txt, Avazu train, or CSV; plain, gzip, bzip2 or zstd), "
+                                     "split 8:1:1 by --seed unless --split-file")
+    src.add_argument("--train", metavar="FILE", help="pre-split input: the training file (the vocabulary is fitted on "
+                                                     "it alone); needs --valid and --test")
+    prep.add_argument("--valid", metavar="FILE", help="pre-split input: the validation file")
+    prep.add_argument("--test", metavar="FILE", help="pre-split input: the test file")
+    prep.add_argument("--split-file", metavar="FILE",
+                      help="the split of --input: one line per data line (header not counted): 0 train, 1 validation, "
+                           "2 test, - left out")
     prep.add_argument("--out", required=True, help="output folder")
     prep.add_argument("--schema", help="JSON schema for --dataset csv")
     prep.add_argument("--min-count", type=int, default=2, help="rarer training values map to the OOV id")
-    prep.add_argument("--seed", type=int, default=0, help="seed of the 8:1:1 split")
+    prep.add_argument("--seed", type=int, default=0, help="seed of the random 8:1:1 split")
     prep.add_argument("--strict", action="store_true",
                       help="stop at the first bad line (and refuse an empty or one-class split)")
     prep.add_argument("--rejects", metavar="FILE", help="write every bad line here: line number, reason, text")
     prep.add_argument("--max-line-bytes", type=_positive, default=MAX_LINE_BYTES,
                       help=f"a longer line is a bad line (default {MAX_LINE_BYTES:,})")
     prep.add_argument("--block-bytes", type=_positive, default=BLOCK_BYTES, help=argparse.SUPPRESS)
-    prep.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_verbosity(prep, quiet="no progress bar and no vocabulary table (the summary stays)")
     prep.add_argument("--force", action="store_true", help=_FORCE_HELP)
     prep.set_defaults(func=_cmd_ctr_prepare)
     tr = leaf(ctr, "train", help="train a CTR model (synthetic data unless --data)")
