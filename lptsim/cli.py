@@ -142,21 +142,133 @@ def vocabulary_table(report: list[dict]) -> str:
     return "\n".join(lines)
 
 
+# Training flags: (flag, TrainConfig field or (embedding_options, key), argparse keywords, help). Every one
+# defaults to None ("not given"), so a run's configuration is: defaults < --preset < --config < given flags.
+_TRAIN_FLAGS = [
+    ("--model", "model", {}, "CTR model"),
+    ("--method", "method", {}, "embedding method"),
+    ("--bits", "bits", {"type": int}, "code width of low-precision tables"),
+    ("--dim", "dim", {"type": int}, "embedding dimension"),
+    ("--hidden", "hidden", {"type": int, "nargs": "*"}, "MLP hidden sizes"),
+    ("--cross-layers", "cross_layers", {"type": int}, "cross layers of DCN/DCNv2"),
+    ("--dropout", "dropout", {"type": float}, "MLP dropout"),
+    ("--batch-norm", "batch_norm", {"action": argparse.BooleanOptionalAction}, "BatchNorm in the MLP"),
+    ("--dense-init", "dense_init", {}, "dense-layer initialisation (FuxiCTR: xavier_normal)"),
+    ("--epochs", "epochs", {"type": int}, "maximum epochs"),
+    ("--batch-size", "batch_size", {"type": int}, "training batch size"),
+    ("--shuffle", "shuffle", {"action": argparse.BooleanOptionalAction},
+     "reshuffle training rows every epoch (--no-shuffle: file order)"),
+    ("--lr", "lr", {"type": float}, "Adam learning rate of the dense layers"),
+    ("--lr-schedule", "lr_schedule", {}, "step: divide at --lr-milestones; plateau: on validation AUC (FuxiCTR)"),
+    ("--lr-milestones", "lr_milestones", {"type": int, "nargs": "*"}, "epochs after which the step schedule acts"),
+    ("--lr-gamma", "lr_gamma", {"type": float}, "factor of either schedule"),
+    ("--plateau-patience", "plateau_patience", {"type": int}, "plateau: epochs without a gain before a drop"),
+    ("--min-lr", "min_lr", {"type": float}, "plateau: lowest learning rate"),
+    ("--patience", "patience", {"type": int}, "early stopping: epochs without a better validation AUC"),
+    ("--embedding-l2", "embedding_l2", {"type": float},
+     "lambda of lambda/2 * ||E_r||^2 over the rows each batch touches (FuxiCTR: 1e-5)"),
+    ("--weight-decay", "weight_decay", {"type": float},
+     "Adam weight decay of dense layers; the same decay on the touched table rows"),
+    ("--grad-clip", "grad_clip", {"type": float},
+     "max 2-norm of the dense and touched-row gradients together; 0: off"),
+    ("--bn-refresh", "bn_refresh", {"action": argparse.BooleanOptionalAction},
+     "recompute BatchNorm statistics with one pass over train (no updates) before each evaluation"),
+    ("--emb-optimizer", ("embedding_options", "optimizer"), {"choices": ["sgd", "adagrad", "adam"]},
+     "row optimizer of the tables (adagrad: row-wise)"),
+    ("--emb-lr", ("embedding_options", "lr"), {"type": float},
+     "row optimizer learning rate (default: by optimizer: sgd 0.1, adagrad 0.01, adam 1e-3)"),
+    ("--emb-init-std", ("embedding_options", "init_std"), {"type": float}, "std of the tables' initial rows"),
+    ("--emb-clip", ("embedding_options", "clip"), {"type": float},
+     "range the initial codes cover: initial step clip / 2^(bits-1)"),
+    ("--step-lr", ("embedding_options", "step_lr"), {"type": float},
+     "ALPT step learning rate, relative to the initial step"),
+    ("--alpt-variant", ("embedding_options", "alpt_variant"), {"choices": ["two-pass", "one-pass"]},
+     "ALPT step gradient: second forward pass (paper) or the first backward"),
+    ("--device", "device", {}, "cpu, cuda or cuda:N (default: cuda when available)"),
+    ("--seed", "seed", {}, ""),  # added by `ctr train` itself (the table sets seeds per cell)
+]
+
+
+def _flag_dest(flag: str) -> str:
+    return flag[2:].replace("-", "_")
+
+
+def _add_train_options(p: argparse.ArgumentParser, single_run: bool = True) -> None:
+    from lptsim.ctr.embedding import METHODS
+    from lptsim.ctr.models import DENSE_INITS, MODELS
+    from lptsim.ctr.presets import PRESETS, embedding_defaults
+    from lptsim.ctr.train import LR_SCHEDULES, TrainConfig
+
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--data", help="prepared folder (from `lptsim ctr prepare`)")
+    src.add_argument("--synthetic", action="store_true", help="generated Criteo-like data (the default)")
+    p.add_argument("--rows", type=int, default=100_000, help="synthetic rows")
+    p.add_argument("--data-seed", type=int, default=0, help="seed of the synthetic data")
+    p.add_argument("--preset", choices=sorted(PRESETS), help="a peer's protocol (see lptsim.ctr.presets)")
+    p.add_argument("--config", metavar="FILE", help="TOML config (e.g. from --write-config); flags override it")
+    p.add_argument("--write-config", metavar="FILE",
+                   help="write the resolved configuration (defaults < --preset < --config < flags) as TOML, and stop")
+    defaults, emb = TrainConfig(), embedding_defaults()
+    choices = {"model": sorted(MODELS), "method": list(METHODS), "dense_init": list(DENSE_INITS),
+               "lr_schedule": list(LR_SCHEDULES)}
+    for flag, field, kw, text in _TRAIN_FLAGS:
+        if field == "seed" or (not single_run and field in ("method", "bits")):
+            continue
+        if field == "device":
+            shown = None
+        elif isinstance(field, tuple):
+            shown = emb.get(field[1])
+        else:
+            shown = getattr(defaults, field)
+        if isinstance(shown, tuple):
+            shown = " ".join(map(str, shown)) or "none"
+        if shown is not None and not (isinstance(field, tuple) and field[1] == "lr"):
+            text = f"{text} (default: {shown})"
+        kw = {**kw, "choices": choices[field]} if field in choices else kw
+        p.add_argument(flag, dest=_flag_dest(flag), default=None, help=text, **kw)
+    _add_verbosity(p)
+    if single_run:
+        p.add_argument("--tensorboard", action="store_true",
+                       help="also log each epoch to OUT/tensorboard (needs the tensorboard package)")
+
+
 def _train_config(args: argparse.Namespace, method: str | None = None, bits: int | None = None):
+    """The run's TrainConfig: defaults < --preset < --config FILE < the flags given."""
+    from lptsim.ctr.presets import check_config, load_config, merge, preset
     from lptsim.ctr.train import TrainConfig
 
-    return TrainConfig(model=args.model, method=method or args.method, bits=bits or args.bits, dim=args.dim,
-                       hidden=tuple(args.hidden), dropout=args.dropout, epochs=args.epochs,
-                       batch_size=args.batch_size, lr=args.lr, lr_milestones=tuple(args.lr_milestones),
-                       patience=args.patience, seed=args.seed, device=args.device,
-                       embedding_options=_embedding_options(args))
+    values: dict = {}
+    from_file = load_config(args.config) if args.config else {}
+    given: dict = {}
+    for flag, field, _, _ in _TRAIN_FLAGS:
+        value = getattr(args, _flag_dest(flag), None)
+        if value is None:
+            continue
+        if isinstance(field, tuple):
+            given.setdefault("embedding_options", {})[field[1]] = value
+        else:
+            given[field] = value
+    if method is not None:
+        given.update(method=method, bits=bits)
+    check_config(given, "the command line")
+    if args.preset:
+        b = given.get("bits", from_file.get("bits", 8))
+        values = merge(values, preset(args.preset, b))
+    values = merge(merge(values, from_file), given)
+    values.setdefault("device", "cuda" if _cuda() else "cpu")
+    return TrainConfig(**values)
 
 
-def _embedding_options(args: argparse.Namespace) -> dict:
-    opts = {} if args.emb_optimizer is None else {"optimizer": args.emb_optimizer}
-    if args.alpt_variant:
-        opts["alpt_variant"] = args.alpt_variant
-    return opts
+def _write_config(args: argparse.Namespace, cfg) -> int:
+    from lptsim.atomic import write_text_atomic
+    from lptsim.ctr.presets import config_text
+
+    origin = " + ".join(filter(None, [f"preset {args.preset}" if args.preset else "",
+                                      f"config {args.config}" if args.config else "", "flags"]))
+    write_text_atomic(Path(args.write_config), config_text(cfg, origin))
+    if not args.silent:
+        print(f"wrote {args.write_config}")
+    return 0
 
 
 def _load_data(args: argparse.Namespace, folder: Path, ctx=None):
@@ -181,14 +293,19 @@ def _cmd_ctr_train(args: argparse.Namespace) -> int:
     from lptsim.ctr.train import train
     from lptsim.outdir import claim
 
-    out = Path(args.out)
     cfg = _train_config(args)  # options are checked before any data is generated or read
+    if args.write_config:
+        return _write_config(args, cfg)
+    if not args.out:
+        raise ValueError("--out is required (the run folder), unless --write-config")
+    out = Path(args.out)
     ctx = context(args.distributed)
     if ctx.main:
         claim(out, "run", force=args.force)
     data, teacher = _load_data(args, out / "synthetic", ctx)
-    metrics = train(data, cfg, out, resume=args.resume, progress=not args.quiet, ctx=ctx, force=args.force)
-    if not ctx.main:
+    metrics = train(data, cfg, out, resume=args.resume, progress=not (args.quiet or args.silent), ctx=ctx,
+                    force=args.force, echo=not args.silent, tensorboard=args.tensorboard)
+    if not ctx.main or args.silent:
         return 0
     if teacher is not None:
         metrics["teacher_test_auc"] = teacher
@@ -198,35 +315,6 @@ def _cmd_ctr_train(args: argparse.Namespace) -> int:
         line += f" (the synthetic teacher's AUC, the best achievable: {teacher:.4f})"
     print(f"{line}; best epoch {metrics['best_epoch']}; wrote {out / 'metrics.json'}")
     return 0
-
-
-def _add_train_options(p: argparse.ArgumentParser, single_run: bool = True) -> None:
-    from lptsim.ctr.embedding import METHODS
-    from lptsim.ctr.models import MODELS
-
-    src = p.add_mutually_exclusive_group()
-    src.add_argument("--data", help="prepared folder (from `lptsim ctr prepare`)")
-    src.add_argument("--synthetic", action="store_true", help="generated Criteo-like data (the default)")
-    p.add_argument("--rows", type=int, default=100_000, help="synthetic rows")
-    p.add_argument("--data-seed", type=int, default=0, help="seed of the synthetic data")
-    p.add_argument("--model", default="dcn", choices=sorted(MODELS))
-    if single_run:
-        p.add_argument("--method", default="fp", choices=list(METHODS))
-        p.add_argument("--bits", type=int, default=8)
-    p.add_argument("--emb-optimizer", choices=["sgd", "adagrad", "adam"], default=None,
-                   help="row optimizer of low-precision tables (default: row-wise adagrad)")
-    p.add_argument("--alpt-variant", choices=["two-pass", "one-pass"], default=None,
-                   help="ALPT step gradient: second forward pass (paper, default) or the first backward")
-    p.add_argument("--dim", type=int, default=16)
-    p.add_argument("--hidden", type=int, nargs="*", default=[400, 400, 400])
-    p.add_argument("--dropout", type=float, default=0.0)
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--batch-size", type=int, default=2048)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--lr-milestones", type=int, nargs="*", default=[6, 9])
-    p.add_argument("--patience", type=int, default=2, help="early stopping on validation AUC")
-    p.add_argument("--device", default="cuda" if _cuda() else "cpu")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def _add_verbosity(p: argparse.ArgumentParser, quiet: str = "no progress bars (the per-epoch summary stays)") -> None:
@@ -249,15 +337,20 @@ def _cmd_ctr_table(args: argparse.Namespace) -> int:
     from lptsim.ctr import table
     from lptsim.outdir import claim
 
-    out = Path(args.out)
     base = _train_config(args, method="fp", bits=8)
+    if args.write_config:
+        return _write_config(args, base)
+    if not args.out:
+        raise ValueError("--out is required (the table folder), unless --write-config")
+    out = Path(args.out)
     table.check_grid(args.methods, args.bits, args.seeds)
     claim(out, "table", force=args.force)
     data, teacher = _load_data(args, out / "synthetic")
-    records = table.run_grid(data, base, args.methods, args.bits, args.seeds, out, progress=not args.quiet)
+    records = table.run_grid(data, base, args.methods, args.bits, args.seeds, out,
+                             progress=not (args.quiet or args.silent))
     rows = table.summarize(records)
     name = Path(args.data).name if args.data else f"synthetic ({args.rows:,} rows)"
-    opt = args.emb_optimizer or "adagrad (row-wise)"
+    opt = base.embedding_options.get("optimizer") or "adagrad (row-wise)"
     title = f"{base.model.upper()} on {name}, dim {base.dim}, embedding optimizer {opt}"
     md = table.to_markdown(rows, title)
     if teacher is not None:
@@ -277,6 +370,20 @@ def _positive(text: str) -> int:
     return value
 
 
+class _HelpFormatter(argparse.HelpFormatter):
+    """Shows each option's default (when it has a real one and its help does not already say it)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if (action.option_strings and not any(default is v for v in (None, False, argparse.SUPPRESS))
+                and "default" not in text
+                and not isinstance(action, argparse._HelpAction)):
+            shown = " ".join(map(str, default)) if isinstance(default, list | tuple) else "%(default)s"
+            text = f"{text} (default: {shown})" if text else f"default: {shown}"
+        return text
+
+
 _FORCE_HELP = "write into the output folder even if it holds something else (other files are left alone)"
 
 
@@ -292,7 +399,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     def leaf(group, name: str, **kw) -> argparse.ArgumentParser:
-        return group.add_parser(name, parents=[common], **kw)
+        return group.add_parser(name, parents=[common], formatter_class=_HelpFormatter, **kw)
 
     verify = leaf(sub, "verify", help="run the falsifiable checks and print a verdict table")
     verify.add_argument("--out", help="folder for verify.json and figures")
@@ -336,15 +443,15 @@ def build_parser() -> argparse.ArgumentParser:
                       help="stop at the first bad line (and refuse an empty or one-class split)")
     prep.add_argument("--rejects", metavar="FILE", help="write every bad line here: line number, reason, text")
     prep.add_argument("--max-line-bytes", type=_positive, default=MAX_LINE_BYTES,
-                      help=f"a longer line is a bad line (default {MAX_LINE_BYTES:,})")
+                      help=f"a longer line is a bad line (default: {MAX_LINE_BYTES:,})")
     prep.add_argument("--block-bytes", type=_positive, default=BLOCK_BYTES, help=argparse.SUPPRESS)
     _add_verbosity(prep, quiet="no progress bar and no vocabulary table (the summary stays)")
     prep.add_argument("--force", action="store_true", help=_FORCE_HELP)
     prep.set_defaults(func=_cmd_ctr_prepare)
     tr = leaf(ctr, "train", help="train a CTR model (synthetic data unless --data)")
     _add_train_options(tr)
-    tr.add_argument("--seed", type=int, default=0)
-    tr.add_argument("--out", required=True, help="run folder (checkpoints, logs, metrics.json)")
+    tr.add_argument("--seed", type=int, default=None, help="seed of initialisation, order and SR draws (default: 0)")
+    tr.add_argument("--out", help="run folder (checkpoints, logs, metrics.json); required unless --write-config")
     tr.add_argument("--resume", action="store_true", help="continue the run in --out")
     tr.add_argument("--distributed", action="store_true",
                     help="under torchrun: shard the tables over the ranks, data-parallel dense layers")
@@ -352,10 +459,11 @@ def build_parser() -> argparse.ArgumentParser:
     tr.set_defaults(func=_cmd_ctr_train)
     tab = leaf(ctr, "table", help="the paper-style table: methods x bits x seeds")
     _add_train_options(tab, single_run=False)
-    tab.add_argument("--methods", nargs="+", default=["fp", "lpt-dr", "lpt-sr", "alpt", "alpt-1pass", "lsq"])
-    tab.add_argument("--bits", dest="bits", type=int, nargs="+", default=[2, 4, 8])
-    tab.add_argument("--seeds", type=int, default=3)
-    tab.add_argument("--out", required=True)
+    tab.add_argument("--methods", nargs="+", default=["fp", "lpt-dr", "lpt-sr", "alpt", "alpt-1pass", "lsq"],
+                     help="table methods (fp runs once, at 8 bits)")
+    tab.add_argument("--bits", dest="bits", type=int, nargs="+", default=[2, 4, 8], help="code widths")
+    tab.add_argument("--seeds", type=int, default=3, help="seeds per cell (0, 1, ...)")
+    tab.add_argument("--out", help="table folder (runs, table.md/.csv, plot); required unless --write-config")
     tab.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     tab.add_argument("--force", action="store_true", help=_FORCE_HELP)
     tab.set_defaults(func=_cmd_ctr_table)
