@@ -363,6 +363,48 @@ def _cmd_ctr_table(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_ctr_evaluate(args: argparse.Namespace) -> int:
+    from lptsim.atomic import write_json_atomic
+    from lptsim.ctr.inference import evaluate_run
+
+    r = evaluate_run(args.run, args.data, split=args.split, device=args.device or "cpu")
+    if args.json:
+        write_json_atomic(Path(args.json), r)
+    if not args.silent:
+        print(f"{args.run} on {r['data']} ({r['split']}, {r['rows']:,} rows): AUC {r['auc']:.4f}, logloss "
+              f"{r['logloss']:.4f}, calibration {r['calibration']:.4f} (mean prediction {r['mean_prediction']:.4f} / "
+              f"mean label {r['mean_label']:.4f})")
+    return 0
+
+
+def _cmd_ctr_predict(args: argparse.Namespace) -> int:
+    from lptsim.ctr.inference import predict_file
+
+    r = predict_file(args.run, args.input, args.out, data=args.data, device=args.device or "cpu", strict=args.strict)
+    if args.silent:
+        return 0
+    line = f"{args.input}: {r['lines']:,} lines -> {r['rows']:,} probabilities in {r['out']}; " \
+           f"{r['bad_lines']:,} bad lines skipped"
+    if "auc" in r:
+        line += f"; on their labels: AUC {r['auc']:.4f}, logloss {r['logloss']:.4f}, calibration {r['calibration']:.4f}"
+    print(line)
+    for reason, n in r["bad_lines_by_reason"].items():
+        print(f"  {n:>10,}  {reason}")
+    for bad in r["first_bad_lines"]:
+        print(f"  line {bad['line']}: {bad['reason']}")
+    return 0
+
+
+def _cmd_ctr_export(args: argparse.Namespace) -> int:
+    from lptsim.ctr.export import export_run
+
+    r = export_run(args.run, args.out, data=args.data)
+    if not args.silent:
+        print(f"wrote {r['out']} ({r['bytes']:,} bytes): tables {', '.join(r['tables'])} of a {r['method']} run "
+              f"({r['bits']} bits), with the vocabulary; read it with lptsim.ctr.export.load_export")
+    return 0
+
+
 def _positive(text: str) -> int:
     value = int(text)
     if value < 2:
@@ -467,6 +509,29 @@ def build_parser() -> argparse.ArgumentParser:
     tab.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     tab.add_argument("--force", action="store_true", help=_FORCE_HELP)
     tab.set_defaults(func=_cmd_ctr_table)
+    ev = leaf(ctr, "evaluate", help="score a trained run on a prepared folder: AUC, logloss, calibration")
+    ev.add_argument("--run", required=True, help="run folder (from `lptsim ctr train`)")
+    ev.add_argument("--data", required=True, help="prepared folder with the run's vocabulary (e.g. its own)")
+    ev.add_argument("--split", default="test", choices=["train", "val", "test"], help="split to score")
+    ev.add_argument("--json", metavar="FILE", help="also write the scores as JSON")
+    ev.add_argument("--device", help="cpu or cuda (default: cpu)")
+    ev.add_argument("--silent", action="store_true", help="print nothing but warnings and errors")
+    ev.set_defaults(func=_cmd_ctr_evaluate)
+    pr = leaf(ctr, "predict", help="probabilities for raw rows, through the run's saved vocabulary")
+    pr.add_argument("--run", required=True, help="run folder (from `lptsim ctr train`)")
+    pr.add_argument("--input", required=True, help="raw labelled rows in the training file's format (any compression)")
+    pr.add_argument("--out", required=True, help="CSV to write: line,label,probability")
+    pr.add_argument("--data", help="the prepared folder the run was trained on (default: the one the run records)")
+    pr.add_argument("--strict", action="store_true", help="stop at the first bad line")
+    pr.add_argument("--device", help="cpu or cuda (default: cpu)")
+    pr.add_argument("--silent", action="store_true", help="print nothing but warnings and errors")
+    pr.set_defaults(func=_cmd_ctr_predict)
+    ex = leaf(ctr, "export", help="the run's tables as codes + steps + vocabulary (safetensors)")
+    ex.add_argument("--run", required=True, help="run folder (from `lptsim ctr train`)")
+    ex.add_argument("--out", required=True, help="file to write (.safetensors); format in lptsim.ctr.export")
+    ex.add_argument("--data", help="the prepared folder the run was trained on (default: the one the run records)")
+    ex.add_argument("--silent", action="store_true", help="print nothing but warnings and errors")
+    ex.set_defaults(func=_cmd_ctr_export)
     return parser
 
 

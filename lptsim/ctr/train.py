@@ -386,7 +386,8 @@ def data_fingerprint(data: PreparedData) -> dict:
 
 
 def _run_record(cfg: TrainConfig, data: PreparedData) -> dict:
-    return {"config": _plain(asdict(cfg)), "data": data_fingerprint(data), "lptsim_version": __version__}
+    return {"config": _plain(asdict(cfg)), "data": data_fingerprint(data), "data_path": str(Path(data.root).resolve()),
+            "lptsim_version": __version__}
 
 
 def _differences(saved: dict, now: dict, skip: tuple[str, ...] = ()) -> list[str]:
