@@ -102,8 +102,8 @@ def test_kernel_rejects_bad_ids_on_the_device():
 @pytest.mark.parametrize("per_row", [True, False])
 def test_kernel_gather_alone(bits, per_row):
     """Gathered rows equal codes (unpacked by lptsim.quant) times steps, for every bit width."""
-    emb = LowPrecisionEmbedding(30, 11, bits=bits, method="lpt-sr", step_granularity="row" if per_row else "table", init_std=0.05,
-                                backend="torch").to(DEVICE)
+    emb = LowPrecisionEmbedding(30, 11, bits=bits, method="lpt-sr", step_granularity="row" if per_row else "table",
+                                init_std=0.05, backend="torch").to(DEVICE)
     if per_row:  # distinct steps, so a wrong row's step shows
         emb.step.copy_(torch.linspace(0.01, 0.03, 30))
     ids = torch.tensor([0, 29, 3, 3, 17], device=DEVICE)
