@@ -44,6 +44,10 @@ def test_memory_plan_by_hand():
     assert old.total - old.table == 16 * rows + 8  # the 16 B/row beside the codes
     fp_adam = memory_plan(rows, 16, 8, "fp", "adam")
     assert fp_adam.total == 64 * rows + 2 * 64 * rows + 8
+    # the Criteo-size figures: 0.68 GB for ALPT-2 as it was, 0.41 GB for codes + step + row-wise Adagrad
+    criteo = 33_760_000
+    assert memory_plan(criteo, 16, 2, "alpt", "adagrad", "adam").total / 1e9 == pytest.approx(0.68, abs=0.005)
+    assert memory_plan(criteo, 16, 2, "alpt", "adagrad", "sgd").total / 1e9 == pytest.approx(0.41, abs=0.005)
     with pytest.raises(ValueError, match="step_optimizer"):
         memory_plan(rows, 16, 2, step_optimizer="rmsprop")
 

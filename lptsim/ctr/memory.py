@@ -70,3 +70,31 @@ def memory_plan(num_rows: int, dim: int, bits: int = 8, method: str = "alpt", op
     if method == "alpt":
         step_state = {"sgd": 0, "adagrad": n_steps * size, "adam": 2 * n_steps * size}[step_optimizer]
     return MemoryPlan(num_rows * code_row_bytes(dim, bits), steps, row_state, step_state, counters + COUNTER_BYTES)
+
+
+def plan_table(num_rows: int = 33_760_000, dim: int = 16, num_fields: int = 39) -> str:
+    """A markdown table of training memory for a table of this size: FP32 with each row optimizer, then ALPT at
+    2/4/8 bits for each step granularity, step optimizer and state dtype (row-wise Adagrad on the rows)."""
+    gb = 1e9
+    lines = [f"{num_rows:,} x {dim} table ({num_fields} fields); GB = 10^9 bytes; B/row beside codes = training "
+             "state beyond the codes", "",
+             "| method | bits | row optimizer | steps | step optimizer | state dtype | GB | B/row | B/row beside codes "
+             "| vs FP32 + Adam |", "|---|---|---|---|---|---|---|---|---|---|"]
+    base = memory_plan(num_rows, dim, 8, "fp", "adam").total
+    for opt in ("adam", "adagrad", "sgd"):
+        p = memory_plan(num_rows, dim, 8, "fp", opt)
+        lines.append(f"| fp | 32 | {opt} | | | float32 | {p.total / gb:.2f} | {p.per_row(num_rows):.1f} | "
+                     f"{(p.total - p.table) / num_rows:.1f} | {base / p.total:.1f}x |")
+    for bits in (2, 4, 8):
+        for gran in ("row", "field", "table"):
+            for step_opt in ("adam", "adagrad", "sgd"):
+                for dtype in ("float32", "bfloat16"):
+                    p = memory_plan(num_rows, dim, bits, "alpt", "adagrad", step_opt, gran, num_fields, dtype)
+                    lines.append(f"| alpt | {bits} | adagrad | {gran} | {step_opt} | {dtype} | {p.total / gb:.2f} | "
+                                 f"{p.per_row(num_rows):.1f} | {(p.total - p.table) / num_rows:.1f} | "
+                                 f"{base / p.total:.1f}x |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(plan_table())
