@@ -223,7 +223,7 @@ def test_trainer_refreshes_before_evaluation(data, tmp_path):
 def test_resume_with_every_knob_matches_an_uninterrupted_run(data, tmp_path):
     """The plateau scheduler's state, BatchNorm refresh, L2 and clipping all survive a stop and resume."""
     base = dict(model="dnn", hidden=(16,), patience=4, batch_size=256, lr=1e-2, lr_schedule="plateau",
-                batch_norm=True, bn_refresh=True, embedding_l2=1e-3, grad_clip=1.0, dense_init="kaiming")
+                batch_norm=True, bn_refresh=True, embedding_l2=1e-3, grad_clip=1.0)
     whole = train(data, TrainConfig(**base, epochs=4), tmp_path / "a", progress=False)
     train(data, TrainConfig(**base, epochs=2), tmp_path / "b", progress=False)
     resumed = train(data, TrainConfig(**base, epochs=4), tmp_path / "b", resume=True, progress=False)
