@@ -231,3 +231,22 @@ def test_resume_with_every_knob_matches_an_uninterrupted_run(data, tmp_path):
     logs = [json.loads((tmp_path / r / "log.json").read_text()) for r in ("a", "b")]
     assert [r["lr"] for r in logs[0]] == [r["lr"] for r in logs[1]]
     assert len({r["lr"] for r in logs[0]}) > 1  # the schedule acted inside the compared epochs
+
+
+def test_runs_recorded_before_the_knobs_still_resume(data, tmp_path):
+    cfg = TrainConfig(model="lr", epochs=1, batch_size=512)
+    train(data, cfg, tmp_path, progress=False)
+    new_keys = set(train_module.LEGACY)
+    record = json.loads((tmp_path / "run.json").read_text())
+    record["config"] = {k: v for k, v in record["config"].items() if k not in new_keys}
+    (tmp_path / "run.json").write_text(json.dumps(record))
+    for name in ("checkpoint.pt", "checkpoint.prev.pt"):
+        if (tmp_path / name).exists():
+            payload = checkpoint.load(tmp_path / name)
+            payload["config"] = {k: v for k, v in payload["config"].items() if k not in new_keys}
+            checkpoint.save(payload, tmp_path / name)
+    metrics = train(data, TrainConfig(model="lr", epochs=2, batch_size=512), tmp_path, resume=True, progress=False)
+    assert metrics["epochs_run"] == 2
+    with pytest.raises(ValueError, match="dense_init 'torch' there, 'xavier_normal' here"):
+        train(data, TrainConfig(model="lr", epochs=3, batch_size=512, dense_init="xavier_normal"), tmp_path,
+              resume=True, progress=False)
