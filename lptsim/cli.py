@@ -346,8 +346,16 @@ def _cmd_ctr_table(args: argparse.Namespace) -> int:
     table.check_grid(args.methods, args.bits, args.seeds)
     claim(out, "table", force=args.force)
     data, teacher = _load_data(args, out / "synthetic")
-    records = table.run_grid(data, base, args.methods, args.bits, args.seeds, out,
-                             progress=not (args.quiet or args.silent))
+    progress = not (args.quiet or args.silent)
+    if args.preset == "alpt-paper":  # its step learning rate depends on the bits: one base per bit width
+        records = []
+        for i, b in enumerate(args.bits):
+            methods = args.methods if i == 0 else [m for m in args.methods if m != "fp"]
+            if methods:
+                records += table.run_grid(data, _train_config(args, method="fp", bits=b), methods, [b], args.seeds,
+                                          out, progress=progress)
+    else:
+        records = table.run_grid(data, base, args.methods, args.bits, args.seeds, out, progress=progress)
     rows = table.summarize(records)
     name = Path(args.data).name if args.data else f"synthetic ({args.rows:,} rows)"
     opt = base.embedding_options.get("optimizer") or "adagrad (row-wise)"

@@ -136,3 +136,14 @@ def test_tensorboard_absent_is_a_warning(data, tmp_path, capsys, monkeypatch):
     err = capsys.readouterr().err
     assert code == 0 and (tmp_path / "t" / "log.csv").exists() and not (tmp_path / "t" / "tensorboard").exists()
     assert "warning: --tensorboard: the tensorboard package is not installed" in err
+
+
+def test_table_with_the_alpt_paper_preset_sets_each_bit_widths_step_lr(data, tmp_path, capsys):
+    out = tmp_path / "t"
+    assert cli.main(["ctr", "table", "--data", data, "--preset", "alpt-paper", *TINY, "--methods", "fp", "alpt",
+                     "--bits", "2", "4", "--seeds", "1", "--device", "cpu", "--silent", "--out", str(out)]) == 0
+    configs = [json.loads(m.read_text())["config"] for m in sorted(out.glob("runs/*/metrics.json"))]
+    assert sorted((c["method"], c["bits"]) for c in configs) == [("alpt", 2), ("alpt", 4), ("fp", 8)]
+    for c in configs:
+        if c["method"] == "alpt":
+            assert c["embedding_options"]["step_lr"] * 0.05 / 2 ** (c["bits"] - 1) == pytest.approx(1e-6)
