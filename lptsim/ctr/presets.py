@@ -13,7 +13,8 @@ Presets (values from the peers' published code and configs, Criteo):
   with zero biases, DNN/DCN MLP 400-400-400, DCN 3 cross layers. (FuxiCTR zeroes a padding row that
   lptsim's id space does not have; its L2 reaches every row, lptsim's the rows a batch touches.)
 * ``alpt-paper`` (the ALPT authors' code): dim 16, MLP 1024-512-256 with BatchNorm and ReLU, DCN 3
-  cross layers, Adam lr 1e-3 with weight decay 3e-6 (on the table too), embedding init N(0, 0.003^2),
+  cross layers, Adam lr 1e-3 with weight decay 3e-6 (on the table too: lptsim decays the rows a batch
+  touches, the authors' dense Adam every row at every step), embedding init N(0, 0.003^2),
   one step per table where the table supports it, step learning rate 1e-6 with Adam, batch 10,000,
   early stop 2, training rows in file order every epoch. lptsim's ``step_lr`` is relative to the
   initial step ``clip / 2^(bits-1)``, so the preset sets ``step_lr = 1e-6 / initial step`` for the
