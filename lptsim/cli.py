@@ -191,7 +191,8 @@ _TRAIN_FLAGS = [
     ("--step-optimizer", ("embedding_options", "step_optimizer"), {"choices": ["adam", "adagrad", "sgd"]},
      "ALPT's step optimizer: adam (2 floats per step), adagrad (1), sgd (none)"),
     ("--state-dtype", ("embedding_options", "state_dtype"), {"choices": ["float32", "bfloat16", "float16"]},
-     "steps and optimizer states of the tables (16-bit: written with stochastic rounding)"),
+     "steps and optimizer states of the tables, 16-bit written with stochastic rounding (default: bfloat16 for "
+     "low-precision tables, float32 for fp)"),
     ("--device", "device", {}, "cpu, cuda or cuda:N (default: cuda when available)"),
     ("--seed", "seed", {}, ""),  # added by `ctr train` itself (the table sets seeds per cell)
 ]
