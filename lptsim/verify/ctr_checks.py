@@ -177,7 +177,8 @@ def _mean_write_back_error(method: str, bits: int, codes: torch.Tensor, g: torch
     acc = torch.zeros(rows, dim, dtype=torch.float64)
     for k in range(trials):
         emb = LowPrecisionEmbedding(rows, dim, bits=bits, method=method, optimizer="sgd", lr=lr, clip=CLIP,
-                                    step_granularity="table", seed=seed + k, backend="torch")
+                                    step_granularity="table", seed=seed + k, backend="torch",
+                                    state_dtype="float32")  # Delta exactly as predicted (bf16 would round it)
         emb.codes.write(ids, codes)
         (emb(ids) * g).sum().backward()
         emb.stage()
