@@ -119,9 +119,9 @@ def _cmd_ctr_prepare(args: argparse.Namespace) -> int:
     rows = m["rows"]
     compressed = f" ({m['compression']})" if m["compression"] else ""
     split = m["split"]["kind"] + (f" {m['split']['path']}" if m["split"]["kind"] == "split-file" else "")
+    bad = f"{m['bad_lines']:,} bad line{'' if m['bad_lines'] == 1 else 's'}"
     print(f"{args.input or args.train}{compressed}: {m['lines']:,} lines -> train {rows['train']:,}, "
-          f"val {rows['val']:,}, test {rows['test']:,} rows (split: {split}); {m['bad_lines']:,} bad lines skipped; "
-          f"{m['seconds']:.1f} s")
+          f"val {rows['val']:,}, test {rows['test']:,} rows (split: {split}); {bad} skipped; {m['seconds']:.1f} s")
     for reason, n in m["bad_lines_by_reason"].items():
         print(f"  {n:>10,}  {reason}")
     if m["first_bad_lines"]:
@@ -401,7 +401,7 @@ def _cmd_ctr_predict(args: argparse.Namespace) -> int:
     if args.silent:
         return 0
     line = f"{args.input}: {r['lines']:,} lines -> {r['rows']:,} probabilities in {r['out']}; " \
-           f"{r['bad_lines']:,} bad lines skipped"
+           f"{r['bad_lines']:,} bad line{'' if r['bad_lines'] == 1 else 's'} skipped"
     if "auc" in r:
         line += f"; on their labels: AUC {r['auc']:.4f}, logloss {r['logloss']:.4f}, calibration {r['calibration']:.4f}"
     elif not r["labelled"]:

@@ -108,7 +108,7 @@ def test_cli_prepare_summary_names_bad_lines(tmp_path, capsys):
     assert cli.main(["ctr", "prepare", "--dataset", "criteo", "--input", str(raw), "--out", str(tmp_path / "o"),
                      "--quiet"]) == 0
     out = capsys.readouterr().out
-    assert "1 bad lines skipped" in out and "line 6: wrong number of fields" in out
+    assert "1 bad line skipped" in out and "line 6: wrong number of fields" in out
 
 
 @pytest.mark.parametrize("content, match", [(b"", "empty"), (b"a,b,c\n1,2,3\n", "does not look like")])
