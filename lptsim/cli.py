@@ -308,6 +308,9 @@ def _cmd_ctr_train(args: argparse.Namespace) -> int:
     if not args.out:
         raise ValueError("--out is required (the run folder), unless --write-config")
     out = Path(args.out)
+    if args.resume and not (out / "run.json").exists() and not any(out.glob("checkpoint*")):
+        # said before anything is written there (no folder made, no marker left)
+        raise ValueError(f"{out} holds no run to resume (no run.json or checkpoint); drop --resume to start one")
     ctx = context(args.distributed)
     if ctx.main:
         claim(out, "run", force=args.force)

@@ -140,6 +140,7 @@ def test_resume_with_other_options_is_refused_before_any_tensor_is_read(data, tm
 def test_resume_in_a_folder_without_a_run_says_so(data, tmp_path, capsys):
     code, err = train_cli(capsys, data, tmp_path / "new", "--resume")
     assert code == 2 and "holds no run to resume" in err
+    assert not (tmp_path / "new").exists()  # refused before anything was written
     code, err = train_cli(capsys, data, tmp_path / "new", "--epochs", "1")
     assert code == 0
     code, err = train_cli(capsys, data, tmp_path / "new", "--epochs", "1")
