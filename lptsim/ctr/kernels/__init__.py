@@ -15,8 +15,16 @@ import os
 
 import torch
 
-BLOCK = 64  # positions per program: two warps, one lane each
+BLOCK = 64  # update: positions per program, two warps, one lane each
+GATHER_ELEMENTS = 1024  # gather: rows x padded dim per program (16 values a thread: no spills at any dim)
 LAUNCH = {"num_warps": 2, "enable_fp_fusion": False}
+UPDATE_LAUNCH = dict(LAUNCH, maxnreg=64)  # without a bound ptxas picks 32 registers and spills a few bytes
+
+
+def gather_block(dim: int) -> tuple[int, int]:
+    """(padded dim, ids per program) of the gather kernel for rows of ``dim``."""
+    dp = 1 << max(dim - 1, 0).bit_length()
+    return dp, max(1, min(64, GATHER_ELEMENTS // dp))
 
 
 def available(device: torch.device | str | None = None) -> bool:
@@ -85,9 +93,9 @@ def gather_dequant(emb, ids: torch.Tensor) -> torch.Tensor:
     n = ids.numel()
     out = torch.empty(n, emb.dim, dtype=torch.float32, device=emb.codes.data.device)
     if n:
-        dp = 1 << max(emb.dim - 1, 0).bit_length()
-        gather_dequant_kernel[(triton_cdiv(n, BLOCK),)](ids, emb.codes.data, emb.step, _step_idx(emb, ids), out, n,
-                                                        DP=dp, BLOCK=BLOCK, **_layout(emb), **LAUNCH)
+        dp, block = gather_block(emb.dim)
+        gather_dequant_kernel[(triton_cdiv(n, block),)](ids, emb.codes.data, emb.step, _step_idx(emb, ids), out, n,
+                                                        DP=dp, BLOCK=block, **_layout(emb), **LAUNCH)
     return out
 
 
@@ -100,7 +108,7 @@ def gather_sum(emb, ids: torch.Tensor, bag_starts: torch.Tensor) -> torch.Tensor
     bags = bag_starts.numel() - 1
     out = torch.empty(bags, emb.dim, dtype=torch.float32, device=emb.codes.data.device)
     if bags > 0:
-        dp = 1 << max(emb.dim - 1, 0).bit_length()
+        dp, _ = gather_block(emb.dim)
         gather_sum_kernel[(bags,)](ids, bag_starts, emb.codes.data, emb.step, _step_idx(emb, ids), out, DP=dp,
                                    **_layout(emb), **LAUNCH)
     return out
@@ -194,5 +202,5 @@ def fused_update(emb, pending: dict, lr_scale: float) -> None:
         STEP_BETAS[0], 1 - STEP_BETAS[0], STEP_BETAS[1], 1 - STEP_BETAS[1], STEP_EPS,
         PADDED=getattr(emb.codes, "padded_dim", dim), QMIN=float(emb.spec.qmin), QMAX=float(emb.spec.qmax),
         OPT={"sgd": 0, "adagrad": 1, "adam": 2}[opt.name], STEP_MODE=step_mode, STOCHASTIC=emb.method != "lpt-dr",
-        BLOCK=BLOCK, **_layout(emb), **LAUNCH)
+        BLOCK=BLOCK, **_layout(emb), **UPDATE_LAUNCH)
     emb.updates += 1
