@@ -16,9 +16,12 @@ from lptsim.ctr.data.dataset import PreparedData
 from lptsim.ctr.data.synthetic import SyntheticSpec, synthetic_prepared
 from lptsim.ctr.train import TrainConfig, train
 
+LEAN = {"state_dtype": "bfloat16", "step_optimizer": "adagrad", "init_rounding": "stochastic"}
 CASES = [("fp", 8, {}), ("lpt-dr", 8, {}), ("lpt-sr", 8, {}), ("alpt", 8, {}),
          ("alpt", 8, {"alpt_variant": "one-pass"}), ("lsq", 8, {}), ("lpt-sr", 4, {}), ("alpt", 4, {}),
-         ("alpt", 2, {})]
+         ("alpt", 2, {}), ("alpt", 2, {"alpt_variant": "one-pass"}),
+         ("alpt", 2, {**LEAN, "alpt_variant": "one-pass"}), ("alpt", 2, LEAN),
+         ("alpt", 2, {"step_granularity": "field", "init_rounding": "stochastic", "alpt_variant": "one-pass"})]
 
 
 def main() -> None:
@@ -39,13 +42,15 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             m = train(data, replace(base, method=method, bits=bits, embedding_options=extra), Path(tmp) / "r",
                       progress=False)
-        rows.append((method + (" (one-pass)" if extra else ""), bits, m["train_samples_per_s"]))
+        label = " ".join(f"{k}={v}" for k, v in extra.items() if k != "alpt_variant")
+        variant = extra.get("alpt_variant", "two-pass") if method == "alpt" else ""
+        rows.append((" ".join(filter(None, [method, variant, label])), bits, m["train_samples_per_s"]))
     fp = rows[0][2]
     print(f"{args.model}, dim 16, batch {args.batch_size}, {data.labels['train'].shape[0]:,} training rows, "
           f"row-wise adagrad on the embeddings, 2 CPU threads\n")
-    print(f"{'method':22s} {'bits':>4s} {'samples/s':>10s} {'vs fp':>6s}")
+    print("| method | bits | samples/s | vs fp |\n|---|---|---|---|")
     for name, bits, sps in rows:
-        print(f"{name:22s} {bits if name != 'fp' else 32:4d} {sps:10,.0f} {sps / fp:6.2f}")
+        print(f"| {name} | {bits if name != 'fp' else 32} | {sps:,.0f} | {sps / fp:.2f} |")
 
 
 if __name__ == "__main__":

@@ -102,40 +102,181 @@ def _cmd_ctr_prepare(args: argparse.Namespace) -> int:
         schema = SCHEMAS[args.dataset]
     if args.min_count < 1:
         raise ValueError(f"--min-count must be >= 1, got {args.min_count}")
-    m = prepare(args.input, schema, args.out, min_count=args.min_count, seed=args.seed, strict=args.strict,
-                progress=not args.quiet, rejects=args.rejects, force=args.force, max_line_bytes=args.max_line_bytes,
-                block_bytes=args.block_bytes)
+    if args.train and not (args.valid and args.test):
+        raise ValueError("--train needs --valid and --test too (or give one --input)")
+    if args.input and (args.valid or args.test):
+        raise ValueError("--valid/--test go with --train (pre-split files), not with --input")
+    if args.train and args.split_file:
+        raise ValueError("--split-file splits one --input; pre-split --train/--valid/--test files need none")
+    m = prepare(args.input or args.train, schema, args.out, min_count=args.min_count, seed=args.seed,
+                strict=args.strict, progress=not (args.quiet or args.silent), rejects=args.rejects, force=args.force,
+                max_line_bytes=args.max_line_bytes, block_bytes=args.block_bytes, valid=args.valid, test=args.test,
+                split_file=args.split_file)
+    for w in m["warnings"]:
+        print(f"lptsim ctr prepare: warning: {w}", file=sys.stderr)
+    if args.silent:
+        return 0
     rows = m["rows"]
     compressed = f" ({m['compression']})" if m["compression"] else ""
-    print(f"{args.input}{compressed}: {m['lines']:,} lines -> train {rows['train']:,}, val {rows['val']:,}, "
-          f"test {rows['test']:,} rows; {m['bad_lines']:,} bad lines skipped; {m['seconds']:.1f} s")
+    split = m["split"]["kind"] + (f" {m['split']['path']}" if m["split"]["kind"] == "split-file" else "")
+    print(f"{args.input or args.train}{compressed}: {m['lines']:,} lines -> train {rows['train']:,}, "
+          f"val {rows['val']:,}, test {rows['test']:,} rows (split: {split}); {m['bad_lines']:,} bad lines skipped; "
+          f"{m['seconds']:.1f} s")
     for reason, n in m["bad_lines_by_reason"].items():
         print(f"  {n:>10,}  {reason}")
     if m["first_bad_lines"]:
         print(f"first bad lines{' (all in ' + m['rejects'] + ')' if m['rejects'] else ''}:")
     for bad in m["first_bad_lines"]:
-        print(f"  line {bad['line']}: {bad['reason']}")
-    for w in m["warnings"]:
-        print(f"lptsim ctr prepare: warning: {w}", file=sys.stderr)
+        print(f"  {bad['file'] + ':' if 'file' in bad else 'line '}{bad['line']}: {bad['reason']}")
+    if not args.quiet:
+        print(vocabulary_table(m["vocabulary"]))
     print(f"wrote {args.out}")
     return 0
 
 
+def vocabulary_table(report: list[dict]) -> str:
+    """Per-field vocabulary size and OOV rate (of the validation and test rows) as an aligned text table."""
+    width = max(len("field"), *(len(r["field"]) for r in report))
+    lines = [f"{'field':<{width}}  {'vocabulary':>10}  {'OOV rate':>8}"]
+    lines += [f"{r['field']:<{width}}  {r['vocab_size']:>10,}  {r['oov_rate']:>8.2%}" for r in report]
+    return "\n".join(lines)
+
+
+# Training flags: (flag, TrainConfig field or (embedding_options, key), argparse keywords, help). Every one
+# defaults to None ("not given"), so a run's configuration is: defaults < --preset < --config < given flags.
+_TRAIN_FLAGS = [
+    ("--model", "model", {}, "CTR model"),
+    ("--method", "method", {}, "embedding method"),
+    ("--bits", "bits", {"type": int}, "code width of low-precision tables"),
+    ("--dim", "dim", {"type": int}, "embedding dimension"),
+    ("--hidden", "hidden", {"type": int, "nargs": "*"}, "MLP hidden sizes"),
+    ("--cross-layers", "cross_layers", {"type": int}, "cross layers of DCN/DCNv2"),
+    ("--dropout", "dropout", {"type": float}, "MLP dropout"),
+    ("--batch-norm", "batch_norm", {"action": argparse.BooleanOptionalAction}, "BatchNorm in the MLP"),
+    ("--dense-init", "dense_init", {}, "dense-layer initialisation (FuxiCTR: xavier_normal)"),
+    ("--epochs", "epochs", {"type": int}, "maximum epochs"),
+    ("--batch-size", "batch_size", {"type": int}, "training batch size"),
+    ("--shuffle", "shuffle", {"action": argparse.BooleanOptionalAction},
+     "reshuffle training rows every epoch (--no-shuffle: file order)"),
+    ("--lr", "lr", {"type": float}, "Adam learning rate of the dense layers"),
+    ("--lr-schedule", "lr_schedule", {}, "step: divide at --lr-milestones; plateau: on validation AUC (FuxiCTR)"),
+    ("--lr-milestones", "lr_milestones", {"type": int, "nargs": "*"}, "epochs after which the step schedule acts"),
+    ("--lr-gamma", "lr_gamma", {"type": float}, "factor of either schedule"),
+    ("--plateau-patience", "plateau_patience", {"type": int}, "plateau: epochs without a gain before a drop"),
+    ("--min-lr", "min_lr", {"type": float}, "plateau: lowest learning rate"),
+    ("--patience", "patience", {"type": int}, "early stopping: epochs without a better validation AUC"),
+    ("--embedding-l2", "embedding_l2", {"type": float},
+     "lambda of lambda/2 * ||E_r||^2 over the rows each batch touches (FuxiCTR: 1e-5)"),
+    ("--weight-decay", "weight_decay", {"type": float},
+     "Adam weight decay of dense layers; the same decay on the touched table rows"),
+    ("--grad-clip", "grad_clip", {"type": float},
+     "max 2-norm of the dense and touched-row gradients together; 0: off"),
+    ("--bn-refresh", "bn_refresh", {"action": argparse.BooleanOptionalAction},
+     "recompute BatchNorm statistics with one pass over train (no updates) before each evaluation"),
+    ("--emb-optimizer", ("embedding_options", "optimizer"), {"choices": ["sgd", "adagrad", "adam"]},
+     "row optimizer of the tables (adagrad: row-wise)"),
+    ("--emb-lr", ("embedding_options", "lr"), {"type": float},
+     "row optimizer learning rate (default: by optimizer: sgd 0.1, adagrad 0.01, adam 1e-3)"),
+    ("--emb-init-std", ("embedding_options", "init_std"), {"type": float}, "std of the tables' initial rows"),
+    ("--emb-clip", ("embedding_options", "clip"), {"type": float},
+     "range the initial codes cover: initial step clip / 2^(bits-1)"),
+    ("--step-lr", ("embedding_options", "step_lr"), {"type": float},
+     "ALPT step learning rate, relative to the initial step"),
+    ("--alpt-variant", ("embedding_options", "alpt_variant"), {"choices": ["two-pass", "one-pass"]},
+     "ALPT step gradient: second forward pass (paper) or the first backward"),
+    ("--step-granularity", ("embedding_options", "step_granularity"), {"choices": ["row", "field", "table"]},
+     "one step per row, per field or per table (LPT and ALPT)"),
+    ("--init-rounding", ("embedding_options", "init_rounding"), {"choices": ["nearest", "stochastic"]},
+     "how the initial table becomes codes"),
+    ("--step-optimizer", ("embedding_options", "step_optimizer"), {"choices": ["adam", "adagrad", "sgd"]},
+     "ALPT's step optimizer: adam (2 floats per step), adagrad (1), sgd (none)"),
+    ("--state-dtype", ("embedding_options", "state_dtype"), {"choices": ["float32", "bfloat16", "float16"]},
+     "steps and optimizer states of the tables (16-bit: written with stochastic rounding)"),
+    ("--device", "device", {}, "cpu, cuda or cuda:N (default: cuda when available)"),
+    ("--seed", "seed", {}, ""),  # added by `ctr train` itself (the table sets seeds per cell)
+]
+
+
+def _flag_dest(flag: str) -> str:
+    return flag[2:].replace("-", "_")
+
+
+def _add_train_options(p: argparse.ArgumentParser, single_run: bool = True) -> None:
+    from lptsim.ctr.embedding import METHODS
+    from lptsim.ctr.models import DENSE_INITS, MODELS
+    from lptsim.ctr.presets import PRESETS, embedding_defaults
+    from lptsim.ctr.train import LR_SCHEDULES, TrainConfig
+
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--data", help="prepared folder (from `lptsim ctr prepare`)")
+    src.add_argument("--synthetic", action="store_true", help="generated Criteo-like data (the default)")
+    p.add_argument("--rows", type=int, default=100_000, help="synthetic rows")
+    p.add_argument("--data-seed", type=int, default=0, help="seed of the synthetic data")
+    p.add_argument("--preset", choices=sorted(PRESETS), help="a peer's protocol (see lptsim.ctr.presets)")
+    p.add_argument("--config", metavar="FILE", help="TOML config (e.g. from --write-config); flags override it")
+    p.add_argument("--write-config", metavar="FILE",
+                   help="write the resolved configuration (defaults < --preset < --config < flags) as TOML, and stop")
+    defaults, emb = TrainConfig(), embedding_defaults()
+    choices = {"model": sorted(MODELS), "method": list(METHODS), "dense_init": list(DENSE_INITS),
+               "lr_schedule": list(LR_SCHEDULES)}
+    for flag, field, kw, text in _TRAIN_FLAGS:
+        if field == "seed" or (not single_run and field in ("method", "bits")):
+            continue
+        if field == "device":
+            shown = None
+        elif isinstance(field, tuple):
+            shown = emb.get(field[1])
+        else:
+            shown = getattr(defaults, field)
+        if isinstance(shown, tuple):
+            shown = " ".join(map(str, shown)) or "none"
+        if shown is not None and not (isinstance(field, tuple) and field[1] == "lr"):
+            text = f"{text} (default: {shown})"
+        kw = {**kw, "choices": choices[field]} if field in choices else kw
+        p.add_argument(flag, dest=_flag_dest(flag), default=None, help=text, **kw)
+    _add_verbosity(p)
+    if single_run:
+        p.add_argument("--tensorboard", action="store_true",
+                       help="also log each epoch to OUT/tensorboard (needs the tensorboard package)")
+
+
 def _train_config(args: argparse.Namespace, method: str | None = None, bits: int | None = None):
+    """The run's TrainConfig: defaults < --preset < --config FILE < the flags given."""
+    from lptsim.ctr.presets import check_config, load_config, merge, preset
     from lptsim.ctr.train import TrainConfig
 
-    return TrainConfig(model=args.model, method=method or args.method, bits=bits or args.bits, dim=args.dim,
-                       hidden=tuple(args.hidden), dropout=args.dropout, epochs=args.epochs,
-                       batch_size=args.batch_size, lr=args.lr, lr_milestones=tuple(args.lr_milestones),
-                       patience=args.patience, seed=args.seed, device=args.device,
-                       embedding_options=_embedding_options(args))
+    values: dict = {}
+    from_file = load_config(args.config) if args.config else {}
+    given: dict = {}
+    for flag, field, _, _ in _TRAIN_FLAGS:
+        value = getattr(args, _flag_dest(flag), None)
+        if value is None:
+            continue
+        if isinstance(field, tuple):
+            given.setdefault("embedding_options", {})[field[1]] = value
+        else:
+            given[field] = value
+    if method is not None:
+        given.update(method=method, bits=bits)
+    check_config(given, "the command line")
+    if args.preset:
+        b = given.get("bits", from_file.get("bits", 8))
+        values = merge(values, preset(args.preset, b))
+    values = merge(merge(values, from_file), given)
+    values.setdefault("device", "cuda" if _cuda() else "cpu")
+    return TrainConfig(**values)
 
 
-def _embedding_options(args: argparse.Namespace) -> dict:
-    opts = {} if args.emb_optimizer is None else {"optimizer": args.emb_optimizer}
-    if args.alpt_variant:
-        opts["alpt_variant"] = args.alpt_variant
-    return opts
+def _write_config(args: argparse.Namespace, cfg) -> int:
+    from lptsim.atomic import write_text_atomic
+    from lptsim.ctr.presets import config_text
+
+    origin = " + ".join(filter(None, [f"preset {args.preset}" if args.preset else "",
+                                      f"config {args.config}" if args.config else "", "flags"]))
+    write_text_atomic(Path(args.write_config), config_text(cfg, origin))
+    if not args.silent:
+        print(f"wrote {args.write_config}")
+    return 0
 
 
 def _load_data(args: argparse.Namespace, folder: Path, ctx=None):
@@ -160,14 +301,19 @@ def _cmd_ctr_train(args: argparse.Namespace) -> int:
     from lptsim.ctr.train import train
     from lptsim.outdir import claim
 
-    out = Path(args.out)
     cfg = _train_config(args)  # options are checked before any data is generated or read
+    if args.write_config:
+        return _write_config(args, cfg)
+    if not args.out:
+        raise ValueError("--out is required (the run folder), unless --write-config")
+    out = Path(args.out)
     ctx = context(args.distributed)
     if ctx.main:
         claim(out, "run", force=args.force)
     data, teacher = _load_data(args, out / "synthetic", ctx)
-    metrics = train(data, cfg, out, resume=args.resume, progress=not args.quiet, ctx=ctx, force=args.force)
-    if not ctx.main:
+    metrics = train(data, cfg, out, resume=args.resume, progress=not (args.quiet or args.silent), ctx=ctx,
+                    force=args.force, echo=not args.silent, tensorboard=args.tensorboard)
+    if not ctx.main or args.silent:
         return 0
     if teacher is not None:
         metrics["teacher_test_auc"] = teacher
@@ -179,33 +325,10 @@ def _cmd_ctr_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_train_options(p: argparse.ArgumentParser, single_run: bool = True) -> None:
-    from lptsim.ctr.embedding import METHODS
-    from lptsim.ctr.models import MODELS
-
-    src = p.add_mutually_exclusive_group()
-    src.add_argument("--data", help="prepared folder (from `lptsim ctr prepare`)")
-    src.add_argument("--synthetic", action="store_true", help="generated Criteo-like data (the default)")
-    p.add_argument("--rows", type=int, default=100_000, help="synthetic rows")
-    p.add_argument("--data-seed", type=int, default=0, help="seed of the synthetic data")
-    p.add_argument("--model", default="dcn", choices=sorted(MODELS))
-    if single_run:
-        p.add_argument("--method", default="fp", choices=list(METHODS))
-        p.add_argument("--bits", type=int, default=8)
-    p.add_argument("--emb-optimizer", choices=["sgd", "adagrad", "adam"], default=None,
-                   help="row optimizer of low-precision tables (default: row-wise adagrad)")
-    p.add_argument("--alpt-variant", choices=["two-pass", "one-pass"], default=None,
-                   help="ALPT step gradient: second forward pass (paper, default) or the first backward")
-    p.add_argument("--dim", type=int, default=16)
-    p.add_argument("--hidden", type=int, nargs="*", default=[400, 400, 400])
-    p.add_argument("--dropout", type=float, default=0.0)
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--batch-size", type=int, default=2048)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--lr-milestones", type=int, nargs="*", default=[6, 9])
-    p.add_argument("--patience", type=int, default=2, help="early stopping on validation AUC")
-    p.add_argument("--device", default="cuda" if _cuda() else "cpu")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+def _add_verbosity(p: argparse.ArgumentParser, quiet: str = "no progress bars (the per-epoch summary stays)") -> None:
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--quiet", action="store_true", help=quiet)
+    group.add_argument("--silent", action="store_true", help="print nothing but warnings and errors")
 
 
 def _cuda() -> bool:
@@ -222,15 +345,20 @@ def _cmd_ctr_table(args: argparse.Namespace) -> int:
     from lptsim.ctr import table
     from lptsim.outdir import claim
 
-    out = Path(args.out)
     base = _train_config(args, method="fp", bits=8)
+    if args.write_config:
+        return _write_config(args, base)
+    if not args.out:
+        raise ValueError("--out is required (the table folder), unless --write-config")
+    out = Path(args.out)
     table.check_grid(args.methods, args.bits, args.seeds)
     claim(out, "table", force=args.force)
     data, teacher = _load_data(args, out / "synthetic")
-    records = table.run_grid(data, base, args.methods, args.bits, args.seeds, out, progress=not args.quiet)
+    records = table.run_grid(data, base, args.methods, args.bits, args.seeds, out,
+                             progress=not (args.quiet or args.silent))
     rows = table.summarize(records)
     name = Path(args.data).name if args.data else f"synthetic ({args.rows:,} rows)"
-    opt = args.emb_optimizer or "adagrad (row-wise)"
+    opt = base.embedding_options.get("optimizer") or "adagrad (row-wise)"
     title = f"{base.model.upper()} on {name}, dim {base.dim}, embedding optimizer {opt}"
     md = table.to_markdown(rows, title)
     if teacher is not None:
@@ -243,11 +371,67 @@ def _cmd_ctr_table(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_ctr_evaluate(args: argparse.Namespace) -> int:
+    from lptsim.atomic import write_json_atomic
+    from lptsim.ctr.inference import evaluate_run
+
+    r = evaluate_run(args.run, args.data, split=args.split, device=args.device or "cpu")
+    if args.json:
+        write_json_atomic(Path(args.json), r)
+    if not args.silent:
+        print(f"{args.run} on {r['data']} ({r['split']}, {r['rows']:,} rows): AUC {r['auc']:.4f}, logloss "
+              f"{r['logloss']:.4f}, calibration {r['calibration']:.4f} (mean prediction {r['mean_prediction']:.4f} / "
+              f"mean label {r['mean_label']:.4f})")
+    return 0
+
+
+def _cmd_ctr_predict(args: argparse.Namespace) -> int:
+    from lptsim.ctr.inference import predict_file
+
+    r = predict_file(args.run, args.input, args.out, data=args.data, device=args.device or "cpu", strict=args.strict)
+    if args.silent:
+        return 0
+    line = f"{args.input}: {r['lines']:,} lines -> {r['rows']:,} probabilities in {r['out']}; " \
+           f"{r['bad_lines']:,} bad lines skipped"
+    if "auc" in r:
+        line += f"; on their labels: AUC {r['auc']:.4f}, logloss {r['logloss']:.4f}, calibration {r['calibration']:.4f}"
+    print(line)
+    for reason, n in r["bad_lines_by_reason"].items():
+        print(f"  {n:>10,}  {reason}")
+    for bad in r["first_bad_lines"]:
+        print(f"  line {bad['line']}: {bad['reason']}")
+    return 0
+
+
+def _cmd_ctr_export(args: argparse.Namespace) -> int:
+    from lptsim.ctr.export import export_run
+
+    r = export_run(args.run, args.out, data=args.data)
+    if not args.silent:
+        print(f"wrote {r['out']} ({r['bytes']:,} bytes): tables {', '.join(r['tables'])} of a {r['method']} run "
+              f"({r['bits']} bits), with the vocabulary; read it with lptsim.ctr.export.load_export")
+    return 0
+
+
 def _positive(text: str) -> int:
     value = int(text)
     if value < 2:
         raise argparse.ArgumentTypeError(f"must be an integer >= 2, got {text}")
     return value
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """Shows each option's default (when it has a real one and its help does not already say it)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if (action.option_strings and not any(default is v for v in (None, False, argparse.SUPPRESS))
+                and "default" not in text
+                and not isinstance(action, argparse._HelpAction)):
+            shown = " ".join(map(str, default)) if isinstance(default, list | tuple) else "%(default)s"
+            text = f"{text} (default: {shown})" if text else f"default: {shown}"
+        return text
 
 
 _FORCE_HELP = "write into the output folder even if it holds something else (other files are left alone)"
@@ -265,7 +449,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     def leaf(group, name: str, **kw) -> argparse.ArgumentParser:
-        return group.add_parser(name, parents=[common], **kw)
+        return group.add_parser(name, parents=[common], formatter_class=_HelpFormatter, **kw)
 
     verify = leaf(sub, "verify", help="run the falsifiable checks and print a verdict table")
     verify.add_argument("--out", help="folder for verify.json and figures")
@@ -291,25 +475,33 @@ def build_parser() -> argparse.ArgumentParser:
         dest="ctr_command", required=True)
     prep = leaf(ctr, "prepare", help="raw Criteo/Avazu/CSV file -> prepared id arrays")
     prep.add_argument("--dataset", required=True, choices=["criteo", "avazu", "csv"])
-    prep.add_argument("--input", required=True,
-                      help="raw file (Criteo train.txt, Avazu train, or CSV; plain, gzip, bzip2 or zstd)")
+    src = prep.add_mutually_exclusive_group(required=True)
+    src.add_argument("--input", help="raw file (Criteo train.txt, Avazu train, or CSV; plain, gzip, bzip2 or zstd), "
+                                     "split 8:1:1 by --seed unless --split-file")
+    src.add_argument("--train", metavar="FILE", help="pre-split input: the training file (the vocabulary is fitted on "
+                                                     "it alone); needs --valid and --test")
+    prep.add_argument("--valid", metavar="FILE", help="pre-split input: the validation file")
+    prep.add_argument("--test", metavar="FILE", help="pre-split input: the test file")
+    prep.add_argument("--split-file", metavar="FILE",
+                      help="the split of --input: one line per data line (header not counted): 0 train, 1 validation, "
+                           "2 test, - left out")
     prep.add_argument("--out", required=True, help="output folder")
     prep.add_argument("--schema", help="JSON schema for --dataset csv")
     prep.add_argument("--min-count", type=int, default=2, help="rarer training values map to the OOV id")
-    prep.add_argument("--seed", type=int, default=0, help="seed of the 8:1:1 split")
+    prep.add_argument("--seed", type=int, default=0, help="seed of the random 8:1:1 split")
     prep.add_argument("--strict", action="store_true",
                       help="stop at the first bad line (and refuse an empty or one-class split)")
     prep.add_argument("--rejects", metavar="FILE", help="write every bad line here: line number, reason, text")
     prep.add_argument("--max-line-bytes", type=_positive, default=MAX_LINE_BYTES,
-                      help=f"a longer line is a bad line (default {MAX_LINE_BYTES:,})")
+                      help=f"a longer line is a bad line (default: {MAX_LINE_BYTES:,})")
     prep.add_argument("--block-bytes", type=_positive, default=BLOCK_BYTES, help=argparse.SUPPRESS)
-    prep.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_verbosity(prep, quiet="no progress bar and no vocabulary table (the summary stays)")
     prep.add_argument("--force", action="store_true", help=_FORCE_HELP)
     prep.set_defaults(func=_cmd_ctr_prepare)
     tr = leaf(ctr, "train", help="train a CTR model (synthetic data unless --data)")
     _add_train_options(tr)
-    tr.add_argument("--seed", type=int, default=0)
-    tr.add_argument("--out", required=True, help="run folder (checkpoints, logs, metrics.json)")
+    tr.add_argument("--seed", type=int, default=None, help="seed of initialisation, order and SR draws (default: 0)")
+    tr.add_argument("--out", help="run folder (checkpoints, logs, metrics.json); required unless --write-config")
     tr.add_argument("--resume", action="store_true", help="continue the run in --out")
     tr.add_argument("--distributed", action="store_true",
                     help="under torchrun: shard the tables over the ranks, data-parallel dense layers")
@@ -317,13 +509,37 @@ def build_parser() -> argparse.ArgumentParser:
     tr.set_defaults(func=_cmd_ctr_train)
     tab = leaf(ctr, "table", help="the paper-style table: methods x bits x seeds")
     _add_train_options(tab, single_run=False)
-    tab.add_argument("--methods", nargs="+", default=["fp", "lpt-dr", "lpt-sr", "alpt", "alpt-1pass", "lsq"])
-    tab.add_argument("--bits", dest="bits", type=int, nargs="+", default=[2, 4, 8])
-    tab.add_argument("--seeds", type=int, default=3)
-    tab.add_argument("--out", required=True)
+    tab.add_argument("--methods", nargs="+", default=["fp", "lpt-dr", "lpt-sr", "alpt", "alpt-1pass", "lsq"],
+                     help="table methods (fp runs once, at 8 bits)")
+    tab.add_argument("--bits", dest="bits", type=int, nargs="+", default=[2, 4, 8], help="code widths")
+    tab.add_argument("--seeds", type=int, default=3, help="seeds per cell (0, 1, ...)")
+    tab.add_argument("--out", help="table folder (runs, table.md/.csv, plot); required unless --write-config")
     tab.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     tab.add_argument("--force", action="store_true", help=_FORCE_HELP)
     tab.set_defaults(func=_cmd_ctr_table)
+    ev = leaf(ctr, "evaluate", help="score a trained run on a prepared folder: AUC, logloss, calibration")
+    ev.add_argument("--run", required=True, help="run folder (from `lptsim ctr train`)")
+    ev.add_argument("--data", required=True, help="prepared folder with the run's vocabulary (e.g. its own)")
+    ev.add_argument("--split", default="test", choices=["train", "val", "test"], help="split to score")
+    ev.add_argument("--json", metavar="FILE", help="also write the scores as JSON")
+    ev.add_argument("--device", help="cpu or cuda (default: cpu)")
+    ev.add_argument("--silent", action="store_true", help="print nothing but warnings and errors")
+    ev.set_defaults(func=_cmd_ctr_evaluate)
+    pr = leaf(ctr, "predict", help="probabilities for raw rows, through the run's saved vocabulary")
+    pr.add_argument("--run", required=True, help="run folder (from `lptsim ctr train`)")
+    pr.add_argument("--input", required=True, help="raw labelled rows in the training file's format (any compression)")
+    pr.add_argument("--out", required=True, help="CSV to write: line,label,probability")
+    pr.add_argument("--data", help="the prepared folder the run was trained on (default: the one the run records)")
+    pr.add_argument("--strict", action="store_true", help="stop at the first bad line")
+    pr.add_argument("--device", help="cpu or cuda (default: cpu)")
+    pr.add_argument("--silent", action="store_true", help="print nothing but warnings and errors")
+    pr.set_defaults(func=_cmd_ctr_predict)
+    ex = leaf(ctr, "export", help="the run's tables as codes + steps + vocabulary (safetensors)")
+    ex.add_argument("--run", required=True, help="run folder (from `lptsim ctr train`)")
+    ex.add_argument("--out", required=True, help="file to write (.safetensors); format in lptsim.ctr.export")
+    ex.add_argument("--data", help="the prepared folder the run was trained on (default: the one the run records)")
+    ex.add_argument("--silent", action="store_true", help="print nothing but warnings and errors")
+    ex.set_defaults(func=_cmd_ctr_export)
     return parser
 
 

@@ -100,3 +100,18 @@ def test_cli_synthetic_default_reports_teacher(tmp_path, capsys):
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert 0.5 < metrics["test_auc"] <= metrics["teacher_test_auc"] + 0.02
     assert "best achievable" in capsys.readouterr().out
+
+
+def test_dr_with_adam_freezes_below_half_a_step_and_sr_learns(small_data, tmp_path):
+    """Theory (docs/theory.md, section 6): Adam moves a coordinate by about lr per update, so with lr far below
+    Delta/2 deterministic rounding never changes a code: every table entry stays at its initial (zero) code and
+    the model can only output a constant (AUC 0.5). Stochastic rounding with the same settings learns."""
+    data = PreparedData.load(small_data)
+    results = {}
+    for method in ("lpt-dr", "lpt-sr"):
+        cfg = TrainConfig(model="dnn", hidden=(32,), method=method, bits=2, epochs=1, batch_size=256, seed=0,
+                          embedding_options={"optimizer": "adam", "lr": 1e-3, "clip": 0.05})
+        results[method] = train(data, cfg, tmp_path / method, progress=False)
+    # Delta = 0.05 / 2 = 0.025: Delta/2 = 0.0125 is 12x the lr, so DR's table stays all zero: constant outputs
+    assert results["lpt-dr"]["test_auc"] == pytest.approx(0.5, abs=1e-9)
+    assert results["lpt-sr"]["test_auc"] > 0.6

@@ -23,7 +23,7 @@ DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 LR = {"sgd": 0.5, "adagrad": 0.05, "adam": 0.01}
 VARIANTS = [  # (method, extra options): LPT with a step per row / per table, ALPT with SGD / Adam on the steps
     ("lpt-dr", {}),
-    ("lpt-sr", {"step_per_row": False}),
+    ("lpt-sr", {"step_granularity": "table"}),
     ("alpt", {"alpt_variant": "one-pass", "step_optimizer": "sgd"}),
     ("alpt", {"alpt_variant": "one-pass", "step_optimizer": "adam"}),
 ]
@@ -102,8 +102,8 @@ def test_kernel_rejects_bad_ids_on_the_device():
 @pytest.mark.parametrize("per_row", [True, False])
 def test_kernel_gather_alone(bits, per_row):
     """Gathered rows equal codes (unpacked by lptsim.quant) times steps, for every bit width."""
-    emb = LowPrecisionEmbedding(30, 11, bits=bits, method="lpt-sr", step_per_row=per_row, init_std=0.05,
-                                backend="torch").to(DEVICE)
+    emb = LowPrecisionEmbedding(30, 11, bits=bits, method="lpt-sr", step_granularity="row" if per_row else "table",
+                                init_std=0.05, backend="torch").to(DEVICE)
     if per_row:  # distinct steps, so a wrong row's step shows
         emb.step.copy_(torch.linspace(0.01, 0.03, 30))
     ids = torch.tensor([0, 29, 3, 3, 17], device=DEVICE)
@@ -138,7 +138,7 @@ def test_kernel_dr_ties_round_up(bits):
     """DR is floor(v + 1/2): values exactly half-way between codes go up (also for negative v)."""
     spec = QuantSpec(bits)
     emb = LowPrecisionEmbedding(8, 4, bits=bits, method="lpt-dr", optimizer="sgd", lr=1.0, init_std=1e-12,
-                                clip=2.0 ** (bits - 4), step_per_row=False, backend="triton").to(DEVICE)
+                                clip=2.0 ** (bits - 4), step_granularity="table", backend="triton").to(DEVICE)
     step = float(emb.step)  # 1/8, a power of two: v = w / step is exact
     assert step == 0.125
     halves = torch.tensor([[0.5, -0.5, 1.5, -1.5], [2.5, -2.5, -3.5, 0.0]])
@@ -153,7 +153,7 @@ def test_kernel_sr_rate_and_independence_within_a_row():
     """SR of v = k + 0.3 goes up with probability 0.3, drawn per element (not per row): statistics, 4 sigma."""
     rows, dim = 200, 8
     emb = LowPrecisionEmbedding(rows, dim, bits=8, method="lpt-sr", optimizer="sgd", lr=1.0, init_std=1e-12,
-                                clip=16.0, step_per_row=False, seed=11, backend="triton").to(DEVICE)
+                                clip=16.0, step_granularity="table", seed=11, backend="triton").to(DEVICE)
     step = float(emb.step)  # 0.125
     ids = torch.arange(rows, device=DEVICE).view(-1, 1)
     up = torch.full((rows, 1, dim), -2.3 * step, device=DEVICE)  # w_new = 2.3 steps

@@ -140,9 +140,13 @@ def test_torch_and_numpy_agree():
 
 
 def test_low_precision_torch_input_is_accepted():
+    """bf16 values are exact in float32: the codes are those of the same values given as float32."""
     x = torch.randn(100, dtype=torch.bfloat16)
-    codes = quantize(x, 0.1, QuantSpec(8), "stochastic", seed=0)
-    assert codes.dtype == torch.int8 and codes.shape == x.shape
+    for rounding in ("nearest", "stochastic"):
+        codes = quantize(x, 0.1, QuantSpec(8), rounding, seed=0)
+        assert codes.dtype == torch.int8 and codes.shape == x.shape
+        assert torch.equal(codes, quantize(x.float(), 0.1, QuantSpec(8), rounding, seed=0))
+        assert codes.abs().max() > 0
 
 
 def test_step_broadcasting_matches_full_step():

@@ -69,6 +69,7 @@ def _refused(err: str, path: Path) -> bool:
 #   ctr table (resumes unfinished)     runs/<cell>/checkpoint.pt (+ .prev)              test_planted_table_cell
 #   torchrun ... ctr train --distributed --resume   a shard of checkpoint.d-*/          test_distributed.py
 #   ctr train --data (data folders)    *_ids.npy / *_labels.npy pickles                test_planted_numpy_arrays
+#   ctr evaluate / predict / export    best.pt (+ .prev); vocab.npz                    test_planted_run_for_use
 @pytest.mark.parametrize("target", ["checkpoint", "best"])
 def test_planted_run_checkpoints(data, tmp_path, capsys, target):
     run, marker = tmp_path / "run", tmp_path / "MARKER"
@@ -119,6 +120,36 @@ def test_planted_numpy_arrays(data, tmp_path, capsys):
     marker.unlink()
     code, err = _run(capsys, "ctr", "train", "--data", str(bad), *FAST, "--out", str(tmp_path / "r"))
     assert code == 2 and "train_labels.npy: holds Python objects (a pickle), refused" in err
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("command", ["evaluate", "predict", "export"])
+def test_planted_run_for_use(data, tmp_path, capsys, command):
+    run, marker = tmp_path / "run", tmp_path / "MARKER"
+    assert _run(capsys, "ctr", "train", "--data", str(data), *FAST, "--epochs", "1", "--out", str(run))[0] == 0
+    for name in ("best.pt", "best.prev.pt"):
+        plant(run / name, marker)
+    assert_live(run / "best.pt", marker)
+    argv = {"evaluate": ["--data", str(data)], "predict": ["--input", str(data.parent / "train.txt"), "--out",
+                                                          str(tmp_path / "p.csv")],
+            "export": ["--out", str(tmp_path / "e.safetensors")]}[command]
+    code, err = _run(capsys, "ctr", command, "--run", str(run), *argv)
+    assert code == 2 and _refused(err, run / "best.pt"), err
+    assert not marker.exists() and not (tmp_path / "p.csv").exists() and not (tmp_path / "e.safetensors").exists()
+
+
+def test_planted_vocabulary(data, tmp_path, capsys):
+    import shutil
+
+    bad, run, marker = tmp_path / "data", tmp_path / "run", tmp_path / "MARKER"
+    shutil.copytree(data, bad)
+    assert _run(capsys, "ctr", "train", "--data", str(bad), *FAST, "--epochs", "1", "--out", str(run))[0] == 0
+    arr = np.empty(2, dtype=object)
+    arr[:] = [Payload(marker)] * 2
+    np.savez(bad / "vocab.npz", values=arr, fields=arr, ids=arr, sizes=arr)
+    code, err = _run(capsys, "ctr", "predict", "--run", str(run), "--input", str(data.parent / "train.txt"), "--out",
+                     str(tmp_path / "p.csv"))
+    assert code == 2 and "vocab.npz: damaged or not a vocabulary" in err, err
     assert not marker.exists()
 
 

@@ -20,6 +20,7 @@ element index ``row * dim + col``, so they do not depend on which rows share a b
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from contextlib import contextmanager
 
 import numpy as np
@@ -28,11 +29,16 @@ import torch.nn.functional as F  # noqa: N812
 from torch import nn
 
 from lptsim.quant import QuantSpec, dequantize, lsq_step_grad, pack, packed_nbytes, quantize, uniforms, unpack
+from lptsim.quant.floats import float_dtype, stochastic_cast
 
 METHODS = ("fp", "lpt-dr", "lpt-sr", "alpt", "lsq", "pact")
 ROW_OPTIMIZERS = ("sgd", "adagrad", "adam")
 DEFAULT_ROW_LR = {"sgd": 0.1, "adagrad": 0.01, "adam": 1e-3}
 STEP_BETAS, STEP_EPS = (0.9, 0.999), 1e-12  # Adam on ALPT's step sizes
+STEP_OPTIMIZERS = ("adam", "adagrad", "sgd")
+STEP_GRANULARITIES = ("row", "field", "table")
+INIT_ROUNDINGS = ("nearest", "stochastic")
+INIT_STREAM, STATE_STREAM = 2**62, 2**62 + 1  # SR streams of the initial table and of 16-bit state writes
 
 
 def normal_rows(seed: int, start: int, count: int, dim: int, std: float, chunk: int = 1 << 20) -> torch.Tensor:
@@ -86,6 +92,38 @@ def step_seed(seed: int, step: int) -> int:
     return z ^ (z >> 31)
 
 
+def store_state(buf: torch.Tensor, index: torch.Tensor | None, value: torch.Tensor, stream: int, tag: int,
+                counters: torch.Tensor) -> None:
+    """Write float32 ``value`` into state ``buf`` (at ``index``, or whole when None): a plain copy for a
+    float32 buffer, unbiased stochastic rounding for a 16-bit one (draws keyed by the update's stream,
+    the buffer's ``tag`` and each element's global ``counters``)."""
+    if buf.dtype != torch.float32:
+        value = stochastic_cast(value, buf.dtype, step_seed(stream, tag), counters)
+    if index is None:
+        buf.copy_(value)
+    else:
+        buf[index] = value
+
+
+def element_counters(rows: torch.Tensor, width: int, row_offset: int = 0) -> torch.Tensor:
+    """Global element indices ``(row_offset + row) * width + col`` of ``rows`` (len(rows), width)."""
+    base = (rows.to(torch.int64).cpu() + row_offset) * width
+    return (base.unsqueeze(1) + torch.arange(width)).squeeze(1) if width > 1 else base
+
+
+def padded_dim(dim: int, bits: int) -> int:
+    """Codes stored per row: ``dim`` rounded up so a packed row fills whole bytes."""
+    per_byte = 8 // math.gcd(8, bits)
+    return -(-dim // per_byte) * per_byte
+
+
+def code_row_bytes(dim: int, bits: int) -> int:
+    """Bytes of one row of codes: int8 (8 bits), int16 (9-16), packed whole bytes (1-7)."""
+    if bits == 8:
+        return dim
+    return 2 * dim if bits > 8 else packed_nbytes(padded_dim(dim, bits), bits)
+
+
 class CodeStore(nn.Module):
     """Integer codes of a (rows, dim) table in ``bits`` bits: int8 (8), packed uint8 (1-7), int16 (9-16)."""
 
@@ -99,9 +137,8 @@ class CodeStore(nn.Module):
             self.register_buffer("data", torch.zeros(rows, dim, dtype=torch.int16))
         else:
             # Pad each row to whole bytes so rows can be gathered and rewritten independently.
-            per_byte = 8 // math.gcd(8, bits)
-            self.padded_dim = -(-dim // per_byte) * per_byte
-            self.register_buffer("data", torch.zeros(rows, packed_nbytes(self.padded_dim, bits), dtype=torch.uint8))
+            self.padded_dim = padded_dim(dim, bits)
+            self.register_buffer("data", torch.zeros(rows, code_row_bytes(dim, bits), dtype=torch.uint8))
 
     def read(self, rows: torch.Tensor) -> torch.Tensor:
         """Codes of ``rows`` as an integer tensor (len(rows), dim)."""
@@ -128,36 +165,43 @@ class RowOptimizer(nn.Module):
     row), or adam (two floats per element, with a global step count for bias correction)."""
 
     def __init__(self, name: str, rows: int, dim: int, lr: float | None, eps: float = 1e-8,
-                 betas: tuple[float, float] = (0.9, 0.999)):
+                 betas: tuple[float, float] = (0.9, 0.999), state_dtype: str = "float32", row_offset: int = 0):
         super().__init__()
         if name not in ROW_OPTIMIZERS:
             raise ValueError(f"row optimizer must be one of {ROW_OPTIMIZERS}, got {name!r}")
         self.name, self.lr = name, DEFAULT_ROW_LR[name] if lr is None else float(lr)
         if not self.lr > 0:
             raise ValueError(f"embedding lr must be > 0, got {lr}")
-        self.eps, self.betas = eps, betas
+        self.eps, self.betas, self.row_offset = eps, betas, row_offset
+        dtype = float_dtype(state_dtype)
         if name == "adagrad":
-            self.register_buffer("sum_sq", torch.zeros(rows))
+            self.register_buffer("sum_sq", torch.zeros(rows, dtype=dtype))
         elif name == "adam":
-            self.register_buffer("exp_avg", torch.zeros(rows, dim))
-            self.register_buffer("exp_avg_sq", torch.zeros(rows, dim))
+            self.register_buffer("exp_avg", torch.zeros(rows, dim, dtype=dtype))
+            self.register_buffer("exp_avg_sq", torch.zeros(rows, dim, dtype=dtype))
             self.register_buffer("steps", torch.zeros((), dtype=torch.int64))
 
-    def update(self, rows: torch.Tensor, w: torch.Tensor, g: torch.Tensor, lr_scale: float = 1.0) -> torch.Tensor:
-        """New values of ``rows`` given their values ``w`` and gradients ``g``."""
+    def update(self, rows: torch.Tensor, w: torch.Tensor, g: torch.Tensor, lr_scale: float = 1.0,
+               stream: int = 0) -> torch.Tensor:
+        """New values of ``rows`` given their values ``w`` and gradients ``g``.
+
+        ``stream`` keys the stochastic rounding of 16-bit optimizer state (ignored for float32 state).
+        """
         lr = self.lr * lr_scale
         if self.name == "sgd":
             return w - lr * g
         if self.name == "adagrad":
-            acc = self.sum_sq[rows] + ordered_row_sum(g * g) / g.shape[1]
-            self.sum_sq[rows] = acc
+            acc = self.sum_sq[rows].float() + ordered_row_sum(g * g) / g.shape[1]
+            store_state(self.sum_sq, rows, acc, stream, 1, element_counters(rows, 1, self.row_offset))
             return w - lr * g / (acc.sqrt() + self.eps).unsqueeze(1)
         b1, b2 = self.betas
         bc1, bc2 = self.next_bias_corrections()
         # Plain products and sums (add_(alpha=) and addcmul_ may fuse a multiply-add): the kernels' operations.
-        m = self.exp_avg[rows] * b1 + (1 - b1) * g
-        v = self.exp_avg_sq[rows] * b2 + (1 - b2) * g * g
-        self.exp_avg[rows], self.exp_avg_sq[rows] = m, v
+        m = self.exp_avg[rows].float() * b1 + (1 - b1) * g
+        v = self.exp_avg_sq[rows].float() * b2 + (1 - b2) * g * g
+        counters = element_counters(rows, w.shape[1], self.row_offset)
+        store_state(self.exp_avg, rows, m, stream, 2, counters)
+        store_state(self.exp_avg_sq, rows, v, stream, 3, counters)
         return w - lr * (m / bc1) / ((v / bc2).sqrt() + self.eps)
 
     def next_bias_corrections(self) -> tuple[float, float]:
@@ -217,11 +261,19 @@ class LowPrecisionEmbedding(nn.Module):
         optimizer: row optimizer of low-precision tables: ``sgd``, ``adagrad`` (default) or ``adam``.
         lr: row learning rate (default by optimizer: sgd 0.1, adagrad 0.01, adam 1e-3).
         init_std: rows start as N(0, init_std^2), then quantized (FuxiCTR's 1e-4).
+        init_rounding: how the initial rows become codes: ``nearest`` or ``stochastic`` (keyed by
+            (seed, global element), like every SR draw). At 2 bits with a small ``init_std`` nearest
+            rounding starts most rows at exactly zero; stochastic keeps their mean.
         clip: initial range covered by the codes; the initial step is ``clip / 2**(bits-1)``.
-        step_per_row: ``lpt-*`` only: one step per row (default) or one per table.
-        step_lr, step_optimizer: ALPT's step update: ``adam`` (default) moves a step by about
-            ``step_lr`` times the initial step per update; ``sgd`` is plain gradient descent with
-            learning rate ``step_lr * initial step``. Default step_lr 1e-2.
+        step_granularity: one step per ``row`` (default), per ``field`` (needs ``field_starts``) or
+            per ``table``, for LPT and ALPT. A shared ALPT step gets the exact chain-rule gradient:
+            the sum of the LSQ gradients of the batch's rows using it.
+        field_starts: global row where each field's ids start (the feature map's offsets).
+        step_lr, step_optimizer: ALPT's step update, with learning rate ``step_lr * initial step``:
+            ``adam`` (default; moves a step by about that much per update, two floats per step),
+            ``adagrad`` (one float per step) or ``sgd`` (no state). Default step_lr 1e-2.
+        state_dtype: ``float32`` (default), ``bfloat16`` or ``float16`` for the steps and every
+            optimizer state (row and step); 16-bit state is written with unbiased stochastic rounding.
         grad_scale: ALPT/LSQ step-gradient scale; default 1/sqrt(dim * qmax) (LSQ's).
         min_step: steps are clamped to at least this.
         alpt_variant: ``two-pass`` (the paper) or ``one-pass`` (fused-kernel form).
@@ -235,10 +287,11 @@ class LowPrecisionEmbedding(nn.Module):
     """
 
     def __init__(self, num_embeddings: int, dim: int, bits: int = 8, method: str = "alpt", optimizer: str = "adagrad",
-                 lr: float | None = None, init_std: float = 1e-4, clip: float = 0.05, step_per_row: bool = True,
-                 step_lr: float = 1e-2, step_optimizer: str = "adam", grad_scale: float | None = None,
-                 min_step: float = 1e-8, alpt_variant: str = "two-pass", seed: int = 0, backend: str = "auto",
-                 row_offset: int = 0):
+                 lr: float | None = None, init_std: float = 1e-4, clip: float = 0.05, step_granularity: str = "row",
+                 field_starts: Sequence[int] | None = None, step_lr: float = 1e-2, step_optimizer: str = "adam",
+                 grad_scale: float | None = None, min_step: float = 1e-8, alpt_variant: str = "two-pass",
+                 seed: int = 0, backend: str = "auto", row_offset: int = 0, init_rounding: str = "nearest",
+                 state_dtype: str = "float32"):
         super().__init__()
         if method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, got {method!r}")
@@ -249,8 +302,13 @@ class LowPrecisionEmbedding(nn.Module):
         self.backend = backend
         if alpt_variant not in ("two-pass", "one-pass"):
             raise ValueError(f"alpt_variant must be 'two-pass' or 'one-pass', got {alpt_variant!r}")
-        if step_optimizer not in ("sgd", "adam"):
-            raise ValueError(f"step_optimizer must be 'sgd' or 'adam', got {step_optimizer!r}")
+        if step_optimizer not in STEP_OPTIMIZERS:
+            raise ValueError(f"step_optimizer must be one of {STEP_OPTIMIZERS}, got {step_optimizer!r}")
+        if init_rounding not in INIT_ROUNDINGS:
+            raise ValueError(f"init_rounding must be one of {INIT_ROUNDINGS}, got {init_rounding!r}")
+        n_steps = _num_steps(step_granularity, num_embeddings, field_starts)
+        state = float_dtype(state_dtype)
+        self.step_granularity, self.init_rounding, self.state_dtype = step_granularity, init_rounding, state_dtype
         self.num_embeddings, self.dim, self.method = num_embeddings, dim, method
         self.clip, self.step0 = float(clip), float(clip) / 2 ** (bits - 1)
         self.spec = QuantSpec(bits)
@@ -264,7 +322,10 @@ class LowPrecisionEmbedding(nn.Module):
         step0 = self.step0
         if method == "fp":  # FP32 rows in a buffer, updated by the same row optimizer as LPT: a fair baseline
             self.register_buffer("weight", init)
-            self.row_optimizer = RowOptimizer(optimizer, num_embeddings, dim, lr)
+            self.row_optimizer = RowOptimizer(optimizer, num_embeddings, dim, lr, state_dtype=state_dtype,
+                                              row_offset=self.row_offset)
+            if state_dtype != "float32":  # keys the SR draws of 16-bit optimizer state
+                self.register_buffer("updates", torch.zeros((), dtype=torch.int64))
         elif method == "lsq":  # step = step0 * step_scale: Adam then moves it in relative terms
             self.weight = nn.Parameter(init)
             self.step_scale = nn.Parameter(torch.ones(num_embeddings))
@@ -272,15 +333,22 @@ class LowPrecisionEmbedding(nn.Module):
             self.weight = nn.Parameter(init)
             self.alpha_scale = nn.Parameter(torch.ones(()))
         else:
-            rows_with_step = num_embeddings if (step_per_row or method == "alpt") else 1
-            self.register_buffer("step", torch.full((rows_with_step,), step0))
+            if step_granularity == "field":
+                self.register_buffer("field_starts", torch.as_tensor(list(field_starts), dtype=torch.int64))
+            self.register_buffer("step", torch.full((n_steps,), step0, dtype=state))
             self.codes = CodeStore(num_embeddings, dim, bits)
-            self.codes.write(torch.arange(num_embeddings), quantize(init, step0, self.spec, "nearest"))
-            self.row_optimizer = RowOptimizer(optimizer, num_embeddings, dim, lr)
+            stochastic = init_rounding == "stochastic"
+            self.codes.write(torch.arange(num_embeddings),
+                             quantize(init, step0, self.spec, init_rounding, seed=step_seed(seed, INIT_STREAM),
+                                      offset=self.row_offset * dim if stochastic else 0))
+            self.row_optimizer = RowOptimizer(optimizer, num_embeddings, dim, lr, state_dtype=state_dtype,
+                                              row_offset=self.row_offset)
             self.register_buffer("updates", torch.zeros((), dtype=torch.int64))
             if method == "alpt" and step_optimizer == "adam":
-                self.register_buffer("step_m", torch.zeros(num_embeddings))
-                self.register_buffer("step_v", torch.zeros(num_embeddings))
+                self.register_buffer("step_m", torch.zeros(n_steps, dtype=state))
+                self.register_buffer("step_v", torch.zeros(n_steps, dtype=state))
+            elif method == "alpt" and step_optimizer == "adagrad":
+                self.register_buffer("step_sum_sq", torch.zeros(n_steps, dtype=state))
         self._pending: tuple[torch.Tensor, torch.Tensor] | dict | None = None  # dict: kernel path
         self._staged: dict | None = None
         self._override: torch.Tensor | None = None
@@ -294,8 +362,16 @@ class LowPrecisionEmbedding(nn.Module):
             bad = lo if lo < 0 else hi
             raise IndexError(f"embedding id {bad} is outside [0, {self.num_embeddings})")
 
+    def step_index(self, rows: torch.Tensor) -> torch.Tensor:
+        """The entry of ``self.step`` each of ``rows`` (local ids) uses."""
+        if self.step_granularity == "row":
+            return rows
+        if self.step_granularity == "table":
+            return torch.zeros_like(rows)
+        return torch.searchsorted(self.field_starts, rows + self.row_offset, right=True) - 1
+
     def _steps_of(self, rows: torch.Tensor) -> torch.Tensor:
-        return self.step[rows] if self.step.numel() > 1 else self.step.expand(rows.numel())
+        return self.step[self.step_index(rows)].float()
 
     def uses_kernels(self) -> bool:
         """Whether this table runs the Triton kernels (see ``backend``)."""
@@ -360,7 +436,7 @@ class LowPrecisionEmbedding(nn.Module):
         rows, leaf = self._pending
         self._pending = None
         grad = leaf.grad if leaf.grad is not None else torch.zeros_like(leaf)
-        w_new = self.row_optimizer.update(rows, leaf.detach(), grad, lr_scale)
+        w_new = self.row_optimizer.update(rows, leaf.detach(), grad, lr_scale, stream=self._state_stream())
         self._staged = {"rows": rows, "w_new": w_new, "grad": grad}
 
     def begin_second_pass(self) -> torch.Tensor:
@@ -390,6 +466,8 @@ class LowPrecisionEmbedding(nn.Module):
         rows, w_new = st["rows"], st["w_new"]
         if self.method == "fp":
             self.weight[rows] = w_new
+            if self.state_dtype != "float32":
+                self.updates += 1
             return
         if self.method == "alpt":
             self._update_steps(rows, w_new, st.get("grad_hat", st["grad"]), st.get("codes_dr"))
@@ -402,19 +480,36 @@ class LowPrecisionEmbedding(nn.Module):
 
     def _update_steps(self, rows: torch.Tensor, w_new: torch.Tensor, grad_hat: torch.Tensor,
                       codes_dr: torch.Tensor | None) -> None:
-        step = self.step[rows]
-        lsq = lsq_step_grad(w_new, step.unsqueeze(1), self.spec, codes=codes_dr)
-        g = ordered_row_sum(grad_hat * lsq) * self.grad_scale
+        lsq = lsq_step_grad(w_new, self._steps_of(rows).unsqueeze(1), self.spec, codes=codes_dr)
+        g_rows = ordered_row_sum(grad_hat * lsq) * self.grad_scale
+        idx = self.step_index(rows)
+        if self.step_granularity != "row":  # a shared step: the sum of its rows' gradients (chain rule)
+            idx, inverse = torch.unique(idx, return_inverse=True)
+            g_rows = torch.zeros(idx.numel(), dtype=g_rows.dtype, device=g_rows.device).index_add_(0, inverse, g_rows)
+        g, step = g_rows, self.step[idx].float()
         lr = self.step_lr * self.step0
+        stream = self._state_stream()
+        counters = element_counters(idx, 1, self.row_offset if self.step_granularity == "row" else 0)
         if self.step_optimizer == "sgd":
             new = step - lr * g
+        elif self.step_optimizer == "adagrad":
+            acc = self.step_sum_sq[idx].float() + g * g
+            store_state(self.step_sum_sq, idx, acc, stream, 4, counters)
+            new = step - lr * g / (acc.sqrt() + STEP_EPS)
         else:
             (b1, b2), (bc1, bc2) = STEP_BETAS, self.step_bias_corrections()
-            m = self.step_m[rows] * b1 + (1 - b1) * g
-            v = self.step_v[rows] * b2 + (1 - b2) * g * g
-            self.step_m[rows], self.step_v[rows] = m, v
+            m = self.step_m[idx].float() * b1 + (1 - b1) * g
+            v = self.step_v[idx].float() * b2 + (1 - b2) * g * g
+            store_state(self.step_m, idx, m, stream, 5, counters)
+            store_state(self.step_v, idx, v, stream, 6, counters)
             new = step - lr * (m / bc1) / ((v / bc2).sqrt() + STEP_EPS)
-        self.step[rows] = new.clamp_min(self.min_step)
+        store_state(self.step, idx, new.clamp_min(self.min_step), stream, 7, counters)
+
+    def _state_stream(self) -> int:
+        """The SR stream of this update's 16-bit state writes (0, and no host sync, for float32 state)."""
+        if self.state_dtype == "float32":
+            return 0
+        return step_seed(self.seed, int(self.updates) + 1) ^ STATE_STREAM
 
     def step_bias_corrections(self) -> tuple[float, float]:
         """Adam bias corrections (1 - b1^t, 1 - b2^t) of the step update in progress (t = updates + 1)."""
@@ -451,6 +546,21 @@ class LowPrecisionEmbedding(nn.Module):
     def fp32_bytes(self) -> int:
         """The FP32 table alone (the compression baseline)."""
         return 4 * self.num_embeddings * self.dim
+
+
+def _num_steps(granularity: str, num_embeddings: int, field_starts: Sequence[int] | None) -> int:
+    """How many step entries a table of this granularity holds (validating ``field_starts``)."""
+    if granularity not in STEP_GRANULARITIES:
+        raise ValueError(f"step_granularity must be one of {STEP_GRANULARITIES}, got {granularity!r}")
+    if granularity == "row":
+        return num_embeddings
+    if granularity == "table":
+        return 1
+    starts = list(field_starts) if field_starts is not None else []
+    if not starts or starts[0] != 0 or any(b <= a for a, b in zip(starts, starts[1:], strict=False)):
+        raise ValueError("step_granularity='field' needs field_starts: increasing global rows starting at 0 "
+                         f"(the feature map's offsets), got {field_starts!r}")
+    return len(starts)
 
 
 def low_precision_tables(model: nn.Module) -> list[LowPrecisionEmbedding]:

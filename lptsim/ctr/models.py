@@ -172,6 +172,34 @@ class IPNN(CTRModel):
         return self.out(self.mlp(torch.cat([emb.flatten(1), inner], dim=1))).squeeze(1)
 
 
+DENSE_INITS = ("torch", "xavier_normal", "kaiming")
+
+
+def init_dense(model: nn.Module, scheme: str) -> None:
+    """Re-initialise the dense layers: ``xavier_normal`` (FuxiCTR: Xavier-normal weights, zero biases),
+    ``kaiming`` (Kaiming-normal for ReLU, zero biases) or ``torch`` (leave torch's defaults).
+
+    Every ``nn.Linear`` outside the embedding tables, and DCN's cross weights, treated as the
+    ``Linear(width, 1)`` layers they are in FuxiCTR's CrossNet.
+    """
+    if scheme not in DENSE_INITS:
+        raise ValueError(f"dense init must be one of {DENSE_INITS}, got {scheme!r}")
+    if scheme == "torch":
+        return
+    init = nn.init.xavier_normal_ if scheme == "xavier_normal" else \
+        (lambda w: nn.init.kaiming_normal_(w, nonlinearity="relu"))
+    skip = {id(m) for t in (getattr(model, "embedding", None), getattr(model, "linear", None)) if t is not None
+            for m in t.modules()}
+    for m in model.modules():
+        if isinstance(m, nn.Linear) and id(m) not in skip:
+            init(m.weight)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+    with torch.no_grad():
+        for w in getattr(model, "cross_w", []):
+            w.copy_(init(torch.empty(1, w.numel())).view(-1))
+
+
 MODELS: dict[str, type[CTRModel]] = {
     "lr": LR, "fm": FM, "dnn": DNN, "deepfm": DeepFM, "dcn": DCN, "dcnv2": DCNv2, "ipnn": IPNN,
 }

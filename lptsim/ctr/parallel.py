@@ -189,6 +189,10 @@ class Distributed(Local):
         self.rank, self.world = dist.get_rank(), dist.get_world_size()
 
     def embedding(self, factory):
+        probe = factory(1, 1)  # a learned step shared across shards would drift apart on each of them
+        if getattr(probe, "method", None) == "alpt" and probe.step_granularity != "row":
+            raise ValueError("distributed training shards the table by rows: ALPT needs step_granularity='row' "
+                             f"there, got {probe.step_granularity!r}")
         return lambda n, d: ShardedEmbedding(n, d, self.rank, self.world,
                                              lambda rows, dim, start: factory(rows, dim, row_offset=start))
 

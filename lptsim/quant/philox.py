@@ -91,3 +91,21 @@ def uniforms(seed: int, offset: int, n: int) -> np.ndarray:
     out = np.empty(n, dtype=np.float64)
     _uniforms(s, o, out)
     return out
+
+
+@nb.njit(cache=True)
+def _uniforms_at(seed: np.uint64, counters: np.ndarray, out: np.ndarray) -> None:
+    for i in range(out.size):
+        out[i] = uniform_at(seed, counters[i])
+
+
+def uniforms_at(seed: int, counters: np.ndarray) -> np.ndarray:
+    """Uniforms (float64) of stream ``seed`` at arbitrary counters (any shape, values in [0, 2**64))."""
+    s, _ = check_seed_offset(seed, 0, 1)
+    c = np.asarray(counters)
+    if c.dtype.kind not in "iu" or (c.dtype.kind == "i" and c.size and c.min() < 0):
+        raise ValueError("counters must be non-negative integers")
+    flat = np.ascontiguousarray(c, dtype=np.uint64).reshape(-1)
+    out = np.empty(flat.size, dtype=np.float64)
+    _uniforms_at(s, flat, out)
+    return out.reshape(c.shape)

@@ -175,7 +175,7 @@ def _mean_write_back_error(method: str, bits: int, codes: torch.Tensor, g: torch
     acc = torch.zeros(rows, dim, dtype=torch.float64)
     for k in range(trials):
         emb = LowPrecisionEmbedding(rows, dim, bits=bits, method=method, optimizer="sgd", lr=lr, clip=CLIP,
-                                    step_per_row=False, seed=seed + k, backend="torch")
+                                    step_granularity="table", seed=seed + k, backend="torch")
         emb.codes.write(ids, codes)
         (emb(ids) * g).sum().backward()
         emb.stage()
@@ -232,7 +232,7 @@ def sr_floor_vs_delta(s: Setup, b: Budget) -> list[CheckResult]:
 
     def train_loss(method: str, seed: int, delta: float | None) -> float:
         emb = dict(optimizer="adam", lr=lr) if delta is None else dict(
-            optimizer="adam", lr=lr, clip=float(delta * 2**15), step_per_row=False)  # 16-bit codes: no clipping
+            optimizer="adam", lr=lr, clip=float(delta * 2**15), step_granularity="table")  # 16-bit codes: no clipping
         cfg = TrainConfig(model="lr", method=method, bits=16 if delta else 8, epochs=epochs, batch_size=512,
                           patience=epochs, seed=int(seed), embedding_options=emb)
         model = _train(s, f"floor_{method}_{seed}_{delta}", cfg)[1]
@@ -298,7 +298,7 @@ def alpt_steps_ctr(s: Setup, b: Budget) -> list[CheckResult]:
     clips = CLIP * np.array([0.25, 0.5, 1.0, 2.0, 4.0])
     val = []
     for clip in clips:
-        cfg = _config(s, "lpt-sr", bits, seed, optimizer="adam", clip=float(clip), step_per_row=False)
+        cfg = _config(s, "lpt-sr", bits, seed, optimizer="adam", clip=float(clip), step_granularity="table")
         val.append(evaluate(_train(s, f"alpt_grid_{clip:g}", cfg)[1], s.data, "val", 4096, "cpu")["auc"])
     best = float(clips[int(np.argmax(val))] / 2 ** (bits - 1))
     counts = np.bincount(np.asarray(s.data.ids["train"]).ravel(), minlength=s.data.num_embeddings)

@@ -38,12 +38,14 @@ def available(device: torch.device | str | None = None) -> bool:
 
 
 def supports(emb) -> bool:
-    """Configurations the kernels implement: bits 1-8, any row optimizer, LPT (any step granularity) or one-pass
-    ALPT (a step per row), tables of fewer than 2**31 rows."""
+    """Configurations the kernels implement: bits 1-8, any row optimizer, float32 state, LPT (any step
+    granularity) or one-pass ALPT (a step per row, SGD or Adam on it), tables of fewer than 2**31 rows."""
     if emb.method not in ("lpt-dr", "lpt-sr", "alpt") or not 1 <= emb.bits <= 8 or emb.num_embeddings >= 2**31:
         return False
+    if emb.state_dtype != "float32":
+        return False
     if emb.method == "alpt":
-        return emb.alpt_variant == "one-pass" and _step_kind(emb) == 1
+        return emb.alpt_variant == "one-pass" and _step_kind(emb) == 1 and emb.step_optimizer in ("sgd", "adam")
     return True
 
 

@@ -1,0 +1,121 @@
+"""``lptsim ctr export``: a trained run's tables as codes + steps, with the feature map, in one safetensors file.
+
+Format (safetensors; data only, no code runs when it is read), for each table ``T`` of the model
+(``embedding``: (rows, dim); ``linear``: the first-order (rows, 1) table of LR/FM/DeepFM):
+
+* low-precision tables (``lpt-dr``, ``lpt-sr``, ``alpt``, and ``lsq``/``pact`` quantized as their
+  forward pass does): ``T.codes`` int8 (int16 for more than 8 bits), one code per element in
+  ``[-2^(bits-1), 2^(bits-1)-1]`` (unpacked, whatever the in-memory packing), and ``T.step``
+  float32, one step per row (rows,) or one for the table (1,). Row r's values are
+  ``T.codes[r] * T.step[r]`` (or ``* T.step[0]``).
+* ``fp`` tables: ``T.weight`` float32 (rows, dim).
+* ``vocab.values`` int64, ``vocab.fields`` int32, ``vocab.ids`` int64: the vocabulary (raw value,
+  field index, id within the field); a raw value's global row is ``offsets[field] + id``; values
+  not listed map to ``offsets[field] + 0`` (OOV), missing ones to ``offsets[field] + 1``.
+
+The header's metadata (strings): ``format`` = ``lptsim-ctr-export``, ``version`` = ``1``,
+``method``, ``bits``, ``model``, ``tables`` (JSON list), ``feature_map`` (JSON: fields, offsets,
+vocab_sizes, ...), ``schema`` (JSON), ``config`` (JSON TrainConfig). Raw values are the int64 hashes
+and buckets of lptsim.ctr.data.transforms. :func:`load_export` reads it back.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.numpy import load_file, save
+
+from lptsim.atomic import write_bytes_atomic
+from lptsim.ctr.data.prepare import load_json, schema_record
+from lptsim.ctr.embedding import LowPrecisionEmbedding
+from lptsim.ctr.inference import data_folder_of, load_run, run_schema
+from lptsim.quant import quantize
+
+FORMAT, VERSION = "lptsim-ctr-export", "1"
+
+
+def table_arrays(table: LowPrecisionEmbedding) -> dict[str, np.ndarray]:
+    """``codes`` and ``step`` (or ``weight`` for fp) of one table, as its forward pass sees it."""
+    n = table.num_embeddings
+    with torch.no_grad():
+        if table.method == "fp":
+            return {"weight": table.weight.detach().cpu().float().numpy()}
+        if table.method in ("lpt-dr", "lpt-sr", "alpt"):
+            codes = table.codes.read(torch.arange(n, device=table.codes.data.device))
+            step = table.step
+        elif table.method == "lsq":
+            step = (table.step0 * table.step_scale).clamp_min(table.min_step)
+            codes = quantize(table.weight, step.unsqueeze(1), table.spec, "nearest")
+        else:  # pact
+            alpha = (table.clip * table.alpha_scale).clamp_min(table.min_step)
+            step = (alpha / table.spec.qmax).reshape(1)
+            clipped = torch.maximum(torch.minimum(table.weight, alpha), -alpha)
+            codes = quantize(clipped, step, table.spec, "nearest")
+        dtype = np.int8 if table.bits <= 8 else np.int16
+        return {"codes": codes.cpu().numpy().astype(dtype), "step": step.detach().cpu().float().numpy().reshape(-1)}
+
+
+def export_run(run: str | Path, out: str | Path, data: str | Path | None = None) -> dict:
+    """Write the run's best tables (and the vocabulary of its data folder) to ``out``; return a summary."""
+    model, cfg, saved = load_run(run, "cpu")
+    data_dir = Path(data) if data else data_folder_of(run, saved)
+    fm = load_json(data_dir / "feature_map.json")
+    if fm.get("fields") != saved["data"]["fields"] or fm.get("vocab_sizes") != saved["data"]["vocab_sizes"]:
+        raise ValueError(f"{data_dir}: not the folder the run was trained on (other fields or vocabulary sizes)")
+    tensors: dict[str, np.ndarray] = {}
+    names = []
+    for name in ("embedding", "linear"):
+        table = getattr(model, name, None)
+        if table is None:
+            continue
+        if not isinstance(table, LowPrecisionEmbedding):
+            raise ValueError(f"{run}: table {name} is a {type(table).__name__}; export reads LowPrecisionEmbedding")
+        names.append(name)
+        tensors.update({f"{name}.{k}": v for k, v in table_arrays(table).items()})
+    with np.load(data_dir / "vocab.npz", allow_pickle=False) as z:
+        for key in ("values", "fields", "ids"):
+            tensors[f"vocab.{key}"] = np.ascontiguousarray(z[key])
+    metadata = {"format": FORMAT, "version": VERSION, "method": cfg.method, "bits": str(cfg.bits),
+                "model": cfg.model, "tables": json.dumps(names), "feature_map": json.dumps(fm),
+                "schema": json.dumps(schema_record(run_schema(data_dir))), "config": json.dumps(saved["config"])}
+    payload = save(tensors, metadata=metadata)
+    write_bytes_atomic(Path(out), payload)
+    return {"out": str(out), "bytes": len(payload), "tables": names, "method": cfg.method, "bits": cfg.bits}
+
+
+def load_export(path: str | Path) -> dict:
+    """Read an export: ``{"metadata", "feature_map", "config", "tables": {name: {"codes", "step"} or
+    {"weight"}}, "vocab": {"values", "fields", "ids"}}`` (numpy arrays)."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    try:
+        with safe_open(str(path), framework="numpy") as f:
+            metadata = dict(f.metadata() or {})
+        arrays = load_file(str(path))
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise ValueError(f"{path}: not a readable safetensors file ({str(exc).splitlines()[0] if str(exc) else exc})")\
+            from None
+    except Exception as exc:  # noqa: BLE001 - safetensors raises its own error type for damaged headers
+        raise ValueError(f"{path}: not a readable safetensors file ({type(exc).__name__})") from None
+    if metadata.get("format") != FORMAT:
+        raise ValueError(f"{path}: not an lptsim CTR export (format {metadata.get('format')!r})")
+    tables: dict[str, dict[str, np.ndarray]] = {}
+    for key, value in arrays.items():
+        group, _, part = key.partition(".")
+        if group != "vocab":
+            tables.setdefault(group, {})[part] = value
+    return {"metadata": metadata, "feature_map": json.loads(metadata["feature_map"]),
+            "config": json.loads(metadata["config"]), "tables": tables,
+            "vocab": {k: arrays[f"vocab.{k}"] for k in ("values", "fields", "ids")}}
+
+
+def dequantized(table: dict[str, np.ndarray]) -> np.ndarray:
+    """A loaded table's float32 rows: ``codes * step`` (per row or per table), or the fp weights."""
+    if "weight" in table:
+        return table["weight"]
+    step = table["step"].astype(np.float32)
+    return table["codes"].astype(np.float32) * (step[:, None] if step.size > 1 else step[0])

@@ -1,0 +1,164 @@
+"""Use a trained run: load its best weights, evaluate it on a prepared folder, predict raw rows.
+
+A run folder records its configuration and the fingerprint of its data (``run.json``) and where
+that data lay (``run.json``'s ``data_path``, or ``metrics.json``'s ``data``). Raw rows are mapped
+to ids through that prepared folder's saved vocabulary (``vocab.npz``) and schema (the manifest),
+exactly as ``ctr prepare`` mapped the training rows: unseen or rare values become the field's OOV id.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import torch
+from sklearn.metrics import log_loss, roc_auc_score
+
+from lptsim.atomic import open_new, temporary_path
+from lptsim.ctr.data.dataset import PreparedData
+from lptsim.ctr.data.prepare import load_json, load_vocabulary, schema_from_record
+from lptsim.ctr.data.reader import BlockReader
+from lptsim.ctr.data.schema import SCHEMAS, Schema
+from lptsim.ctr.parallel import Local
+from lptsim.ctr.train import TrainConfig, make_model
+
+
+def _read_run(run: Path) -> dict:
+    record = run / "run.json"
+    if not record.exists():
+        raise ValueError(f"{run}: not a run folder (no run.json); train one with `lptsim ctr train --out {run}`")
+    saved = load_json(record)
+    if not isinstance(saved.get("config"), dict) or not isinstance(saved.get("data"), dict):
+        raise ValueError(f"{record}: damaged (no config or data); the run cannot be used")
+    return saved
+
+
+def load_run(run: str | Path, device: str = "cpu") -> tuple[torch.nn.Module, TrainConfig, dict]:
+    """(model with the run's best weights in eval mode, its TrainConfig, run.json)."""
+    run = Path(run)
+    saved = _read_run(run)
+    values = dict(saved["config"])
+    values["device"] = device
+    cfg = TrainConfig(**values)
+    fp = saved["data"]
+    shape = SimpleNamespace(num_embeddings=int(sum(fp["vocab_sizes"])), num_fields=len(fp["fields"]))
+    torch.manual_seed(cfg.seed)
+    model = make_model(cfg, shape).to(device)
+    if not (run / "best.pt").exists():
+        raise ValueError(f"{run}: has no best.pt (no finished epoch, or a distributed run: its shards are not read "
+                         "here)")
+    Local().load(run, "best", model, device)
+    model.eval()
+    return model, cfg, saved
+
+
+def data_folder_of(run: str | Path, saved: dict) -> Path:
+    """The prepared folder a run was trained on, as recorded by the run."""
+    run = Path(run)
+    if saved.get("data_path"):
+        return Path(saved["data_path"])
+    metrics = run / "metrics.json"
+    if metrics.exists():
+        path = load_json(metrics).get("data")
+        if path:
+            return Path(path)
+    raise ValueError(f"{run}: does not record its data folder; pass --data DIR (the folder it was trained on)")
+
+
+def _check_same_features(saved: dict, data: PreparedData, what: str) -> None:
+    fp = saved["data"]
+    if fp["fields"] != data.feature_map["fields"] or fp["vocab_sizes"] != data.feature_map["vocab_sizes"]:
+        raise ValueError(f"{data.root}: its fields or vocabulary sizes differ from those the run was trained on; "
+                         f"{what} needs a folder prepared with the run's vocabulary (use `lptsim ctr predict` for new "
+                         "raw rows)")
+
+
+@torch.no_grad()
+def _probabilities(model: torch.nn.Module, ids: np.ndarray, batch_size: int, device: str) -> np.ndarray:
+    out = []
+    for a in range(0, ids.shape[0], batch_size):
+        x = torch.as_tensor(np.asarray(ids[a: a + batch_size], dtype=np.int64), device=device)
+        out.append(torch.sigmoid(model(x)).double().cpu().numpy())
+    return np.concatenate(out) if out else np.zeros(0)
+
+
+def scores(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
+    """AUC, log loss and calibration (mean prediction / mean label) of probabilities ``p`` for labels ``y``."""
+    y = np.asarray(y, dtype=np.float64)
+    if y.size == 0 or y.min() == y.max():
+        raise ValueError(f"AUC needs rows of both classes ({y.size} rows, {int(y.sum())} positive)")
+    return {"auc": float(roc_auc_score(y, p)), "logloss": float(log_loss(y, np.clip(p, 1e-7, 1 - 1e-7))),
+            "calibration": float(p.mean() / y.mean()), "rows": int(y.size), "mean_prediction": float(p.mean()),
+            "mean_label": float(y.mean())}
+
+
+def evaluate_run(run: str | Path, data: str | Path, split: str = "test", device: str = "cpu",
+                 batch_size: int = 8192) -> dict:
+    """The run's best weights scored on ``split`` of a prepared folder (prepared with the run's vocabulary)."""
+    model, _, saved = load_run(run, device)
+    prepared = PreparedData.load(data)
+    _check_same_features(saved, prepared, "evaluate")
+    if split not in prepared.ids:
+        raise ValueError(f"--split must be one of {sorted(prepared.ids)}, got {split!r}")
+    p = _probabilities(model, prepared.ids[split], batch_size, device)
+    return {**scores(prepared.labels[split], p), "split": split, "data": str(prepared.root)}
+
+
+def run_schema(data_dir: Path) -> Schema:
+    """The schema a prepared folder was read with (from its manifest)."""
+    manifest = load_json(data_dir / "manifest.json")
+    if isinstance(manifest.get("schema"), dict):
+        try:
+            return schema_from_record(manifest["schema"])
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{data_dir / 'manifest.json'}: damaged schema ({exc}); prepare the data again") from None
+    name = manifest.get("options", {}).get("dataset")
+    if name in SCHEMAS:
+        return SCHEMAS[name]
+    raise ValueError(f"{data_dir}: its manifest does not record the schema; prepare the data again")
+
+
+def predict_file(run: str | Path, source: str | Path, out: str | Path, data: str | Path | None = None,
+                 device: str = "cpu", strict: bool = False, batch_size: int = 8192) -> dict:
+    """Raw labelled rows (the training file's format) -> ``out``: CSV ``line,label,probability`` per kept row.
+
+    Bad lines are skipped and counted as ``ctr prepare`` does (``strict``: the first one stops). Returns
+    a summary: rows, bad lines (by reason, the first ones) and the scores when both classes occur.
+    """
+    model, _, saved = load_run(run, device)
+    data_dir = Path(data) if data else data_folder_of(run, saved)
+    fm = load_json(data_dir / "feature_map.json")
+    if fm.get("fields") != saved["data"]["fields"] or fm.get("vocab_sizes") != saved["data"]["vocab_sizes"]:
+        raise ValueError(f"{data_dir}: not the folder the run was trained on (other fields or vocabulary sizes)")
+    table = load_vocabulary(data_dir / "vocab.npz")
+    reader = BlockReader(source, run_schema(data_dir), strict=strict)
+    out = Path(out)
+    if out.exists() and out.resolve() == Path(source).resolve():
+        raise ValueError(f"--out {out}: is the input file; give another name")
+    tmp = temporary_path(out)
+    labels, probs = [], []
+    try:
+        with open_new(tmp, "w") as f:
+            f.write("line,label,probability\n")
+            for block in reader:
+                ids = table.lookup(block.values)
+                p = _probabilities(model, ids, batch_size, device)
+                f.writelines(f"{ln + 1},{y},{q:.8g}\n" for ln, y, q in zip(block.lines.tolist(),
+                                                                             block.labels.tolist(), p.tolist(),
+                                                                             strict=True))
+                labels.append(block.labels)
+                probs.append(p)
+        os.replace(tmp, out)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    y = np.concatenate(labels) if labels else np.zeros(0)
+    p = np.concatenate(probs) if probs else np.zeros(0)
+    summary = {"rows": int(y.size), "lines": reader.lines_read, "bad_lines": reader.bad.count,
+               "bad_lines_by_reason": dict(reader.bad.by_reason.most_common()),
+               "first_bad_lines": [{"line": ln, "reason": r} for ln, r in reader.bad.first], "out": str(out)}
+    if y.size and y.min() != y.max():
+        summary.update(scores(y, p))
+    return summary

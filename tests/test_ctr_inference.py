@@ -1,0 +1,102 @@
+"""Using a trained run: evaluate, predict raw rows through the saved vocabulary, export codes + steps."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from lptsim import cli
+from lptsim.ctr.data.dataset import PreparedData
+from lptsim.ctr.data.prepare import split_of_lines
+from lptsim.ctr.data.synthetic import SyntheticSpec, synthetic_prepared
+from lptsim.ctr.export import dequantized, load_export
+from lptsim.ctr.inference import _probabilities, evaluate_run, load_run, predict_file
+from lptsim.ctr.train import TrainConfig, train
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("syn")
+    path, _ = synthetic_prepared(folder, SyntheticSpec(rows=2000, seed=4))
+    return folder / "train.txt", path
+
+
+@pytest.fixture(scope="module")
+def run(prepared, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    train(PreparedData.load(prepared[1]), TrainConfig(model="deepfm", hidden=(8,), method="lpt-sr", bits=4, epochs=1,
+                                                      batch_size=256), out, progress=False)
+    return out
+
+
+def test_evaluate_matches_the_trainers_test_scores(run, prepared):
+    metrics = json.loads((run / "metrics.json").read_text())
+    r = evaluate_run(run, prepared[1])
+    assert r["auc"] == pytest.approx(metrics["test_auc"], abs=1e-12)
+    assert r["logloss"] == pytest.approx(metrics["test_logloss"], rel=1e-9)
+    assert r["calibration"] == pytest.approx(r["mean_prediction"] / r["mean_label"])
+    y = np.asarray(PreparedData.load(prepared[1]).labels["test"], dtype=float)
+    assert r["mean_label"] == pytest.approx(y.mean()) and r["rows"] == y.size
+
+
+def test_predict_raw_rows_equals_the_prepared_rows(run, prepared, tmp_path):
+    raw, folder = prepared
+    lines = raw.read_text().splitlines(keepends=True)
+    lines.insert(5, "not\ta\tcriteo\tline\n")
+    messy = tmp_path / "messy.txt"
+    messy.write_text("".join(lines))
+    summary = predict_file(run, messy, tmp_path / "p.csv")
+    assert summary["bad_lines"] == 1 and summary["first_bad_lines"][0]["line"] == 6 and summary["rows"] == 2000
+    with open(tmp_path / "p.csv") as f:
+        rows = list(csv.DictReader(f))
+    original = np.array([int(r["line"]) for r in rows])
+    original = np.where(original > 6, original - 1, original) - 1  # 0-based line of the clean file
+    test = split_of_lines(original, 4) == 2  # synthetic_prepared splits with the data seed
+    model, cfg, _ = load_run(run)
+    expected = _probabilities(model, PreparedData.load(folder).ids["test"], 512, "cpu")
+    got = np.array([float(r["probability"]) for r in rows])[test]
+    np.testing.assert_allclose(got, expected, rtol=1e-6)  # written with 8 significant digits
+    labels = np.array([int(r["label"]) for r in rows])[test]
+    np.testing.assert_array_equal(labels, PreparedData.load(folder).labels["test"])
+
+
+@pytest.mark.parametrize("method,bits", [("fp", 8), ("lpt-sr", 4), ("alpt", 2), ("lsq", 4), ("pact", 4)])
+def test_export_round_trip(prepared, tmp_path, method, bits):
+    data = PreparedData.load(prepared[1])
+    train(data, TrainConfig(model="fm", method=method, bits=bits, epochs=1, batch_size=512), tmp_path / "r",
+          progress=False)
+    assert cli.main(["ctr", "export", "--run", str(tmp_path / "r"), "--out", str(tmp_path / "e.safetensors"),
+                     "--silent"]) == 0
+    loaded = load_export(tmp_path / "e.safetensors")
+    model, _, _ = load_run(tmp_path / "r")
+    assert set(loaded["tables"]) == {"embedding", "linear"}
+    every = torch.arange(data.num_embeddings)
+    for name in ("embedding", "linear"):
+        with torch.no_grad():
+            expected = getattr(model, name)(every).numpy()  # the values the trained model looks up
+        np.testing.assert_array_equal(dequantized(loaded["tables"][name]), expected)
+        if method != "fp":
+            codes = loaded["tables"][name]["codes"]
+            assert codes.dtype == np.int8 and codes.min() >= -(2 ** (bits - 1)) and codes.max() <= 2 ** (bits - 1) - 1
+    assert loaded["feature_map"] == data.feature_map and loaded["metadata"]["method"] == method
+    assert loaded["vocab"]["values"].size == sum(data.feature_map["vocab_sizes"]) - 2 * data.num_fields
+
+
+def test_cli_evaluate_predict_and_errors(run, prepared, tmp_path, capsys):
+    raw, folder = prepared
+    assert cli.main(["ctr", "evaluate", "--run", str(run), "--data", str(folder), "--json",
+                     str(tmp_path / "e.json")]) == 0
+    out = capsys.readouterr().out
+    assert "AUC" in out and "calibration" in out
+    assert json.loads((tmp_path / "e.json").read_text())["split"] == "test"
+    assert cli.main(["ctr", "predict", "--run", str(run), "--input", str(raw), "--out", str(tmp_path / "p.csv")]) == 0
+    assert "2,000 probabilities" in capsys.readouterr().out
+    other, _ = synthetic_prepared(tmp_path / "other", SyntheticSpec(rows=1500, seed=9))
+    assert cli.main(["ctr", "evaluate", "--run", str(run), "--data", str(other)]) == 2
+    assert "vocabulary sizes differ" in capsys.readouterr().err
+    assert cli.main(["ctr", "evaluate", "--run", str(tmp_path), "--data", str(folder)]) == 2
+    assert "not a run folder" in capsys.readouterr().err
