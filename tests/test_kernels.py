@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -24,6 +25,7 @@ LR = {"sgd": 0.5, "adagrad": 0.05, "adam": 0.01}
 VARIANTS = [  # (method, extra options): LPT with a step per row / per table, ALPT with SGD / Adam on the steps
     ("lpt-dr", {}),
     ("lpt-sr", {"step_granularity": "table"}),
+    ("lpt-sr", {"step_granularity": "field"}),  # field_starts added by the test (global rows)
     ("alpt", {"alpt_variant": "one-pass", "step_optimizer": "sgd"}),
     ("alpt", {"alpt_variant": "one-pass", "step_optimizer": "adam"}),
 ]
@@ -31,7 +33,7 @@ OPTIMIZERS = ("sgd", "adagrad", "adam")
 DIMS = (5, 16, 13, 8)
 # A covering set: every (bits, variant) pair once; optimizers and odd/even dims rotate through them, so every
 # optimizer meets every variant and every bit width meets odd and even dims.
-CASES = [(1 + i % 8, VARIANTS[i // 8], OPTIMIZERS[(i + i // 8) % 3], DIMS[(i + i // 8) % 4]) for i in range(32)]
+CASES = [(1 + i % 8, VARIANTS[i // 8], OPTIMIZERS[(i + i // 8) % 3], DIMS[(i + i // 8) % 4]) for i in range(40)]
 
 
 def _pair(rows, dim, bits, method, opt, extra, row_offset=0, seed=5):
@@ -61,13 +63,15 @@ def _compare(ref, ker):
 
 
 @pytest.mark.parametrize("bits, variant, opt, dim", CASES,
-                         ids=[f"b{b}-{v[0]}-{v[1].get('step_optimizer', 'row' if v[1] == {} else 'table')}-{o}-d{d}"
-                              for b, v, o, d in CASES])
+                         ids=[f"b{b}-{v[0]}-{v[1].get('step_optimizer') or v[1].get('step_granularity', 'row')}"
+                              f"-{o}-d{d}" for b, v, o, d in CASES])
 def test_kernel_matches_reference(bits, variant, opt, dim):
     """Three steps carrying state: duplicate-heavy, all-unique, duplicate-heavy; row_offset != 0, lr_scale != 1."""
     method, extra = variant
-    rows = 24
-    ref, ker = _pair(rows, dim, bits, method, opt, extra, row_offset=1000 + bits, seed=2**40 + bits)
+    rows, row_offset = 24, 1000 + bits
+    if extra.get("step_granularity") == "field":  # three fields: local rows 0-1, 2-8, 9-23
+        extra = dict(extra, field_starts=[0, row_offset + 2, row_offset + 9])
+    ref, ker = _pair(rows, dim, bits, method, opt, extra, row_offset=row_offset, seed=2**40 + bits)
     assert ker.uses_kernels() and not ref.uses_kernels()
     gen = torch.Generator().manual_seed(bits * 1000 + dim)
     for lr_scale, batch in ((1.0, "dup"), (0.5, "unique"), (0.25, "dup")):
@@ -80,6 +84,30 @@ def test_kernel_matches_reference(bits, variant, opt, dim):
         out_ref, out_ker = _step(ref, ids, upstream, lr_scale), _step(ker, ids, upstream, lr_scale)
         assert torch.equal(out_ker, out_ref)
         _compare(ref, ker)
+
+
+@pytest.mark.parametrize("opt", ["adagrad", "adam"])
+def test_kernel_matches_reference_on_a_zipf_batch(opt):
+    """The benchmark's exactness check, small: 8-bit one-pass ALPT, long runs of duplicates (a heavy head),
+    a few hundred rows touched; steps and Adam moments must agree bit for bit (a one-ulp root does not)."""
+    rows = 300
+    ref, ker = _pair(rows, 16, 8, "alpt", opt, {"alpt_variant": "one-pass"}, seed=1)
+    gen = torch.Generator().manual_seed(8)
+    for _ in range(2):
+        u = torch.rand(8 * 39, generator=gen)
+        ids = ((rows**u - 1).long() % rows).view(8, 39).to(DEVICE)  # log-uniform ids
+        up = torch.randn(8, 39, 16, generator=gen).to(DEVICE)
+        _step(ref, ids, up)
+        _step(ker, ids, up)
+        _compare(ref, ker)
+
+
+def test_reference_square_root_is_correctly_rounded():
+    """The reference's sqrt_rn against numpy's IEEE square root (torch's vectorised CPU sqrt is not exact)."""
+    from lptsim.ctr.embedding import sqrt_rn
+
+    x = torch.rand(200_000, generator=torch.Generator().manual_seed(0)) * 10
+    assert np.array_equal(sqrt_rn(x).numpy(), np.sqrt(x.numpy()))
 
 
 def test_kernel_empty_batch():
@@ -113,12 +141,13 @@ def test_kernel_gather_alone(bits, per_row):
 
 
 def test_kernel_gather_with_a_step_index():
-    """Steps of another granularity (e.g. per field): ``step_index`` maps rows to their step entry."""
-    emb = LowPrecisionEmbedding(12, 6, bits=4, method="lpt-dr", init_std=0.05, backend="torch").to(DEVICE)
-    emb.step = torch.tensor([0.01, 0.02, 0.04], device=DEVICE)
-    emb.step_index = lambda rows: rows // 4
-    ids = torch.tensor([0, 5, 11, 4, 8], device=DEVICE)
-    want = emb.codes.read(ids).float().cpu() * emb.step.cpu()[ids.cpu() // 4].unsqueeze(1)
+    """Steps per field: ``step_index`` maps rows (global row = local + row_offset) to their field's step."""
+    emb = LowPrecisionEmbedding(12, 6, bits=4, method="lpt-dr", init_std=0.05, step_granularity="field",
+                                field_starts=[0, 7, 11], row_offset=3, backend="torch").to(DEVICE)
+    emb.step.copy_(torch.tensor([0.01, 0.02, 0.04]))
+    ids = torch.tensor([0, 5, 11, 4, 8, 3], device=DEVICE)
+    field = torch.tensor([0, 1, 2, 1, 2, 0])  # global rows 3, 8, 14, 7, 11, 6
+    want = emb.codes.read(ids).float().cpu() * emb.step.cpu()[field].unsqueeze(1)
     assert torch.equal(kernels.gather_dequant(emb, ids).cpu(), want)
 
 

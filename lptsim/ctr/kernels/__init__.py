@@ -51,9 +51,12 @@ def supports(emb) -> bool:
 
 def _step_kind(emb) -> int:
     """0: one step per table, 1: one per row, 2: another granularity (the module's ``step_index`` maps rows)."""
+    kind = {"table": 0, "row": 1}.get(getattr(emb, "step_granularity", None))
+    if kind is not None:
+        return kind
     if emb.step.numel() == 1:
         return 0
-    return 1 if emb.step.numel() == emb.num_embeddings else 2
+    return 1 if emb.step.numel() == emb.num_embeddings and not hasattr(emb, "step_index") else 2
 
 
 def _layout(emb) -> dict:
