@@ -110,6 +110,30 @@ def test_reference_square_root_is_correctly_rounded():
     assert np.array_equal(sqrt_rn(x).numpy(), np.sqrt(x.numpy()))
 
 
+@pytest.mark.parametrize("copies", [32, 33, 1100])  # one level, two, three (1100 > 32**2)
+def test_kernel_long_runs_of_one_id(copies):
+    """A hot id: its gradients summed in the fixed chunked order, by the kernels and the reference alike;
+    the sum equals the float64 sum to float32 rounding (and, up to 32 copies, the plain in-order sum)."""
+    from lptsim.ctr.embedding import ordered_segment_sum
+
+    ref, ker = _pair(3, 7, 8, "lpt-dr", "sgd", {})
+    gen = torch.Generator().manual_seed(copies)
+    ids = torch.cat([torch.zeros(copies, dtype=torch.long), torch.tensor([2, 1, 2])])[torch.randperm(copies + 3,
+                                                                                                      generator=gen)]
+    up = torch.randn(copies + 3, 1, 7, generator=gen)
+    _step(ref, ids.view(-1, 1).to(DEVICE), up.to(DEVICE))
+    _step(ker, ids.view(-1, 1).to(DEVICE), up.to(DEVICE))
+    _compare(ref, ker)
+    total = ordered_segment_sum(up.view(-1, 7), ids, 3)
+    want = torch.zeros(3, 7, dtype=torch.float64).index_add_(0, ids, up.view(-1, 7).double())
+    torch.testing.assert_close(total.double(), want, rtol=0, atol=copies * 2**-22)
+    if copies <= 32:
+        plain = torch.zeros(7)
+        for k in (ids == 0).nonzero().flatten():
+            plain = plain + up[k, 0]
+        assert torch.equal(total[0], plain)
+
+
 def test_kernel_empty_batch():
     ref, ker = _pair(10, 16, 4, "lpt-sr", "adagrad", {})
     ids = torch.zeros(0, 3, dtype=torch.int64, device=DEVICE)
@@ -245,6 +269,8 @@ def test_kernel_step_reads_nothing_on_the_host(monkeypatch):
         with monkeypatch.context() as m:
             for name in _HOST_READS:
                 m.setattr(torch.Tensor, name, refuse)
+            for name in ("tensor", "as_tensor", "from_numpy"):  # on a GPU, a host-to-device copy that syncs
+                m.setattr(torch, name, refuse)
             _step(ker, ids, up)
         assert int(ker.updates) == 2
     with monkeypatch.context() as m:  # the check can fail: the reference path reads counters on the host

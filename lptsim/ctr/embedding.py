@@ -72,9 +72,46 @@ def sqrt_rn(x: torch.Tensor) -> torch.Tensor:
     return x.double().sqrt().to(x.dtype)
 
 
+SEGMENT_CHUNK = 32  # additions per lane and level of the kernels' run sums (ordered_segment_sum)
+
+
+def ordered_segment_sum(values: torch.Tensor, index: torch.Tensor, num: int) -> torch.Tensor:
+    """(num, dim): the rows of ``values`` (n, dim) added up per ``index`` value, in the kernels' fixed order.
+
+    The rows of one index, in batch order (a stable sort), are summed in chunks: at level k (stride C**k,
+    C = SEGMENT_CHUNK) the row at rank r of its run, with r % (stride * C) == 0, adds ranks r, r + stride, ...,
+    r + (C - 1) * stride from 0; after the least L >= 1 levels with C**L >= n, rank 0 holds the sum. A run of
+    at most C rows is thus summed plainly in batch order; a long run (a hot id) in a tree a GPU can share out.
+    """
+    n, dim = values.shape
+    out = torch.zeros(num, dim, dtype=values.dtype, device=values.device)
+    if n == 0:
+        return out
+    sorted_idx, perm = torch.sort(index, stable=True)
+    start = torch.searchsorted(sorted_idx, sorted_idx)
+    end = torch.searchsorted(sorted_idx, sorted_idx, right=True)
+    rank = torch.arange(n, device=values.device) - start
+    buf = values[perm]
+    stride = 1
+    while True:
+        heads = torch.nonzero(rank % (stride * SEGMENT_CHUNK) == 0).flatten()
+        acc = torch.zeros(heads.numel(), dim, dtype=values.dtype, device=values.device)
+        for i in range(SEGMENT_CHUNK):
+            q = heads + i * stride
+            ok = (q < end[heads]).unsqueeze(1)
+            acc = torch.where(ok, acc + buf[q.clamp(max=n - 1)], acc)
+        buf[heads] = acc
+        stride *= SEGMENT_CHUNK
+        if stride >= n:
+            break
+    first = rank == 0
+    out[sorted_idx[first]] = buf[first]
+    return out
+
+
 class _GatherRows(torch.autograd.Function):
-    """``rows[inverse]`` whose backward adds duplicates' gradients in batch order from 0 on every device
-    (the Triton kernels' order; CUDA's ``F.embedding`` backward uses another)."""
+    """``rows[inverse]`` whose backward adds duplicates' gradients in the kernels' fixed order on every
+    device (:func:`ordered_segment_sum`; ``F.embedding``'s backward order differs between CPU and CUDA)."""
 
     @staticmethod
     def forward(ctx, rows, inverse):  # noqa: D102
@@ -85,9 +122,8 @@ class _GatherRows(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):  # noqa: D102
         (inverse,) = ctx.saved_tensors
-        g = grad.reshape(-1, grad.shape[-1]).float().cpu()
-        total = torch.zeros(ctx.num_rows, g.shape[1]).index_add_(0, inverse.reshape(-1).cpu(), g)
-        return total.to(grad.device), None
+        g = grad.reshape(-1, grad.shape[-1]).float()
+        return ordered_segment_sum(g, inverse.reshape(-1), ctx.num_rows), None
 
 
 def step_seed(seed: int, step: int) -> int:

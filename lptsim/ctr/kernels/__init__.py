@@ -15,7 +15,10 @@ import os
 
 import torch
 
+from lptsim.ctr.embedding import SEGMENT_CHUNK
+
 BLOCK = 64  # update: positions per program, two warps, one lane each
+CHUNK = SEGMENT_CHUNK  # run sums: additions per lane and level (the reference's ordered_segment_sum)
 GATHER_ELEMENTS = 1024  # gather: rows x padded dim per program (16 values a thread: no spills at any dim)
 LAUNCH = {"num_warps": 2, "enable_fp_fusion": False}
 UPDATE_LAUNCH = dict(LAUNCH, maxnreg=64)  # without a bound ptxas picks 32 registers and spills a few bytes
@@ -156,16 +159,44 @@ def lookup(emb, ids: torch.Tensor, training: bool) -> tuple[torch.Tensor, dict |
         return gather_dequant(emb, flat), None
     keys = flat.to(torch.int32)  # supports() keeps tables below 2**31 rows
     sorted_ids, perm = torch.sort(keys, stable=True)
+    seg_start = torch.searchsorted(sorted_ids, sorted_ids, out_int32=True)
     seg_end = torch.searchsorted(sorted_ids, sorted_ids, right=True, out_int32=True)
-    pending = {"sorted": sorted_ids, "perm": perm, "seg_end": seg_end, "grad": None}
+    pending = {"sorted": sorted_ids, "perm": perm, "seg_start": seg_start, "seg_end": seg_end, "grad": None}
     anchor = torch.empty(0, device=flat.device, requires_grad=True)
     return _Lookup.apply(anchor, emb, flat, pending), pending
 
 
+_BETAS: dict = {}  # (betas, device) -> float64 tensor, made once: a host-to-device copy per step would sync
+
+
 def bias_corrections(betas: tuple[float, float], t: torch.Tensor) -> torch.Tensor:
     """(1 - b1^t, 1 - b2^t) as float32, computed on t's device in float64 (as Python computes ``1 - b**t``)."""
-    b = torch.tensor(betas, dtype=torch.float64, device=t.device)
-    return (1 - b ** t.to(torch.float64)).float()
+    key = (tuple(betas), str(t.device))
+    if key not in _BETAS:
+        _BETAS[key] = torch.tensor(betas, dtype=torch.float64, device=t.device)
+    return (1 - _BETAS[key] ** t.to(torch.float64)).float()
+
+
+def segment_levels(n: int) -> int:
+    """Levels of the fixed-order run sum for a batch of ``n`` ids: the least L >= 1 with CHUNK**L >= n."""
+    levels, span = 1, CHUNK
+    while span < n:
+        levels, span = levels + 1, span * CHUNK
+    return levels
+
+
+def segment_sums(pending: dict, grad: torch.Tensor, out: torch.Tensor) -> None:
+    """Each run's summed gradient at the run's head position of ``out`` (n, dim), in the fixed order of
+    :func:`lptsim.ctr.embedding.ordered_segment_sum` (the reference's)."""
+    from lptsim.ctr.kernels.triton_kernels import segment_sum_kernel
+
+    n, dim = grad.shape
+    dp = 1 << max(dim - 1, 0).bit_length()
+    block = max(1, min(64, GATHER_ELEMENTS // dp))
+    for level in range(segment_levels(n)):
+        segment_sum_kernel[(triton_cdiv(n, block),)](pending["seg_start"], pending["seg_end"], pending["perm"], grad,
+                                                     out, n, CHUNK**level, FIRST=level == 0, D=dim, DP=dp,
+                                                     CHUNK=CHUNK, BLOCK=block, **LAUNCH)
 
 
 def fused_update(emb, pending: dict, lr_scale: float) -> None:
@@ -196,9 +227,10 @@ def fused_update(emb, pending: dict, lr_scale: float) -> None:
         bcs[1] = bias_corrections(STEP_BETAS, emb.updates + 1)
     bc = torch.cat(bcs)
     scratch = torch.empty(2, n, dim, device=dev)
+    segment_sums(pending, grad, scratch[0])
     grid = (triton_cdiv(n, BLOCK),)
     fused_update_kernel[grid](
-        sorted_ids, pending["perm"], pending["seg_end"], grad, scratch[0], scratch[1], emb.codes.data, emb.step,
+        sorted_ids, scratch[0], scratch[1], emb.codes.data, emb.step,
         _step_idx(emb, sorted_ids), opt.sum_sq if opt.name == "adagrad" else dummy,
         opt.exp_avg if opt.name == "adam" else dummy, opt.exp_avg_sq if opt.name == "adam" else dummy,
         emb.step_m if step_mode == 2 else dummy, emb.step_v if step_mode == 2 else dummy,

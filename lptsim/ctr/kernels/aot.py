@@ -42,6 +42,8 @@ class Spec:
     opt: str = ""
 
     def label(self) -> str:
+        if self.kernel == "segment_sum":
+            return f"dim={self.dim:<3d} level={'first' if self.step_kind == 0 else 'later'}"
         kind = ("table", "row", "indexed")[self.step_kind]
         extra = f" {self.method:9s} {self.opt:7s}" if self.kernel == "fused_update" else ""
         return f"bits={self.bits} dim={self.dim:<3d} step={kind:7s}{extra}"
@@ -53,14 +55,15 @@ def specializations(quick: bool = False) -> list[Spec]:
     for i, (bits, kind) in enumerate(itertools.product(BITS, (0, 1, 2))):
         dim = DIMS[i % len(DIMS)]
         specs += [Spec("gather_dequant", bits, dim, kind), Spec("gather_sum", bits, DIMS[(i + 3) % len(DIMS)], kind)]
+    specs += [Spec("segment_sum", 0, dim, level) for dim in sorted(set(DIMS)) for level in (0, 1)]
     i = 0
     for bits, method, opt in itertools.product(BITS, METHODS, OPTIMIZERS):
         for kind in ((0, 1, 2) if method.startswith("lpt") else (1,)):  # ALPT learns a step per row
             specs.append(Spec("fused_update", bits, DIMS[i % len(DIMS)], kind, method, opt))
             i += 1
     if quick:  # every bits, method, optimizer and step kind still appears
-        specs = [s for j, s in enumerate(specs) if s.kernel != "fused_update" and j % 8 == 0
-                 or s.kernel == "fused_update" and j % 5 == 0]
+        specs = [s for j, s in enumerate(specs) if s.kernel.startswith("gather") and j % 8 == 0
+                 or s.kernel == "segment_sum" and s.dim in (13, 16) or s.kernel == "fused_update" and j % 5 == 0]
     return specs
 
 
@@ -77,15 +80,20 @@ def _source(spec: Spec):
 
     code_t = "*i8" if spec.bits == 8 else "*u8"
     idx_t = "*i64" if spec.step_kind == 2 else "*fp32"
-    padded, row_bytes = _row_bytes(spec.bits, spec.dim)
-    from lptsim.ctr.kernels import BLOCK, gather_block
+    padded, row_bytes = _row_bytes(max(spec.bits, 1), spec.dim)
+    from lptsim.ctr.kernels import BLOCK, CHUNK, gather_block
 
     dp, gblock = gather_block(spec.dim)
-    common = dict(D=spec.dim, ROW_BYTES=row_bytes, BITS=spec.bits, STEP_KIND=spec.step_kind)
+    common = dict(D=spec.dim, ROW_BYTES=row_bytes, BITS=spec.bits, STEP_KIND=spec.step_kind)  # not segment_sum
     if spec.kernel == "gather_dequant":
         fn = tk.gather_dequant_kernel
         sig = dict(ids_ptr="*i64", codes_ptr=code_t, steps_ptr="*fp32", step_idx_ptr=idx_t, out_ptr="*fp32", n="i32")
         const = dict(common, DP=dp, BLOCK=gblock)
+    elif spec.kernel == "segment_sum":
+        fn = tk.segment_sum_kernel
+        sig = dict(seg_start_ptr="*i32", seg_end_ptr="*i32", perm_ptr="*i64", grad_ptr="*fp32", buf_ptr="*fp32",
+                   n="i32", stride="i32")
+        const = dict(FIRST=spec.step_kind == 0, D=spec.dim, DP=dp, CHUNK=CHUNK, BLOCK=gblock)
     elif spec.kernel == "gather_sum":
         fn = tk.gather_sum_kernel
         sig = dict(ids_ptr="*i64", bag_starts_ptr="*i64", codes_ptr=code_t, steps_ptr="*fp32", step_idx_ptr=idx_t,
@@ -96,10 +104,10 @@ def _source(spec: Spec):
 
         fn = tk.fused_update_kernel
         q = QuantSpec(spec.bits)
-        sig = dict(sorted_ptr="*i32", perm_ptr="*i64", seg_end_ptr="*i32", grad_ptr="*fp32", gseg_ptr="*fp32",
-                   wnew_ptr="*fp32", codes_ptr=code_t, steps_ptr="*fp32", step_idx_ptr=idx_t, sum_sq_ptr="*fp32",
-                   exp_avg_ptr="*fp32", exp_avg_sq_ptr="*fp32", step_m_ptr="*fp32", step_v_ptr="*fp32",
-                   key_ptr="*i64", updates_ptr="*i64", bc_ptr="*fp32", n="i32")
+        sig = dict(sorted_ptr="*i32", gseg_ptr="*fp32", wnew_ptr="*fp32", codes_ptr=code_t, steps_ptr="*fp32",
+                   step_idx_ptr=idx_t, sum_sq_ptr="*fp32", exp_avg_ptr="*fp32", exp_avg_sq_ptr="*fp32",
+                   step_m_ptr="*fp32", step_v_ptr="*fp32", key_ptr="*i64", updates_ptr="*i64", bc_ptr="*fp32",
+                   n="i32")
         for name in ("lr", "eps", "b1", "one_minus_b1", "b2", "one_minus_b2", "step_lr", "grad_scale", "min_step",
                      "sb1", "one_minus_sb1", "sb2", "one_minus_sb2", "step_eps"):
             sig[name] = "fp32"

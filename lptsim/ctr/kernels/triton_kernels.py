@@ -106,8 +106,40 @@ def gather_sum_kernel(ids_ptr, bag_starts_ptr, codes_ptr, steps_ptr, step_idx_pt
     tl.store(out_ptr + bag * D + col, acc, mask=cmask)
 
 
+@triton.jit(do_not_specialize=["n", "stride"])
+def segment_sum_kernel(seg_start_ptr, seg_end_ptr, perm_ptr, grad_ptr, buf_ptr, n, stride, FIRST: tl.constexpr,
+                       D: tl.constexpr, DP: tl.constexpr, CHUNK: tl.constexpr, BLOCK: tl.constexpr):
+    """One level of the fixed-order sum of each run's gradients (see ``ordered_segment_sum`` in the module).
+
+    At level k (``stride`` = CHUNK**k) the position at rank r of its run, with r % (stride * CHUNK) == 0, adds
+    the values at ranks r, r + stride, ..., r + (CHUNK - 1) * stride of its run in that order, from 0, and
+    stores the sum at its own position: level 0 reads the upstream gradient rows (via ``perm``), the others
+    the previous level's sums in ``buf``. After the last level the run's head holds the run's sum; every lane
+    does at most CHUNK additions, however long the run (a Zipf head).
+    """
+    pos = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    live = pos < n
+    start = tl.load(seg_start_ptr + pos, mask=live, other=0).to(tl.int64)
+    end = tl.load(seg_end_ptr + pos, mask=live, other=0).to(tl.int64)
+    lead = live & ((pos - start) % (stride * CHUNK) == 0)
+    col = tl.arange(0, DP)[None, :]
+    cmask = col < D
+    acc = tl.zeros((BLOCK, DP), dtype=tl.float32)
+    for i in range(CHUNK):
+        q = pos + i * stride
+        ok = lead & (q < end)
+        m = ok[:, None] & cmask
+        if FIRST:
+            src = tl.load(perm_ptr + q, mask=ok, other=0).to(tl.int64)
+            v = tl.load(grad_ptr + src[:, None] * D + col, mask=m, other=0.0)
+        else:
+            v = tl.load(buf_ptr + q[:, None] * D + col, mask=m, other=0.0)
+        acc = tl.where(m, acc + v, acc)
+    tl.store(buf_ptr + pos[:, None] * D + col, acc, mask=lead[:, None] & cmask)
+
+
 @triton.jit(do_not_specialize=["n"])
-def fused_update_kernel(sorted_ptr, perm_ptr, seg_end_ptr, grad_ptr, gseg_ptr, wnew_ptr, codes_ptr, steps_ptr,
+def fused_update_kernel(sorted_ptr, gseg_ptr, wnew_ptr, codes_ptr, steps_ptr,
                         step_idx_ptr, sum_sq_ptr, exp_avg_ptr, exp_avg_sq_ptr, step_m_ptr, step_v_ptr,
                         key_ptr, updates_ptr, bc_ptr, n,
                         lr, eps, b1, one_minus_b1, b2, one_minus_b2, step_lr, grad_scale, min_step,
@@ -117,31 +149,24 @@ def fused_update_kernel(sorted_ptr, perm_ptr, seg_end_ptr, grad_ptr, gseg_ptr, w
                         STOCHASTIC: tl.constexpr, STEP_KIND: tl.constexpr, BLOCK: tl.constexpr):
     """One training step of the rows a batch touched, in place.
 
-    ``sorted`` holds the batch's ids stably sorted, ``perm`` their positions in the batch, ``seg_end[i]``
-    the end of the run of ids equal to ``sorted[i]``. The lane at the head of a run owns that row: it sums
-    the run's upstream gradients in batch order, applies the row optimizer (SGD, row-wise Adagrad, Adam),
-    (ALPT, one pass) updates the row's step, and writes the row back re-quantized. ``key`` = (seed,
-    row_offset); ``updates`` = steps done so far (this is step updates + 1); ``bc`` = Adam bias corrections
-    (rows 1-b1^t, 1-b2^t; steps 1-b1^t, 1-b2^t). Scratch ``gseg``/``wnew`` hold (n, D) float32.
+    ``sorted`` holds the batch's ids stably sorted; ``gseg`` at the head of each run of equal ids holds the
+    run's summed upstream gradient (``segment_sum_kernel``). The lane at the head of a run owns that row: it
+    applies the row optimizer (SGD, row-wise Adagrad, Adam), (ALPT, one pass) updates the row's step, and
+    writes the row back re-quantized. ``key`` = (seed, row_offset); ``updates`` = steps done so far (this is
+    step updates + 1); ``bc`` = Adam bias corrections (rows 1-b1^t, 1-b2^t; steps 1-b1^t, 1-b2^t). Scratch
+    ``wnew`` holds (n, D) float32.
     """
     pos = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     live = pos < n
     row = tl.load(sorted_ptr + pos, mask=live, other=0).to(tl.int64)
     prev = tl.load(sorted_ptr + pos - 1, mask=live & (pos > 0), other=-1).to(tl.int64)
     head = live & ((pos == 0) | (row != prev))
-    seg_len = tl.where(head, tl.load(seg_end_ptr + pos, mask=head, other=0).to(tl.int64) - pos, 0)
-    longest = tl.max(seg_len, axis=0)
     step = _step_of(steps_ptr, step_idx_ptr, pos, row, head, STEP_KIND)
 
-    # Pass 1: the run's gradient (batch order, from 0) into gseg; Adagrad's sum of squares.
+    # Pass 1: Adagrad's sum of squares of the row's gradient, columns in order.
     ss = tl.zeros((BLOCK,), dtype=tl.float32)
     for c in range(D):
-        g = tl.zeros((BLOCK,), dtype=tl.float32)
-        for k in range(longest):
-            more = k < seg_len
-            p = tl.load(perm_ptr + pos + k, mask=more, other=0).to(tl.int64)
-            g = g + tl.load(grad_ptr + p * D + c, mask=more, other=0.0)
-        tl.store(gseg_ptr + pos * D + c, g, mask=head)
+        g = tl.load(gseg_ptr + pos * D + c, mask=head, other=0.0)
         ss = ss + g * g
     if OPT == 1:
         acc = tl.load(sum_sq_ptr + row, mask=head, other=0.0) + tl.math.div_rn(ss, D * 1.0)
