@@ -134,6 +134,36 @@ def test_kernel_long_runs_of_one_id(copies):
         assert torch.equal(total[0], plain)
 
 
+TWO_PASS = [(1 + i % 8, OPTIMIZERS[i % 3], ("sgd", "adam")[i % 2], DIMS[i % 4]) for i in range(8)]
+
+
+@pytest.mark.parametrize("bits, opt, step_opt, dim", TWO_PASS)
+def test_kernel_two_pass_alpt_matches_reference(bits, opt, step_opt, dim):
+    """Two-pass ALPT: stage (row optimizer), a second forward on the DR-rounded updated rows with its own
+    gradient, commit (steps from that gradient, SR write-back); three steps, state carried over."""
+    rows = 20
+    ref, ker = _pair(rows, dim, bits, "alpt", opt, {"alpt_variant": "two-pass", "step_optimizer": step_opt},
+                     row_offset=77, seed=9)
+    assert ker.uses_kernels()
+    gen = torch.Generator().manual_seed(bits)
+    for lr_scale in (1.0, 0.5, 1.0):
+        ids = torch.randint(0, 6, (10, 3), generator=gen).to(DEVICE)
+        up, up2 = (torch.randn(10, 3, dim, generator=gen).to(DEVICE) for _ in range(2))
+        second = []
+        for emb in (ref, ker):
+            (emb(ids) * up).sum().backward()
+            emb.stage(lr_scale)
+            assert emb.needs_second_pass
+            leaf = emb.begin_second_pass()
+            out2 = emb(ids)
+            (g,) = torch.autograd.grad((out2 * up2).sum(), [leaf])
+            emb.end_second_pass(g)
+            emb.commit()
+            second.append(out2.detach())
+        assert torch.equal(second[0], second[1])
+        _compare(ref, ker)
+
+
 def test_kernel_empty_batch():
     ref, ker = _pair(10, 16, 4, "lpt-sr", "adagrad", {})
     ids = torch.zeros(0, 3, dtype=torch.int64, device=DEVICE)
@@ -257,7 +287,8 @@ _HOST_READS = ("item", "tolist", "__int__", "__float__", "__bool__", "__index__"
 def test_kernel_step_reads_nothing_on_the_host(monkeypatch):
     """Structural check of the CUDA path under the interpreter: a whole training step (forward, backward,
     update, counters, seed, bias corrections, id check) never reads a tensor value on the host."""
-    for method, opt, extra in (("alpt", "adam", {"alpt_variant": "one-pass"}), ("lpt-sr", "adagrad", {})):
+    for method, opt, extra in (("alpt", "adam", {"alpt_variant": "one-pass"}), ("lpt-sr", "adagrad", {}),
+                               ("alpt", "sgd", {"alpt_variant": "two-pass"})):
         _, ker = _pair(20, 6, 4, method, opt, extra)
         ids = torch.randint(0, 20, (8, 3)).to(DEVICE)
         up = torch.randn(8, 3, 6).to(DEVICE)

@@ -325,7 +325,7 @@ class LowPrecisionEmbedding(nn.Module):
         backend: ``auto`` (Triton kernels for CUDA tables, the torch/numba path otherwise),
             ``torch`` (always the reference path) or ``triton`` (always the kernels; on the CPU
             only under ``TRITON_INTERPRET=1``). Kernels cover bits 1-8 with SGD, row-wise
-            Adagrad or Adam for LPT and one-pass ALPT; other settings use the reference path.
+            Adagrad or Adam for LPT and ALPT (one- and two-pass); other settings use the reference path.
     """
 
     def __init__(self, num_embeddings: int, dim: int, bits: int = 8, method: str = "alpt", optimizer: str = "adagrad",
@@ -440,6 +440,11 @@ class LowPrecisionEmbedding(nn.Module):
         return dequantize(self.codes.read(rows), self._steps_of(rows).unsqueeze(1))
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        if isinstance(self._override, dict):  # kernel path, ALPT's second pass: the DR-rounded updated rows
+            from lptsim.ctr import kernels
+
+            ov = self._override
+            return kernels.SecondPassRows.apply(ov["leaf"], ov["head_of"]).view(*ids.shape, self.dim)
         if self._override is None and self.uses_kernels():  # ids checked on the device; no host sync
             from lptsim.ctr import kernels
 
@@ -473,7 +478,12 @@ class LowPrecisionEmbedding(nn.Module):
         if self._pending is None:
             return
         if isinstance(self._pending, dict):  # kernel path: the fused kernel does it all in commit()
-            self._staged, self._pending = {"kernel": self._pending, "lr_scale": lr_scale}, None
+            pending, self._pending = self._pending, None
+            self._staged = {"kernel": pending, "lr_scale": lr_scale}
+            if self.method == "alpt" and self.alpt_variant == "two-pass":  # row optimizer now, steps in commit()
+                from lptsim.ctr import kernels
+
+                self._staged["dr_rows"] = kernels.stage_two_pass(self, pending, lr_scale)
             return
         rows, leaf = self._pending
         self._pending = None
@@ -484,6 +494,10 @@ class LowPrecisionEmbedding(nn.Module):
     def begin_second_pass(self) -> torch.Tensor:
         """Make forward return the round-to-nearest updated rows; return them as a grad leaf."""
         st = self._staged
+        if "kernel" in st:
+            leaf = st["dr_rows"].requires_grad_(True)
+            self._override = {"leaf": leaf, "head_of": st["kernel"]["head_of"]}
+            return leaf
         step = self._steps_of(st["rows"]).unsqueeze(1)
         st["codes_dr"] = quantize(st["w_new"], step, self.spec, "nearest")
         leaf = dequantize(st["codes_dr"], step).requires_grad_(True)
@@ -503,7 +517,10 @@ class LowPrecisionEmbedding(nn.Module):
         if "kernel" in st:
             from lptsim.ctr import kernels
 
-            kernels.fused_update(self, st["kernel"], st["lr_scale"])  # advances the counters on the device
+            if "dr_rows" in st:  # two-pass ALPT: steps from the second pass's gradient, then the write-back
+                kernels.commit_two_pass(self, st["kernel"], st.get("grad_hat"))
+            else:  # advances the counters on the device
+                kernels.fused_update(self, st["kernel"], st["lr_scale"])
             return
         rows, w_new = st["rows"], st["w_new"]
         if self.method == "fp":

@@ -42,13 +42,13 @@ def available(device: torch.device | str | None = None) -> bool:
 
 def supports(emb) -> bool:
     """Configurations the kernels implement: bits 1-8, any row optimizer, float32 state, LPT (any step
-    granularity) or one-pass ALPT (a step per row, SGD or Adam on it), tables of fewer than 2**31 rows."""
+    granularity) or ALPT, one- or two-pass (a step per row, SGD or Adam on it), tables of fewer than 2**31 rows."""
     if emb.method not in ("lpt-dr", "lpt-sr", "alpt") or not 1 <= emb.bits <= 8 or emb.num_embeddings >= 2**31:
         return False
     if emb.state_dtype != "float32":
         return False
     if emb.method == "alpt":
-        return emb.alpt_variant == "one-pass" and _step_kind(emb) == 1 and emb.step_optimizer in ("sgd", "adam")
+        return _step_kind(emb) == 1 and emb.step_optimizer in ("sgd", "adam")
     return True
 
 
@@ -199,20 +199,20 @@ def segment_sums(pending: dict, grad: torch.Tensor, out: torch.Tensor) -> None:
                                                      CHUNK=CHUNK, BLOCK=block, **LAUNCH)
 
 
-def fused_update(emb, pending: dict, lr_scale: float) -> None:
-    """Row optimizer + (ALPT) step update + re-quantization of the rows of ``pending``, in place.
+def _grad_rows(grad: torch.Tensor | None, n: int, dim: int, device) -> torch.Tensor:
+    return torch.zeros(n, dim, device=device) if grad is None else grad.reshape(n, dim).float().contiguous()
 
-    Advances the module's counters on the device (``updates``; Adam's ``steps``)."""
+
+def _launch(emb, pending: dict, grad: torch.Tensor, wnew: torch.Tensor, lr_scale: float, phase: int) -> None:
+    """Run sums of ``grad`` (n, dim; batch order), then the update kernel in ``phase`` (0 one-pass, 1 two-pass
+    stage, 2 two-pass commit). Advances the counters on the device: Adam's ``steps`` with the row optimizer
+    (phases 0, 1), ``updates`` with the write-back (phases 0, 2)."""
     from lptsim.ctr.embedding import STEP_BETAS, STEP_EPS
     from lptsim.ctr.kernels.triton_kernels import fused_update_kernel
 
     sorted_ids = pending["sorted"]
-    n, dim = sorted_ids.numel(), emb.dim
-    if n == 0:
-        return
+    n, dim = grad.shape
     dev = sorted_ids.device
-    grad = pending["grad"]
-    grad = torch.zeros(n, dim, device=dev) if grad is None else grad.reshape(n, dim).float().contiguous()
     opt = emb.row_optimizer
     dummy = emb.step
     b1, b2 = opt.betas
@@ -220,17 +220,16 @@ def fused_update(emb, pending: dict, lr_scale: float) -> None:
     if emb.method == "alpt":
         step_mode = 2 if emb.step_optimizer == "adam" else 1
     bcs = [torch.ones(2, device=dev), torch.ones(2, device=dev)]
-    if opt.name == "adam":
+    if opt.name == "adam" and phase != 2:
         opt.steps += 1
         bcs[0] = bias_corrections(opt.betas, opt.steps)
-    if step_mode == 2:
+    if step_mode == 2 and phase != 1:
         bcs[1] = bias_corrections(STEP_BETAS, emb.updates + 1)
     bc = torch.cat(bcs)
-    scratch = torch.empty(2, n, dim, device=dev)
-    segment_sums(pending, grad, scratch[0])
-    grid = (triton_cdiv(n, BLOCK),)
-    fused_update_kernel[grid](
-        sorted_ids, scratch[0], scratch[1], emb.codes.data, emb.step,
+    gseg = torch.empty(n, dim, device=dev)
+    segment_sums(pending, grad, gseg)
+    fused_update_kernel[(triton_cdiv(n, BLOCK),)](
+        sorted_ids, gseg, wnew, emb.codes.data, emb.step,
         _step_idx(emb, sorted_ids), opt.sum_sq if opt.name == "adagrad" else dummy,
         opt.exp_avg if opt.name == "adam" else dummy, opt.exp_avg_sq if opt.name == "adam" else dummy,
         emb.step_m if step_mode == 2 else dummy, emb.step_v if step_mode == 2 else dummy,
@@ -239,5 +238,58 @@ def fused_update(emb, pending: dict, lr_scale: float) -> None:
         STEP_BETAS[0], 1 - STEP_BETAS[0], STEP_BETAS[1], 1 - STEP_BETAS[1], STEP_EPS,
         PADDED=getattr(emb.codes, "padded_dim", dim), QMIN=float(emb.spec.qmin), QMAX=float(emb.spec.qmax),
         OPT={"sgd": 0, "adagrad": 1, "adam": 2}[opt.name], STEP_MODE=step_mode, STOCHASTIC=emb.method != "lpt-dr",
-        BLOCK=BLOCK, **_layout(emb), **UPDATE_LAUNCH)
-    emb.updates += 1
+        BLOCK=BLOCK, PHASE=phase, **_layout(emb), **UPDATE_LAUNCH)
+    if phase != 1:
+        emb.updates += 1
+
+
+def fused_update(emb, pending: dict, lr_scale: float) -> None:
+    """Row optimizer + (ALPT, one pass) step update + re-quantization of the rows of ``pending``, in place."""
+    n = pending["sorted"].numel()
+    if n:
+        grad = _grad_rows(pending["grad"], n, emb.dim, pending["sorted"].device)
+        _launch(emb, pending, grad, torch.empty(n, emb.dim, device=grad.device), lr_scale, phase=0)
+
+
+def stage_two_pass(emb, pending: dict, lr_scale: float) -> torch.Tensor:
+    """Two-pass ALPT after the first backward: the row optimizer (state updated, rows not yet written).
+
+    Returns the second pass's rows, one per sorted position (meaningful at the heads of runs): the updated
+    rows rounded to nearest on the current steps, ``dequantize(quantize(w_new, step, "nearest"), step)``."""
+    n, dim = pending["sorted"].numel(), emb.dim
+    dev = pending["sorted"].device
+    pending["wnew"] = wnew = torch.zeros(n, dim, device=dev)
+    if n == 0:
+        pending["head_of"] = torch.zeros(0, dtype=torch.long, device=dev)
+        return wnew
+    _launch(emb, pending, _grad_rows(pending["grad"], n, dim, dev), wnew, lr_scale, phase=1)
+    step = emb.step[pending["sorted"].long()].unsqueeze(1)
+    v = wnew / step
+    f = torch.floor(v)
+    codes = (f + (v - f >= 0.5).float()).clamp_(emb.spec.qmin, emb.spec.qmax)
+    positions = torch.arange(n, device=dev)
+    inv_perm = torch.empty_like(positions).scatter_(0, pending["perm"], positions)
+    pending["head_of"] = pending["seg_start"].long()[inv_perm]  # batch position -> head of its run
+    return codes * step
+
+
+def commit_two_pass(emb, pending: dict, grad_hat: torch.Tensor | None) -> None:
+    """Two-pass ALPT after the second backward: steps from ``grad_hat`` (the second pass's upstream gradient
+    per lookup, batch order), then the staged rows re-quantized on the new steps and written back."""
+    n = pending["sorted"].numel()
+    if n:
+        grad = _grad_rows(grad_hat if grad_hat is not None else pending["grad"], n, emb.dim, pending["wnew"].device)
+        _launch(emb, pending, grad, pending["wnew"], 1.0, phase=2)
+
+
+class SecondPassRows(torch.autograd.Function):
+    """The second pass's lookup: ``rows[head_of]``; the gradient handed to ``rows`` is the upstream gradient
+    per lookup in batch order (same shape), which ``commit_two_pass`` sums by run."""
+
+    @staticmethod
+    def forward(ctx, rows, head_of):  # noqa: D102
+        return rows[head_of]
+
+    @staticmethod
+    def backward(ctx, grad):  # noqa: D102
+        return grad.contiguous(), None

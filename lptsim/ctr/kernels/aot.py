@@ -40,12 +40,13 @@ class Spec:
     step_kind: int  # 0 per table, 1 per row, 2 indexed
     method: str = ""
     opt: str = ""
+    phase: int = 0  # update kernel: 0 one pass, 1/2 two-pass ALPT's stage/commit
 
     def label(self) -> str:
         if self.kernel == "segment_sum":
             return f"dim={self.dim:<3d} level={'first' if self.step_kind == 0 else 'later'}"
         kind = ("table", "row", "indexed")[self.step_kind]
-        extra = f" {self.method:9s} {self.opt:7s}" if self.kernel == "fused_update" else ""
+        extra = f" {self.method:9s} {self.opt:7s} phase={self.phase}" if self.kernel == "fused_update" else ""
         return f"bits={self.bits} dim={self.dim:<3d} step={kind:7s}{extra}"
 
 
@@ -58,8 +59,12 @@ def specializations(quick: bool = False) -> list[Spec]:
     specs += [Spec("segment_sum", 0, dim, level) for dim in sorted(set(DIMS)) for level in (0, 1)]
     i = 0
     for bits, method, opt in itertools.product(BITS, METHODS, OPTIMIZERS):
-        for kind in ((0, 1, 2) if method.startswith("lpt") else (1,)):  # ALPT learns a step per row
-            specs.append(Spec("fused_update", bits, DIMS[i % len(DIMS)], kind, method, opt))
+        if method.startswith("lpt"):
+            variants = [(kind, 0) for kind in (0, 1, 2)]
+        else:  # ALPT learns a step per row; one pass, or two-pass's stage and commit
+            variants = [(1, phase) for phase in (0, 1, 2)]
+        for kind, phase in variants:
+            specs.append(Spec("fused_update", bits, DIMS[i % len(DIMS)], kind, method, opt, phase))
             i += 1
     if quick:  # every bits, method, optimizer and step kind still appears
         specs = [s for j, s in enumerate(specs) if s.kernel.startswith("gather") and j % 8 == 0
@@ -114,7 +119,7 @@ def _source(spec: Spec):
         step_mode = {"alpt-sgd": 1, "alpt-adam": 2}.get(spec.method, 0)
         const = dict(common, PADDED=padded, QMIN=float(q.qmin), QMAX=float(q.qmax),
                      OPT=OPTIMIZERS.index(spec.opt), STEP_MODE=step_mode, STOCHASTIC=spec.method != "lpt-dr",
-                     BLOCK=BLOCK)
+                     BLOCK=BLOCK, PHASE=spec.phase)
     for name in const:
         sig[name] = "constexpr"
     attrs = {(fn.arg_names.index(k),): [["tt.divisibility", 16]] for k, v in sig.items() if v.startswith("*")}
@@ -162,18 +167,18 @@ def run(archs: list[int], quick: bool = False, jobs: int = 1, out=sys.stdout) ->
             results = list(pool.map(_job, work))
     else:
         results = [_job(w) for w in work]
-    print(f"{'arch':6s} {'kernel':15s} {'configuration':50s} {'regs':>4s} {'spill':>5s} {'smem':>5s} {'fma':>4s}  "
+    print(f"{'arch':6s} {'kernel':15s} {'configuration':58s} {'regs':>4s} {'spill':>5s} {'smem':>5s} {'fma':>4s}  "
           "status", file=out)
     failures = 0
     for spec, arch, r in results:
         if "error" in r:
             failures += 1
-            print(f"sm_{arch:<3d} {spec.kernel:15s} {spec.label():50s} {'-':>4s} {'-':>5s} {'-':>5s} {'-':>4s}  "
+            print(f"sm_{arch:<3d} {spec.kernel:15s} {spec.label():58s} {'-':>4s} {'-':>5s} {'-':>5s} {'-':>4s}  "
                   f"FAIL {r['error']}", file=out)
             continue
         bad = [w for w, b in (("spills", r["spill"] > 0), ("FMA", r["fma"] > 0)) if b]
         failures += bool(bad)
-        print(f"sm_{arch:<3d} {spec.kernel:15s} {spec.label():50s} {r['regs']:4d} {r['spill']:5d} {r['shared']:5d} "
+        print(f"sm_{arch:<3d} {spec.kernel:15s} {spec.label():58s} {r['regs']:4d} {r['spill']:5d} {r['shared']:5d} "
               f"{r['fma']:4d}  {'FAIL ' + ', '.join(bad) if bad else 'ok'}", file=out)
     for arch in archs:
         mine = [r for s, a, r in results if a == arch and "error" not in r]

@@ -146,7 +146,8 @@ def fused_update_kernel(sorted_ptr, gseg_ptr, wnew_ptr, codes_ptr, steps_ptr,
                         sb1, one_minus_sb1, sb2, one_minus_sb2, step_eps,
                         D: tl.constexpr, PADDED: tl.constexpr, ROW_BYTES: tl.constexpr, BITS: tl.constexpr,
                         QMIN: tl.constexpr, QMAX: tl.constexpr, OPT: tl.constexpr, STEP_MODE: tl.constexpr,
-                        STOCHASTIC: tl.constexpr, STEP_KIND: tl.constexpr, BLOCK: tl.constexpr):
+                        STOCHASTIC: tl.constexpr, STEP_KIND: tl.constexpr, BLOCK: tl.constexpr,
+                        PHASE: tl.constexpr = 0):
     """One training step of the rows a batch touched, in place.
 
     ``sorted`` holds the batch's ids stably sorted; ``gseg`` at the head of each run of equal ids holds the
@@ -154,7 +155,9 @@ def fused_update_kernel(sorted_ptr, gseg_ptr, wnew_ptr, codes_ptr, steps_ptr,
     applies the row optimizer (SGD, row-wise Adagrad, Adam), (ALPT, one pass) updates the row's step, and
     writes the row back re-quantized. ``key`` = (seed, row_offset); ``updates`` = steps done so far (this is
     step updates + 1); ``bc`` = Adam bias corrections (rows 1-b1^t, 1-b2^t; steps 1-b1^t, 1-b2^t). Scratch
-    ``wnew`` holds (n, D) float32.
+    ``wnew`` holds (n, D) float32. ``PHASE``: 0 the whole one-pass step; two-pass ALPT runs 1 (row optimizer
+    into ``wnew``) after the first backward and 2 (step update from the second pass's run sums in ``gseg``,
+    re-quantization of ``wnew``) after the second.
     """
     pos = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     live = pos < n
@@ -168,21 +171,23 @@ def fused_update_kernel(sorted_ptr, gseg_ptr, wnew_ptr, codes_ptr, steps_ptr,
     for c in range(D):
         g = tl.load(gseg_ptr + pos * D + c, mask=head, other=0.0)
         ss = ss + g * g
-    if OPT == 1:
+    if OPT == 1 and PHASE != 2:
         acc = tl.load(sum_sq_ptr + row, mask=head, other=0.0) + tl.math.div_rn(ss, D * 1.0)
         tl.store(sum_sq_ptr + row, acc, mask=head)
         denom = tl.math.sqrt_rn(acc) + eps
-    if OPT == 2:
+    if OPT == 2 and PHASE != 2:
         row_bc1 = tl.load(bc_ptr)
         row_bc2 = tl.load(bc_ptr + 1)
 
-    # Pass 2: the row optimizer -> wnew; ALPT's step gradient sum(g * lsq) over the columns.
+    # Pass 2: the row optimizer -> wnew (read back in the commit phase); ALPT's step gradient sum(g * lsq).
     gs = tl.zeros((BLOCK,), dtype=tl.float32)
     for c in range(D):
         g = tl.load(gseg_ptr + pos * D + c, mask=head, other=0.0)
         cv = tl.zeros((BLOCK,), dtype=tl.int32) + c
         w = _code(codes_ptr, row, cv, head, ROW_BYTES, BITS).to(tl.float32) * step
-        if OPT == 0:
+        if PHASE == 2:  # two-pass commit: g is the second pass's gradient, wnew was staged
+            w_new = tl.load(wnew_ptr + pos * D + c, mask=head, other=0.0)
+        elif OPT == 0:
             w_new = w - lr * g
         elif OPT == 1:
             w_new = w - tl.math.div_rn(lr * g, denom)
@@ -193,13 +198,16 @@ def fused_update_kernel(sorted_ptr, gseg_ptr, wnew_ptr, codes_ptr, steps_ptr,
             tl.store(exp_avg_sq_ptr + row * D + c, v2, mask=head)
             w_new = w - tl.math.div_rn(lr * tl.math.div_rn(m, row_bc1),
                                        tl.math.sqrt_rn(tl.math.div_rn(v2, row_bc2)) + eps)
-        tl.store(wnew_ptr + pos * D + c, w_new, mask=head)
-        if STEP_MODE != 0:  # LSQ gradient of the updated row (DR codes) times the upstream gradient
+        if PHASE != 2:
+            tl.store(wnew_ptr + pos * D + c, w_new, mask=head)
+        if STEP_MODE != 0 and PHASE != 1:  # LSQ gradient of the updated row (DR codes) times the upstream gradient
             v = tl.math.div_rn(w_new, step)
             f = tl.floor(v)
             rnd = tl.minimum(tl.maximum(f + tl.where(v - f >= 0.5, 1.0, 0.0), QMIN), QMAX)
             lsq = rnd - tl.where((v > QMIN) & (v < QMAX), v, 0.0)
             gs = gs + g * lsq
+    if PHASE == 1:  # two-pass stage: the row optimizer only
+        return
     if STEP_MODE != 0:
         gs = gs * grad_scale
         if STEP_MODE == 1:
