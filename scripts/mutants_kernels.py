@@ -48,6 +48,10 @@ MUTANTS = [
     {"id": "kernel-non-head-lanes-store", "file": KERNELS,
      "old": "tl.store(codes_ptr + row * ROW_BYTES + c, code.to(tl.int8), mask=head & inside)",
      "new": "tl.store(codes_ptr + row * ROW_BYTES + c, code.to(tl.int8), mask=live & inside)", "tests": TESTS},
+    {"id": "kernel-two-pass-commit-uses-first-gradient", "file": WRAPPER,
+     "old": 'grad = _grad_rows(grad_hat if grad_hat is not None else pending["grad"], n, emb.dim, '
+            'pending["wnew"].device)',
+     "new": 'grad = _grad_rows(pending["grad"], n, emb.dim, pending["wnew"].device)', "tests": TESTS},
     {"id": "kernel-adam-step-counter-not-advanced", "file": WRAPPER,
      "old": "opt.steps += 1", "new": "opt.steps + 1", "tests": TESTS},
 ]

@@ -1,12 +1,15 @@
 """Fused Triton kernels for LowPrecisionEmbedding (GPU; CPU under TRITON_INTERPRET=1).
 
 A training step on the kernel path: ``lookup`` checks the ids on the device, sorts them once
-(32-bit keys, stable) and gathers the rows; the backward hands the upstream gradient to the
-table; ``fused_update`` sums each row's gradients along the sorted runs and applies the row
-optimizer, the ALPT step update and the re-quantization in one kernel. Nothing in a step reads a
-device value on the host (no ``.item()``, no data-dependent sizes such as ``torch.unique``), so
-a CUDA step never waits for the GPU. The module's torch path is the reference they are tested
-against (bit for bit; see :mod:`lptsim.ctr.kernels.triton_kernels` for the numerical contract).
+(32-bit keys, stable; the permutation and the run bounds serve the whole step) and gathers the rows
+(many ids per program); the backward hands the upstream gradient to the table; ``fused_update``
+sums each run of equal ids in a fixed chunked order (``segment_sum_kernel``, a few levels of at most
+32 additions per lane, so a hot id does not serialise) and applies the row optimizer, the ALPT step
+update and the re-quantization in one kernel (two-pass ALPT splits it around the second forward).
+Nothing in a step reads a device value on the host (no ``.item()``, no data-dependent sizes such as
+``torch.unique``, no host-to-device copies), so a CUDA step never waits for the GPU. The module's
+torch path is the reference they are tested against, bit for bit (see
+:mod:`lptsim.ctr.kernels.triton_kernels` for the numerical contract).
 """
 
 from __future__ import annotations
