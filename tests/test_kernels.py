@@ -9,6 +9,10 @@ state identical to the reference, so every comparison here is exact.
 from __future__ import annotations
 
 import math
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -173,11 +177,19 @@ def test_kernel_empty_batch():
 
 
 def test_kernel_rejects_bad_ids_on_the_device():
+    """Out-of-range ids raise from the device check (no host sync). On CUDA the assert ends the CUDA context,
+    so it runs in a child process there."""
+    if DEVICE == "cuda":
+        code = ("import torch; from lptsim.ctr.embedding import LowPrecisionEmbedding as E; "
+                "e = E(10, 4, bits=4, method='lpt-dr', backend='triton').cuda(); "
+                "e(torch.tensor([[3, 10]], device='cuda')); torch.cuda.synchronize()")
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                              env=dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1])))
+        assert proc.returncode != 0 and ("outside [0, 10)" in proc.stderr or "device-side assert" in proc.stderr)
+        return
     _, ker = _pair(10, 4, 4, "lpt-dr", "sgd", {})
     with pytest.raises(RuntimeError, match=r"outside \[0, 10\)"):
         ker(torch.tensor([[3, 10]], device=DEVICE))
-        if DEVICE == "cuda":
-            torch.cuda.synchronize()
 
 
 @pytest.mark.parametrize("bits", range(1, 9))
