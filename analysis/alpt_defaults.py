@@ -44,6 +44,8 @@ CONFIGS = {  # name -> changes from the old defaults
     "lean: bf16, step adagrad, SR init": {"state_dtype": "bfloat16", "step_optimizer": "adagrad",
                                          "init_rounding": "stochastic"},
     "lean: per field, SR init": {"step_granularity": "field", "init_rounding": "stochastic"},
+    "lean: SR init, bf16 state": {"init_rounding": "stochastic", "state_dtype": "bfloat16"},
+    "lean: SR init, step sgd": {"init_rounding": "stochastic", "step_optimizer": "sgd"},
 }
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -108,6 +110,21 @@ def summarize(runs: list[dict], out: Path) -> None:
                              f"{diff.mean():+.4f} [{diff.mean() - half:+.4f}, {diff.mean() + half:+.4f}] | "
                              f"{state_bytes_per_row(options, bits):.2f} |")
                 points.append((data_name, name, bits, diff.mean(), half))
+    lines += ["", "Each configuration against the old defaults, paired by (data, seed), pooled over the datasets:", "",
+              "| configuration | bits | pairs | AUC - old defaults [95% CI] | state B/row beside codes |",
+              "|---|---|---|---|---|"]
+    for name, options in CONFIGS.items():
+        if name == "old defaults":
+            continue
+        for bits in BITS:
+            keys = [(d, s) for (d, c, b), seeds in by.items() if c == name and b == bits for s in seeds
+                    if s in by.get((d, "old defaults", bits), {})]
+            if len(keys) < 2:
+                continue
+            diff = np.array([by[(d, name, bits)][s] - by[(d, "old defaults", bits)][s] for d, s in keys])
+            half = stats.t.ppf(0.975, len(diff) - 1) * diff.std(ddof=1) / np.sqrt(len(diff))
+            lines.append(f"| {name} | {bits} | {len(diff)} | {diff.mean():+.4f} [{diff.mean() - half:+.4f}, "
+                         f"{diff.mean() + half:+.4f}] | {state_bytes_per_row(options, bits):.2f} |")
     (out / "grid.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     plot(points, out / "grid.png")

@@ -191,7 +191,8 @@ _TRAIN_FLAGS = [
     ("--step-optimizer", ("embedding_options", "step_optimizer"), {"choices": ["adam", "adagrad", "sgd"]},
      "ALPT's step optimizer: adam (2 floats per step), adagrad (1), sgd (none)"),
     ("--state-dtype", ("embedding_options", "state_dtype"), {"choices": ["float32", "bfloat16", "float16"]},
-     "steps and optimizer states of the tables (16-bit: written with stochastic rounding)"),
+     "steps and optimizer states of the tables, 16-bit written with stochastic rounding (default: bfloat16 for "
+     "low-precision tables, float32 for fp)"),
     ("--device", "device", {}, "cpu, cuda or cuda:N (default: cuda when available)"),
     ("--seed", "seed", {}, ""),  # added by `ctr train` itself (the table sets seeds per cell)
 ]
@@ -354,8 +355,16 @@ def _cmd_ctr_table(args: argparse.Namespace) -> int:
     table.check_grid(args.methods, args.bits, args.seeds)
     claim(out, "table", force=args.force)
     data, teacher = _load_data(args, out / "synthetic")
-    records = table.run_grid(data, base, args.methods, args.bits, args.seeds, out,
-                             progress=not (args.quiet or args.silent))
+    progress = not (args.quiet or args.silent)
+    if args.preset == "alpt-paper":  # its step learning rate depends on the bits: one base per bit width
+        records = []
+        for i, b in enumerate(args.bits):
+            methods = args.methods if i == 0 else [m for m in args.methods if m != "fp"]
+            if methods:
+                records += table.run_grid(data, _train_config(args, method="fp", bits=b), methods, [b], args.seeds,
+                                          out, progress=progress)
+    else:
+        records = table.run_grid(data, base, args.methods, args.bits, args.seeds, out, progress=progress)
     rows = table.summarize(records)
     name = Path(args.data).name if args.data else f"synthetic ({args.rows:,} rows)"
     opt = base.embedding_options.get("optimizer") or "adagrad (row-wise)"
@@ -395,6 +404,8 @@ def _cmd_ctr_predict(args: argparse.Namespace) -> int:
            f"{r['bad_lines']:,} bad lines skipped"
     if "auc" in r:
         line += f"; on their labels: AUC {r['auc']:.4f}, logloss {r['logloss']:.4f}, calibration {r['calibration']:.4f}"
+    elif not r["labelled"]:
+        line += f"; rows without labels, mean probability {r['mean_prediction']:.4f}"
     print(line)
     for reason, n in r["bad_lines_by_reason"].items():
         print(f"  {n:>10,}  {reason}")
@@ -527,8 +538,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.set_defaults(func=_cmd_ctr_evaluate)
     pr = leaf(ctr, "predict", help="probabilities for raw rows, through the run's saved vocabulary")
     pr.add_argument("--run", required=True, help="run folder (from `lptsim ctr train`)")
-    pr.add_argument("--input", required=True, help="raw labelled rows in the training file's format (any compression)")
-    pr.add_argument("--out", required=True, help="CSV to write: line,label,probability")
+    pr.add_argument("--input", required=True, help="raw rows in the training file's format, with or without the "
+                                                   "label column (any compression)")
+    pr.add_argument("--out", required=True, help="CSV to write: line,label,probability (or line,probability)")
     pr.add_argument("--data", help="the prepared folder the run was trained on (default: the one the run records)")
     pr.add_argument("--strict", action="store_true", help="stop at the first bad line")
     pr.add_argument("--device", help="cpu or cuda (default: cpu)")

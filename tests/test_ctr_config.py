@@ -115,11 +115,35 @@ def test_quiet_keeps_the_epoch_summary_and_silent_prints_nothing(data, tmp_path,
     assert json.loads((tmp_path / "s" / "metrics.json").read_text())["epochs_run"] == 1
 
 
-def test_tensorboard_logs_or_skips_cleanly(data, tmp_path, capsys):
+@pytest.mark.skipif(importlib.util.find_spec("tensorboard") is None, reason="tensorboard not installed")
+def test_tensorboard_logs_every_epoch(data, tmp_path, capsys):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    argv = ["ctr", "train", "--data", data, *TINY, "--epochs", "2", "--patience", "3", "--quiet", "--tensorboard"]
+    assert cli.main([*argv, "--out", str(tmp_path / "t")]) == 0
+    events = EventAccumulator(str(tmp_path / "t" / "tensorboard"))
+    events.Reload()
+    log = json.loads((tmp_path / "t" / "log.json").read_text())
+    got = [(e.step, e.value) for e in events.Scalars("val_auc")]
+    assert got == [(row["epoch"], pytest.approx(row["val_auc"], rel=1e-6)) for row in log] and len(got) == 2
+
+
+def test_tensorboard_absent_is_a_warning(data, tmp_path, capsys, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # import fails as when not installed
     code = cli.main(["ctr", "train", "--data", data, *TINY, "--quiet", "--tensorboard", "--out", str(tmp_path / "t")])
     err = capsys.readouterr().err
-    assert code == 0 and (tmp_path / "t" / "log.csv").exists()
-    if importlib.util.find_spec("tensorboard") is None:
-        assert "tensorboard package is not installed" in err and not (tmp_path / "t" / "tensorboard").exists()
-    else:
-        assert any((tmp_path / "t" / "tensorboard").glob("events.out.tfevents.*"))
+    assert code == 0 and (tmp_path / "t" / "log.csv").exists() and not (tmp_path / "t" / "tensorboard").exists()
+    assert "warning: --tensorboard: the tensorboard package is not installed" in err
+
+
+def test_table_with_the_alpt_paper_preset_sets_each_bit_widths_step_lr(data, tmp_path, capsys):
+    out = tmp_path / "t"
+    assert cli.main(["ctr", "table", "--data", data, "--preset", "alpt-paper", *TINY, "--methods", "fp", "alpt",
+                     "--bits", "2", "4", "--seeds", "1", "--device", "cpu", "--silent", "--out", str(out)]) == 0
+    configs = [json.loads(m.read_text())["config"] for m in sorted(out.glob("runs/*/metrics.json"))]
+    assert sorted((c["method"], c["bits"]) for c in configs) == [("alpt", 2), ("alpt", 4), ("fp", 8)]
+    for c in configs:
+        if c["method"] == "alpt":
+            assert c["embedding_options"]["step_lr"] * 0.05 / 2 ** (c["bits"] - 1) == pytest.approx(1e-6)

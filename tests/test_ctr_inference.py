@@ -12,9 +12,10 @@ import torch
 from lptsim import cli
 from lptsim.ctr.data.dataset import PreparedData
 from lptsim.ctr.data.prepare import split_of_lines
+from lptsim.ctr.data.schema import AVAZU
 from lptsim.ctr.data.synthetic import SyntheticSpec, synthetic_prepared
 from lptsim.ctr.export import dequantized, load_export
-from lptsim.ctr.inference import _probabilities, evaluate_run, load_run, predict_file
+from lptsim.ctr.inference import _probabilities, evaluate_run, has_labels, load_run, predict_file
 from lptsim.ctr.train import TrainConfig, train
 
 
@@ -100,3 +101,29 @@ def test_cli_evaluate_predict_and_errors(run, prepared, tmp_path, capsys):
     assert "vocabulary sizes differ" in capsys.readouterr().err
     assert cli.main(["ctr", "evaluate", "--run", str(tmp_path), "--data", str(folder)]) == 2
     assert "not a run folder" in capsys.readouterr().err
+
+
+def test_predict_rows_without_labels(run, prepared, tmp_path, capsys):
+    raw, _ = prepared
+    lines = raw.read_text().splitlines()
+    (tmp_path / "unlabelled.txt").write_text("".join(ln.split("\t", 1)[1] + "\n" for ln in lines))
+    labelled = predict_file(run, raw, tmp_path / "a.csv")
+    assert cli.main(["ctr", "predict", "--run", str(run), "--input", str(tmp_path / "unlabelled.txt"), "--out",
+                     str(tmp_path / "b.csv")]) == 0
+    assert "rows without labels, mean probability" in capsys.readouterr().out
+    with open(tmp_path / "a.csv") as fa, open(tmp_path / "b.csv") as fb:
+        a, b = list(csv.DictReader(fa)), list(csv.DictReader(fb))
+    assert list(b[0]) == ["line", "probability"] and len(b) == len(a) == labelled["rows"] == 2000
+    assert [(r["line"], r["probability"]) for r in a] == [(r["line"], r["probability"]) for r in b]
+
+
+def test_has_labels_with_a_header(tmp_path):
+    unlabelled = AVAZU.without_label()
+    assert "click" not in unlabelled.columns and unlabelled.label == ""
+    assert unlabelled.feature_names == AVAZU.feature_names
+    row = ["1", "0", "14102100", *["a"] * 21]
+    f = tmp_path / "x.csv"
+    f.write_text(",".join(AVAZU.columns) + "\n" + (",".join(row) + "\n") * 3)
+    assert has_labels(f, AVAZU)
+    f.write_text(",".join(unlabelled.columns) + "\n" + (",".join(row[:1] + row[2:]) + "\n") * 3)
+    assert not has_labels(f, AVAZU)

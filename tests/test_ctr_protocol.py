@@ -218,3 +218,35 @@ def test_trainer_refreshes_before_evaluation(data, tmp_path):
         h = model.mlp[0](model.embedding(ids).flatten(1)).double()
     torch.testing.assert_close(state["mlp.1.running_mean"].double(), h.mean(0), rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(state["mlp.1.running_var"].double(), h.var(0), rtol=1e-5, atol=1e-6)
+
+
+def test_resume_with_every_knob_matches_an_uninterrupted_run(data, tmp_path):
+    """The plateau scheduler's state, BatchNorm refresh, L2 and clipping all survive a stop and resume."""
+    base = dict(model="dnn", hidden=(16,), patience=4, batch_size=256, lr=1e-2, lr_schedule="plateau",
+                batch_norm=True, bn_refresh=True, embedding_l2=1e-3, grad_clip=1.0, dense_init="torch")
+    whole = train(data, TrainConfig(**base, epochs=4), tmp_path / "a", progress=False)
+    train(data, TrainConfig(**base, epochs=2), tmp_path / "b", progress=False)
+    resumed = train(data, TrainConfig(**base, epochs=4), tmp_path / "b", resume=True, progress=False)
+    assert whole["test_auc"] == resumed["test_auc"] and whole["test_logloss"] == resumed["test_logloss"]
+    logs = [json.loads((tmp_path / r / "log.json").read_text()) for r in ("a", "b")]
+    assert [r["lr"] for r in logs[0]] == [r["lr"] for r in logs[1]]
+    assert len({r["lr"] for r in logs[0]}) > 1  # the schedule acted inside the compared epochs
+
+
+def test_runs_recorded_before_the_knobs_still_resume(data, tmp_path):
+    cfg = TrainConfig(model="lr", epochs=1, batch_size=512, dense_init="torch")  # as such runs were
+    train(data, cfg, tmp_path, progress=False)
+    new_keys = set(train_module.LEGACY)
+    record = json.loads((tmp_path / "run.json").read_text())
+    record["config"] = {k: v for k, v in record["config"].items() if k not in new_keys}
+    (tmp_path / "run.json").write_text(json.dumps(record))
+    for name in ("checkpoint.pt", "checkpoint.prev.pt"):
+        if (tmp_path / name).exists():
+            payload = checkpoint.load(tmp_path / name)
+            payload["config"] = {k: v for k, v in payload["config"].items() if k not in new_keys}
+            checkpoint.save(payload, tmp_path / name)
+    with pytest.raises(ValueError, match="dense_init 'torch' there, 'xavier_normal' here"):
+        train(data, TrainConfig(model="lr", epochs=2, batch_size=512), tmp_path, resume=True, progress=False)
+    metrics = train(data, TrainConfig(model="lr", epochs=2, batch_size=512, dense_init="torch"), tmp_path,
+                    resume=True, progress=False)
+    assert metrics["epochs_run"] == 2

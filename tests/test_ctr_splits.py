@@ -68,14 +68,20 @@ def test_split_file_leaves_lines_out_and_checks_its_length(raw, tmp_path):
     m = prepare(folder / "all.txt", CRITEO, tmp_path / "half", split_file=tmp_path / "half.txt", progress=False)
     assert sum(m["rows"].values()) == sum(t != "-" for t in text)
     (tmp_path / "short.txt").write_text("\n".join(map(str, codes[:-1])))
-    with pytest.raises(ValueError, match=r"short.txt: has 1,999 entries but .*all.txt has more data lines \(line 2000 "):
+    with pytest.raises(ValueError, match=r"short.txt: has 1,999 entries but .*all.txt has more data lines"):
         prepare(folder / "all.txt", CRITEO, tmp_path / "x", split_file=tmp_path / "short.txt", progress=False)
     (tmp_path / "long.txt").write_text("\n".join(map(str, codes)) + "\n0\n")
     with pytest.raises(ValueError, match="2,001 entries"):
         prepare(folder / "all.txt", CRITEO, tmp_path / "y", split_file=tmp_path / "long.txt", progress=False)
     (tmp_path / "bad.txt").write_text("0\n1\ntrain\n")
-    with pytest.raises(ValueError, match=r"bad.txt: entry 3 is b'train'"):
+    with pytest.raises(ValueError, match=r"bad.txt: line 3 is b'train'"):
         read_split_file(tmp_path / "bad.txt")
+    for text, line in (("0\n\n1\n", 2), ("0\n3\n", 2), ("0\n 1\n", 2)):
+        (tmp_path / "bad.txt").write_text(text)
+        with pytest.raises(ValueError, match=f"bad.txt: line {line} is"):
+            read_split_file(tmp_path / "bad.txt")
+    (tmp_path / "crlf.txt").write_bytes(b"0\r\n-\r\n2")  # CRLF endings, no final newline
+    assert read_split_file(tmp_path / "crlf.txt").tolist() == [0, -1, 2]
 
 
 def test_cli_prepare_pre_split_prints_split_and_vocabulary_table(raw, tmp_path, capsys):

@@ -105,12 +105,16 @@ def test_cli_synthetic_default_reports_teacher(tmp_path, capsys):
 def test_dr_with_adam_freezes_below_half_a_step_and_sr_learns(small_data, tmp_path):
     """Theory (docs/theory.md, section 6): Adam moves a coordinate by about lr per update, so with lr far below
     Delta/2 deterministic rounding never changes a code: every table entry stays at its initial (zero) code and
-    the model can only output a constant (AUC 0.5). Stochastic rounding with the same settings learns."""
+    the model can only output a constant (AUC 0.5; the initial rows, N(0, 1e-4^2), round to zero with nearest
+    initial rounding). Stochastic rounding with the same settings learns."""
     data = PreparedData.load(small_data)
     results = {}
     for method in ("lpt-dr", "lpt-sr"):
+        # torch's dense init: its random biases keep ReLUs alive on an all-zero table (with Xavier and zero
+        # biases a DNN on an all-zero table gets no gradient at all, whatever the rounding)
         cfg = TrainConfig(model="dnn", hidden=(32,), method=method, bits=2, epochs=1, batch_size=256, seed=0,
-                          embedding_options={"optimizer": "adam", "lr": 1e-3, "clip": 0.05})
+                          dense_init="torch",
+                          embedding_options={"optimizer": "adam", "lr": 1e-3, "clip": 0.05, "init_rounding": "nearest"})
         results[method] = train(data, cfg, tmp_path / method, progress=False)
     # Delta = 0.05 / 2 = 0.025: Delta/2 = 0.0125 is 12x the lr, so DR's table stays all zero: constant outputs
     assert results["lpt-dr"]["test_auc"] == pytest.approx(0.5, abs=1e-9)

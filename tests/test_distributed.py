@@ -141,3 +141,15 @@ def test_distributed_needs_torchrun(data, tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE")}
     proc = subprocess.run([sys.executable, *_args(data, tmp_path / "x", 1)], capture_output=True, text=True, env=env)
     assert proc.returncode == 2 and "torchrun" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_gradient_clipping_over_shards_matches_one_process(data, tmp_path):
+    """The clipping norm sums the touched rows' squared gradients over every rank's shard."""
+    runs = {n: tmp_path / f"clip{n}" for n in (1, 2)}
+    for n, run in runs.items():
+        proc = _torchrun(n, _args(data, run, 1, "--grad-clip", "0.05"))
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    one, two = _table(runs[1]), _table(runs[2])
+    assert torch.equal(one["codes.data"], two["codes.data"])
+    torch.testing.assert_close(one["step"], two["step"], rtol=1e-5, atol=0)
+    assert json.loads((runs[2] / "run.json").read_text())["config"]["grad_clip"] == 0.05

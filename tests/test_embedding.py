@@ -39,8 +39,10 @@ def test_memory_bytes_is_what_is_held(bits, method):
 
 
 def test_adam_rows_cost_two_floats_per_element():
-    emb = LowPrecisionEmbedding(1000, 16, bits=8, method="lpt-sr", optimizer="adam")
+    emb = LowPrecisionEmbedding(1000, 16, bits=8, method="lpt-sr", optimizer="adam", state_dtype="float32")
     assert emb.memory_bytes() == 1000 * 16 * (1 + 8) + 1000 * 4 + 8 + 8
+    half = LowPrecisionEmbedding(1000, 16, bits=8, method="lpt-sr", optimizer="adam")  # the default: bf16 state
+    assert half.memory_bytes() == 1000 * 16 * (1 + 4) + 1000 * 2 + 8 + 8
     fp = LowPrecisionEmbedding(1000, 16, method="fp", optimizer="adam")
     assert fp.memory_bytes() == 3 * 4 * 1000 * 16 + 8  # FP32 rows + Adam's two moments + its step count
     lsq = LowPrecisionEmbedding(1000, 16, method="lsq")
@@ -57,7 +59,7 @@ def test_forward_shape_and_values(method):
 
 
 def test_codes_follow_the_quant_core():
-    emb = LowPrecisionEmbedding(64, 16, bits=4, method="lpt-sr", seed=3)
+    emb = LowPrecisionEmbedding(64, 16, bits=4, method="lpt-sr", seed=3, state_dtype="float32")
     ids = torch.arange(64).view(8, 8)
     out = emb(ids)
     (out * torch.linspace(-1, 1, 16)).sum().backward()

@@ -77,7 +77,8 @@ def test_alpt_step_update_follows_lsq():
     """One-pass ALPT, SGD on the rows and on the steps: each touched step moves by -lr_step * LSQ gradient."""
     bits, row_lr, step_lr = 4, 0.5, 0.3
     emb = LowPrecisionEmbedding(ROWS, DIM, bits=bits, method="alpt", alpt_variant="one-pass", optimizer="sgd",
-                                lr=row_lr, step_optimizer="sgd", step_lr=step_lr, init_std=0.02, clip=0.04)
+                                lr=row_lr, step_optimizer="sgd", step_lr=step_lr, init_std=0.02, clip=0.04,
+                                state_dtype="float32")
     ids = torch.tensor([0, 2, 5, 9])
     w = emb.dequantized_rows(ids).double().numpy()
     step = emb.step[ids].double().numpy()

@@ -131,7 +131,7 @@ def test_shared_step_gets_the_sum_of_its_rows_gradients(granularity):
     """With SGD on the steps, a shared step moves by the sum of the moves the per-row steps make."""
     starts = [0, 8, 20]
     kw = dict(bits=4, method="alpt", step_optimizer="sgd", step_lr=0.5, field_starts=starts, init_std=0.02,
-              alpt_variant="one-pass")
+              alpt_variant="one-pass", state_dtype="float32")
     per_row = LowPrecisionEmbedding(30, 6, step_granularity="row", **kw)
     shared = LowPrecisionEmbedding(30, 6, step_granularity=granularity, **kw)
     ids = torch.tensor([1, 3, 9, 12, 25, 29])
@@ -152,7 +152,7 @@ def test_shared_step_gets_the_sum_of_its_rows_gradients(granularity):
 
 def test_step_adagrad_matches_torch_optim():
     """The step's Adagrad against torch.optim.Adagrad, fed the gradient the SGD variant reveals."""
-    kw = dict(bits=4, method="alpt", init_std=0.02, alpt_variant="one-pass", step_lr=0.1)
+    kw = dict(bits=4, method="alpt", init_std=0.02, alpt_variant="one-pass", step_lr=0.1, state_dtype="float32")
     ids = torch.tensor([0, 2, 5, 7])
     g = torch.randn(len(ids), 8, generator=torch.Generator().manual_seed(1))
     sgd = LowPrecisionEmbedding(10, 8, step_optimizer="sgd", **kw)
@@ -168,6 +168,19 @@ def test_step_adagrad_matches_torch_optim():
     opt.step()
     torch.testing.assert_close(ada.step, ref.detach().clamp_min(1e-8), rtol=1e-5, atol=1e-10)
     torch.testing.assert_close(ada.step_sum_sq, opt.state[ref]["sum"], rtol=1e-5, atol=1e-14)
+
+
+def test_defaults_keep_training_state_within_codes_plus_8_bytes_per_row():
+    """The chosen defaults (analysis/results/alpt_defaults): stochastic initial rounding and bfloat16 state for the
+    low-precision tables, float32 for the FP baseline; ALPT-2 at dim 16 holds codes + at most 8 B/row."""
+    rows = 500
+    alpt = LowPrecisionEmbedding(rows, 16, bits=2, method="alpt")
+    assert alpt.init_rounding == "stochastic" and alpt.step.dtype == torch.bfloat16
+    assert alpt.row_optimizer.sum_sq.dtype == torch.bfloat16 and alpt.step_m.dtype == torch.bfloat16
+    codes = rows * 4
+    assert alpt.memory_bytes() - codes <= 8 * rows + 16  # + the two int64 counters
+    fp = LowPrecisionEmbedding(rows, 16, method="fp")
+    assert fp.row_optimizer.sum_sq.dtype == torch.float32
 
 
 def test_field_granularity_needs_field_starts():

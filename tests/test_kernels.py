@@ -40,9 +40,12 @@ DIMS = (5, 16, 13, 8)
 CASES = [(1 + i % 8, VARIANTS[i // 8], OPTIMIZERS[(i + i // 8) % 3], DIMS[(i + i // 8) % 4]) for i in range(40)]
 
 
+F32 = {"state_dtype": "float32"}  # the kernels keep float32 state (the tables default to bfloat16)
+
+
 def _pair(rows, dim, bits, method, opt, extra, row_offset=0, seed=5):
     kw = dict(bits=bits, method=method, optimizer=opt, lr=LR[opt], init_std=0.02, seed=seed, row_offset=row_offset,
-              **extra)
+              **F32, **extra)
     ref = LowPrecisionEmbedding(rows, dim, backend="torch", **kw).to(DEVICE)
     ker = LowPrecisionEmbedding(rows, dim, backend="triton", **kw).to(DEVICE)
     return ref, ker
@@ -197,7 +200,7 @@ def test_kernel_rejects_bad_ids_on_the_device():
 def test_kernel_gather_alone(bits, per_row):
     """Gathered rows equal codes (unpacked by lptsim.quant) times steps, for every bit width."""
     emb = LowPrecisionEmbedding(30, 11, bits=bits, method="lpt-sr", step_granularity="row" if per_row else "table",
-                                init_std=0.05, backend="torch").to(DEVICE)
+                                init_std=0.05, backend="torch", **F32).to(DEVICE)
     if per_row:  # distinct steps, so a wrong row's step shows
         emb.step.copy_(torch.linspace(0.01, 0.03, 30))
     ids = torch.tensor([0, 29, 3, 3, 17], device=DEVICE)
@@ -209,7 +212,7 @@ def test_kernel_gather_alone(bits, per_row):
 def test_kernel_gather_with_a_step_index():
     """Steps per field: ``step_index`` maps rows (global row = local + row_offset) to their field's step."""
     emb = LowPrecisionEmbedding(12, 6, bits=4, method="lpt-dr", init_std=0.05, step_granularity="field",
-                                field_starts=[0, 7, 11], row_offset=3, backend="torch").to(DEVICE)
+                                field_starts=[0, 7, 11], row_offset=3, backend="torch", **F32).to(DEVICE)
     emb.step.copy_(torch.tensor([0.01, 0.02, 0.04]))
     ids = torch.tensor([0, 5, 11, 4, 8, 3], device=DEVICE)
     field = torch.tensor([0, 1, 2, 1, 2, 0])  # global rows 3, 8, 14, 7, 11, 6
@@ -219,7 +222,7 @@ def test_kernel_gather_with_a_step_index():
 
 @pytest.mark.parametrize("bits", [2, 3, 8])
 def test_kernel_sum_pooling(bits):
-    emb = LowPrecisionEmbedding(50, 24, bits=bits, method="lpt-sr", init_std=0.05, backend="torch").to(DEVICE)
+    emb = LowPrecisionEmbedding(50, 24, bits=bits, method="lpt-sr", init_std=0.05, backend="torch", **F32).to(DEVICE)
     gen = torch.Generator().manual_seed(bits)
     ids = torch.randint(0, 50, (40,), generator=gen).to(DEVICE)
     bag_starts = torch.tensor([0, 0, 3, 4, 17, 40], device=DEVICE)  # an empty bag, a bag of one, long bags
@@ -233,7 +236,7 @@ def test_kernel_dr_ties_round_up(bits):
     """DR is floor(v + 1/2): values exactly half-way between codes go up (also for negative v)."""
     spec = QuantSpec(bits)
     emb = LowPrecisionEmbedding(8, 4, bits=bits, method="lpt-dr", optimizer="sgd", lr=1.0, init_std=1e-12,
-                                clip=2.0 ** (bits - 4), step_granularity="table", backend="triton").to(DEVICE)
+                                clip=2.0 ** (bits - 4), step_granularity="table", backend="triton", **F32).to(DEVICE)
     step = float(emb.step)  # 1/8, a power of two: v = w / step is exact
     assert step == 0.125
     halves = torch.tensor([[0.5, -0.5, 1.5, -1.5], [2.5, -2.5, -3.5, 0.0]])
@@ -248,7 +251,7 @@ def test_kernel_sr_rate_and_independence_within_a_row():
     """SR of v = k + 0.3 goes up with probability 0.3, drawn per element (not per row): statistics, 4 sigma."""
     rows, dim = 200, 8
     emb = LowPrecisionEmbedding(rows, dim, bits=8, method="lpt-sr", optimizer="sgd", lr=1.0, init_std=1e-12,
-                                clip=16.0, step_granularity="table", seed=11, backend="triton").to(DEVICE)
+                                clip=16.0, step_granularity="table", seed=11, backend="triton", **F32).to(DEVICE)
     step = float(emb.step)  # 0.125
     ids = torch.arange(rows, device=DEVICE).view(-1, 1)
     up = torch.full((rows, 1, dim), -2.3 * step, device=DEVICE)  # w_new = 2.3 steps
@@ -266,7 +269,7 @@ def test_kernel_sr_rate_and_independence_within_a_row():
 def test_kernel_shard_equals_the_whole_table(method, extra):
     """A shard (row_offset r) updates exactly the rows r.. of the whole table: draws keyed by global row."""
     r, rows = 7, 9
-    kw = dict(bits=4, method=method, optimizer="adagrad", init_std=0.02, seed=3, backend="triton", **extra)
+    kw = dict(bits=4, method=method, optimizer="adagrad", init_std=0.02, seed=3, backend="triton", **F32, **extra)
     whole = LowPrecisionEmbedding(r + rows, 6, **kw).to(DEVICE)
     shard = LowPrecisionEmbedding(rows, 6, row_offset=r, **kw).to(DEVICE)
     gen = torch.Generator().manual_seed(0)

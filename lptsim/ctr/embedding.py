@@ -140,7 +140,7 @@ def store_state(buf: torch.Tensor, index: torch.Tensor | None, value: torch.Tens
     float32 buffer, unbiased stochastic rounding for a 16-bit one (draws keyed by the update's stream,
     the buffer's ``tag`` and each element's global ``counters``)."""
     if buf.dtype != torch.float32:
-        value = stochastic_cast(value, buf.dtype, step_seed(stream, tag), counters)
+        value = stochastic_cast(value, buf.dtype, step_seed(stream, tag), counters.reshape(value.shape))
     if index is None:
         buf.copy_(value)
     else:
@@ -148,9 +148,9 @@ def store_state(buf: torch.Tensor, index: torch.Tensor | None, value: torch.Tens
 
 
 def element_counters(rows: torch.Tensor, width: int, row_offset: int = 0) -> torch.Tensor:
-    """Global element indices ``(row_offset + row) * width + col`` of ``rows`` (len(rows), width)."""
+    """Global element indices ``(row_offset + row) * width + col`` of ``rows``, shape (len(rows), width)."""
     base = (rows.to(torch.int64).cpu() + row_offset) * width
-    return (base.unsqueeze(1) + torch.arange(width)).squeeze(1) if width > 1 else base
+    return base.unsqueeze(1) + torch.arange(width)
 
 
 def padded_dim(dim: int, bits: int) -> int:
@@ -303,9 +303,10 @@ class LowPrecisionEmbedding(nn.Module):
         optimizer: row optimizer of low-precision tables: ``sgd``, ``adagrad`` (default) or ``adam``.
         lr: row learning rate (default by optimizer: sgd 0.1, adagrad 0.01, adam 1e-3).
         init_std: rows start as N(0, init_std^2), then quantized (FuxiCTR's 1e-4).
-        init_rounding: how the initial rows become codes: ``nearest`` or ``stochastic`` (keyed by
-            (seed, global element), like every SR draw). At 2 bits with a small ``init_std`` nearest
-            rounding starts most rows at exactly zero; stochastic keeps their mean.
+        init_rounding: how the initial rows become codes: ``stochastic`` (default; keyed by (seed, global
+            element), like every SR draw) or ``nearest``. At 2 bits with a small ``init_std`` nearest
+            rounding starts most rows at exactly zero; stochastic keeps their mean (measured: +0.003 AUC at
+            2 bits, analysis/results/alpt_defaults).
         clip: initial range covered by the codes; the initial step is ``clip / 2**(bits-1)``.
         step_granularity: one step per ``row`` (default), per ``field`` (needs ``field_starts``) or
             per ``table``, for LPT and ALPT. A shared ALPT step gets the exact chain-rule gradient:
@@ -314,8 +315,11 @@ class LowPrecisionEmbedding(nn.Module):
         step_lr, step_optimizer: ALPT's step update, with learning rate ``step_lr * initial step``:
             ``adam`` (default; moves a step by about that much per update, two floats per step),
             ``adagrad`` (one float per step) or ``sgd`` (no state). Default step_lr 1e-2.
-        state_dtype: ``float32`` (default), ``bfloat16`` or ``float16`` for the steps and every
-            optimizer state (row and step); 16-bit state is written with unbiased stochastic rounding.
+        state_dtype: ``float32``, ``bfloat16`` or ``float16`` for the steps and every optimizer state (row
+            and step); 16-bit state is written with unbiased stochastic rounding. Default: ``bfloat16`` for
+            the low-precision methods (training state within codes + 8 B/row at dim 16 with row-wise Adagrad
+            and Adam on per-row steps, no measurable AUC cost), ``float32`` for ``fp`` (the baseline). The
+            Triton kernels take float32 state.
         grad_scale: ALPT/LSQ step-gradient scale; default 1/sqrt(dim * qmax) (LSQ's).
         min_step: steps are clamped to at least this.
         alpt_variant: ``two-pass`` (the paper) or ``one-pass`` (fused-kernel form).
@@ -332,8 +336,8 @@ class LowPrecisionEmbedding(nn.Module):
                  lr: float | None = None, init_std: float = 1e-4, clip: float = 0.05, step_granularity: str = "row",
                  field_starts: Sequence[int] | None = None, step_lr: float = 1e-2, step_optimizer: str = "adam",
                  grad_scale: float | None = None, min_step: float = 1e-8, alpt_variant: str = "two-pass",
-                 seed: int = 0, backend: str = "auto", row_offset: int = 0, init_rounding: str = "nearest",
-                 state_dtype: str = "float32"):
+                 seed: int = 0, backend: str = "auto", row_offset: int = 0, init_rounding: str = "stochastic",
+                 state_dtype: str | None = None):
         super().__init__()
         if method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, got {method!r}")
@@ -349,6 +353,8 @@ class LowPrecisionEmbedding(nn.Module):
         if init_rounding not in INIT_ROUNDINGS:
             raise ValueError(f"init_rounding must be one of {INIT_ROUNDINGS}, got {init_rounding!r}")
         n_steps = _num_steps(step_granularity, num_embeddings, field_starts)
+        if state_dtype is None:
+            state_dtype = "bfloat16" if method in ("lpt-dr", "lpt-sr", "alpt") else "float32"
         state = float_dtype(state_dtype)
         self.step_granularity, self.init_rounding, self.state_dtype = step_granularity, init_rounding, state_dtype
         self.num_embeddings, self.dim, self.method = num_embeddings, dim, method

@@ -120,12 +120,29 @@ def run_schema(data_dir: Path) -> Schema:
     raise ValueError(f"{data_dir}: its manifest does not record the schema; prepare the data again")
 
 
+def has_labels(source: str | Path, schema: Schema) -> bool:
+    """Whether the rows of ``source`` carry the label column (most sampled lines have all of ``schema``'s
+    columns) or not (one column fewer: rows to predict). Undecidable samples count as labelled."""
+    from collections import Counter
+
+    from lptsim.ctr.data.source import read_head
+
+    head = read_head(source, 1 << 20)
+    lines = [ln.rstrip(b"\r") for ln in head.split(b"\n")[:2000]]
+    delim = schema.delimiter.encode()
+    if schema.header and lines:
+        lines = lines[1:]
+    counts = Counter(ln.count(delim) + 1 for ln in lines if ln)
+    return not counts or counts.most_common(1)[0][0] != len(schema.columns) - 1
+
+
 def predict_file(run: str | Path, source: str | Path, out: str | Path, data: str | Path | None = None,
                  device: str = "cpu", strict: bool = False, batch_size: int = 8192) -> dict:
-    """Raw labelled rows (the training file's format) -> ``out``: CSV ``line,label,probability`` per kept row.
+    """Raw rows (the training file's format, with or without the label column) -> ``out``: CSV
+    ``line,label,probability`` (labelled rows) or ``line,probability`` (unlabelled), one per kept row.
 
     Bad lines are skipped and counted as ``ctr prepare`` does (``strict``: the first one stops). Returns
-    a summary: rows, bad lines (by reason, the first ones) and the scores when both classes occur.
+    a summary: rows, bad lines (by reason, the first ones) and, for labelled rows of both classes, the scores.
     """
     model, _, saved = load_run(run, device)
     data_dir = Path(data) if data else data_folder_of(run, saved)
@@ -133,7 +150,9 @@ def predict_file(run: str | Path, source: str | Path, out: str | Path, data: str
     if fm.get("fields") != saved["data"]["fields"] or fm.get("vocab_sizes") != saved["data"]["vocab_sizes"]:
         raise ValueError(f"{data_dir}: not the folder the run was trained on (other fields or vocabulary sizes)")
     table = load_vocabulary(data_dir / "vocab.npz")
-    reader = BlockReader(source, run_schema(data_dir), strict=strict)
+    schema = run_schema(data_dir)
+    labelled = has_labels(source, schema)
+    reader = BlockReader(source, schema if labelled else schema.without_label(), strict=strict)
     out = Path(out)
     if out.exists() and out.resolve() == Path(source).resolve():
         raise ValueError(f"--out {out}: is the input file; give another name")
@@ -141,13 +160,16 @@ def predict_file(run: str | Path, source: str | Path, out: str | Path, data: str
     labels, probs = [], []
     try:
         with open_new(tmp, "w") as f:
-            f.write("line,label,probability\n")
+            f.write("line,label,probability\n" if labelled else "line,probability\n")
             for block in reader:
-                ids = table.lookup(block.values)
-                p = _probabilities(model, ids, batch_size, device)
-                f.writelines(f"{ln + 1},{y},{q:.8g}\n" for ln, y, q in zip(block.lines.tolist(),
-                                                                             block.labels.tolist(), p.tolist(),
-                                                                             strict=True))
+                p = _probabilities(model, table.lookup(block.values), batch_size, device)
+                if labelled:
+                    f.writelines(f"{ln + 1},{y},{q:.8g}\n" for ln, y, q in zip(block.lines.tolist(),
+                                                                                 block.labels.tolist(), p.tolist(),
+                                                                                 strict=True))
+                else:
+                    f.writelines(f"{ln + 1},{q:.8g}\n" for ln, q in zip(block.lines.tolist(), p.tolist(),
+                                                                          strict=True))
                 labels.append(block.labels)
                 probs.append(p)
         os.replace(tmp, out)
@@ -156,9 +178,10 @@ def predict_file(run: str | Path, source: str | Path, out: str | Path, data: str
         raise
     y = np.concatenate(labels) if labels else np.zeros(0)
     p = np.concatenate(probs) if probs else np.zeros(0)
-    summary = {"rows": int(y.size), "lines": reader.lines_read, "bad_lines": reader.bad.count,
+    summary = {"rows": int(y.size), "labelled": labelled, "lines": reader.lines_read, "bad_lines": reader.bad.count,
                "bad_lines_by_reason": dict(reader.bad.by_reason.most_common()),
-               "first_bad_lines": [{"line": ln, "reason": r} for ln, r in reader.bad.first], "out": str(out)}
-    if y.size and y.min() != y.max():
+               "first_bad_lines": [{"line": ln, "reason": r} for ln, r in reader.bad.first], "out": str(out),
+               "mean_prediction": float(p.mean()) if p.size else float("nan")}
+    if labelled and y.size and y.min() != y.max():
         summary.update(scores(y, p))
     return summary

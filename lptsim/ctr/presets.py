@@ -13,8 +13,9 @@ Presets (values from the peers' published code and configs, Criteo):
   with zero biases, DNN/DCN MLP 400-400-400, DCN 3 cross layers. (FuxiCTR zeroes a padding row that
   lptsim's id space does not have; its L2 reaches every row, lptsim's the rows a batch touches.)
 * ``alpt-paper`` (the ALPT authors' code): dim 16, MLP 1024-512-256 with BatchNorm and ReLU, DCN 3
-  cross layers, Adam lr 1e-3 with weight decay 3e-6 (on the table too), embedding init N(0, 0.003^2),
-  one step per table where the table supports it, step learning rate 1e-6 with Adam, batch 10,000,
+  cross layers, Adam lr 1e-3 with weight decay 3e-6 (on the table too: lptsim decays the rows a batch
+  touches, the authors' dense Adam every row at every step), embedding init N(0, 0.003^2),
+  one step per table, the initial table rounded stochastically, step learning rate 1e-6 with Adam, batch 10,000,
   early stop 2, training rows in file order every epoch. lptsim's ``step_lr`` is relative to the
   initial step ``clip / 2^(bits-1)``, so the preset sets ``step_lr = 1e-6 / initial step`` for the
   run's ``bits`` (a written config keeps that number: change both if you change ``bits``).
@@ -56,12 +57,9 @@ def _fuxictr(bits: int) -> dict:
 
 def _alpt_paper(bits: int) -> dict:
     clip = embedding_defaults().get("clip", 0.05)
+    # one step per table and a stochastically rounded initial table, as the authors' code does
     options = {"optimizer": "adam", "lr": 1e-3, "init_std": 0.003, "step_lr": 1e-6 / (clip / 2 ** (bits - 1)),
-               "step_optimizer": "adam"}
-    if "step_granularity" in embedding_defaults():  # one step per table, where the table offers it
-        options["step_granularity"] = "table"
-    else:
-        options["step_per_row"] = False
+               "step_optimizer": "adam", "step_granularity": "table", "init_rounding": "stochastic"}
     return {"dim": 16, "lr": 1e-3, "batch_size": 10_000, "epochs": 10, "patience": 2, "lr_schedule": "none",
             "lr_milestones": [], "embedding_l2": 0.0, "weight_decay": 3e-6, "grad_clip": 0.0, "dense_init": "torch",
             "hidden": [1024, 512, 256], "batch_norm": True, "bn_refresh": False, "cross_layers": 3, "dropout": 0.0,

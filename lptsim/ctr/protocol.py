@@ -6,7 +6,10 @@ gains ``lambda/2 * sum over the batch's distinct rows r of ||E_r||^2``, so each 
 gains ``lambda * E_r`` and untouched rows are left alone (FuxiCTR's version adds ``lambda * E`` to every
 row at every step, which a sparse row update cannot do). The term is computed on the looked-up
 values of each table (forward hooks), so it reaches every method the same way: the leaf that a
-low-precision table updates its rows from, or the FP32 weight of the QAT methods.
+low-precision table updates its rows from, or the FP32 weight of the QAT methods. In a distributed
+run each rank adds the term for the rows its part of the batch touched, so a row touched by k ranks'
+parts gets k times ``lambda * E_r`` (one process: exactly once). The ALPT step-gradient pass sees the
+data loss only.
 """
 
 from __future__ import annotations

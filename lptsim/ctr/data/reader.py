@@ -408,8 +408,11 @@ class BlockReader:
                 rejected.append((lines[bad], reason))
                 ok[bad] = False
 
-        labels, missing, invalid = transforms.integer_column(table.column(schema.label))
-        reject(invalid | missing | ((labels != 0) & (labels != 1)), self.reasons["label"])
+        if schema.label:
+            labels, missing, invalid = transforms.integer_column(table.column(schema.label))
+            reject(invalid | missing | ((labels != 0) & (labels != 1)), self.reasons["label"])
+        else:  # unlabelled rows (Schema.without_label)
+            labels = np.zeros(table.num_rows, dtype=np.int64)
         n_fields = len(schema.feature_names)
         values = np.empty((n_fields, table.num_rows), dtype=np.int64)
         j = 0

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 
@@ -15,7 +15,8 @@ class DataFormatError(ValueError):
 class Schema:
     """Column layout of a delimited text file (or a Parquet file, with ``delimiter`` unused).
 
-    ``columns`` are all columns in file order; ``label`` is one of them; ``numeric``
+    ``columns`` are all columns in file order; ``label`` is one of them (empty: unlabelled rows, read
+    with label 0, see :meth:`without_label`); ``numeric``
     columns hold integers (empty = missing) and are bucketed as Criteo's are;
     ``categorical`` columns are hashed strings (empty = missing); ``drop`` are ignored;
     ``derived`` names special features computed from a column (Avazu's ``hour``).
@@ -32,12 +33,16 @@ class Schema:
     derived: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        known = {self.label, *self.numeric, *self.categorical, *self.drop, *self.derived}
+        known = {*([self.label] if self.label else []), *self.numeric, *self.categorical, *self.drop, *self.derived}
         missing = known - set(self.columns)
         if missing:
             raise DataFormatError(f"schema {self.name!r}: columns {sorted(missing)} are not in its column list")
         if len(self.delimiter) != 1:
             raise DataFormatError(f"schema {self.name!r}: delimiter must be one character, got {self.delimiter!r}")
+
+    def without_label(self) -> Schema:
+        """The same layout without the label column (rows to predict): ``label`` is empty, rows read as label 0."""
+        return replace(self, columns=tuple(c for c in self.columns if c != self.label), label="")
 
     @property
     def feature_names(self) -> list[str]:
