@@ -78,9 +78,10 @@ def run(method: str, args, ids, labels, device: str) -> float:
         factory = table
     else:
         factory = embedding_factory("alpt", bits=int(method.split("-")[1]), alpt_variant="one-pass",
-                                    backend="triton")
+                                    state_dtype="float32", backend="triton")
     model = build_model("dcn", args.rows, fields, dim=16, embedding=factory).to(device)
     tables = low_precision_tables(model)
+    assert all(t.uses_kernels() for t in tables), "the kernels do not cover this configuration"
     sparse = [p for n, p in model.named_parameters() if n.startswith("embedding.")] if method == "fp32" else []
     dense = [p for p in model.parameters() if all(p is not q for q in sparse)]
     opts = [torch.optim.Adam(dense, lr=1e-3)] + ([torch.optim.SparseAdam(sparse, lr=1e-3)] if sparse else [])

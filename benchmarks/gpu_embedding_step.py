@@ -57,9 +57,10 @@ def check_exactness(rows: int, batch: int, fields: int, device: str) -> list[dic
 
     report = []
     for bits in (8, 4, 2, 3):
-        kw = dict(bits=bits, method="alpt", alpt_variant="one-pass", init_std=0.02, seed=1)
+        kw = dict(bits=bits, method="alpt", alpt_variant="one-pass", init_std=0.02, seed=1, state_dtype="float32")
         ref = LowPrecisionEmbedding(rows, 16, backend="torch", **kw).to(device)
         ker = LowPrecisionEmbedding(rows, 16, backend="triton", **kw).to(device)
+        assert ker.uses_kernels(), "the kernels do not cover this configuration"
         gen = torch.Generator().manual_seed(bits)
         for _ in range(3):
             ids = zipf_ids(rows, batch * fields, gen, device).view(batch, fields)
@@ -123,8 +124,9 @@ def plain_alpt_case(rows: int, dim: int, ids, up, device: str):
 def lptsim_case(rows: int, dim: int, bits: int, ids, up, device: str):
     from lptsim.ctr.embedding import LowPrecisionEmbedding
 
-    emb = LowPrecisionEmbedding(rows, dim, bits=bits, method="alpt", alpt_variant="one-pass",
+    emb = LowPrecisionEmbedding(rows, dim, bits=bits, method="alpt", alpt_variant="one-pass", state_dtype="float32",
                                 backend="triton").to(device)
+    assert emb.uses_kernels(), "the kernels do not cover this configuration (they keep float32 state)"
 
     def step():
         (emb(ids) * up).sum().backward()
