@@ -52,6 +52,12 @@ MUTANTS = [
      "old": 'grad = _grad_rows(grad_hat if grad_hat is not None else pending["grad"], n, emb.dim, '
             'pending["wnew"].device)',
      "new": 'grad = _grad_rows(pending["grad"], n, emb.dim, pending["wnew"].device)', "tests": TESTS},
+    {"id": "kernel-bf16-state-draws-of-another-buffer", "file": KERNELS,
+     "old": "_put(exp_avg_ptr + row * D + c, m, head, _splitmix64(stream, 2), rglob * D + c, BF16)",
+     "new": "_put(exp_avg_ptr + row * D + c, m, head, _splitmix64(stream, 3), rglob * D + c, BF16)", "tests": TESTS},
+    {"id": "kernel-bf16-step-not-reread-after-rounding", "file": KERNELS,
+     "old": "step = tl.load(steps_ptr + row, mask=head, other=1.0).to(tl.float32)",
+     "new": "step = step", "tests": TESTS},
     {"id": "kernel-adam-step-counter-not-advanced", "file": WRAPPER,
      "old": "opt.steps += 1", "new": "opt.steps + 1", "tests": TESTS},
 ]

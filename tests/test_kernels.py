@@ -171,6 +171,31 @@ def test_kernel_two_pass_alpt_matches_reference(bits, opt, step_opt, dim):
         _compare(ref, ker)
 
 
+BF16_CASES = [("lpt-sr", "adagrad", {}), ("lpt-dr", "adam", {"step_granularity": "table"}),
+              ("alpt", "adam", {"alpt_variant": "one-pass"}), ("alpt", "sgd", {"alpt_variant": "one-pass",
+                                                                              "step_optimizer": "sgd"}),
+              ("alpt", "adagrad", {"alpt_variant": "two-pass"})]
+
+
+@pytest.mark.parametrize("method, opt, extra", BF16_CASES, ids=[f"{m}-{o}-{i}" for i, (m, o, _) in
+                                                                enumerate(BF16_CASES)])
+def test_kernel_bfloat16_state_matches_reference(method, opt, extra):
+    """bfloat16 steps and optimizer state (the tables' default): every write stochastically rounded with the
+    reference's draws (stream of the update, buffer tag, global element), so all state matches bit for bit."""
+    kw = dict(bits=4, method=method, optimizer=opt, lr=LR[opt], init_std=0.02, seed=5, row_offset=7,
+              state_dtype="bfloat16", **extra)
+    ref = LowPrecisionEmbedding(30, 13, backend="torch", **kw).to(DEVICE)
+    ker = LowPrecisionEmbedding(30, 13, backend="triton", **kw).to(DEVICE)
+    assert ker.uses_kernels() and ker.step.dtype == torch.bfloat16
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(3):
+        ids = torch.randint(0, 8, (16, 3), generator=gen).to(DEVICE)
+        up = torch.randn(16, 3, 13, generator=gen).to(DEVICE)
+        _step(ref, ids, up)
+        _step(ker, ids, up)
+        _compare(ref, ker)
+
+
 def test_kernel_empty_batch():
     ref, ker = _pair(10, 16, 4, "lpt-sr", "adagrad", {})
     ids = torch.zeros(0, 3, dtype=torch.int64, device=DEVICE)

@@ -39,6 +39,7 @@ def test_kernel_aot_quick_set_compiles_without_spills_or_fma(tmp_path):
     updates = [s for s in specs if s.kernel == "fused_update"]
     assert {s.method for s in updates} == set(aot.METHODS) and {s.opt for s in updates} == set(aot.OPTIMIZERS)
     assert {s.step_kind for s in updates} == {0, 1, 2} and {s.phase for s in updates} == {0, 1, 2}
+    assert {s.state for s in updates} == {"fp32", "bf16"}
     assert "0 failure(s)" in proc.stdout
 
 

@@ -24,7 +24,7 @@ BLOCK = 64  # update: positions per program, two warps, one lane each
 CHUNK = SEGMENT_CHUNK  # run sums: additions per lane and level (the reference's ordered_segment_sum)
 GATHER_ELEMENTS = 1024  # gather: rows x padded dim per program (16 values a thread: no spills at any dim)
 LAUNCH = {"num_warps": 2, "enable_fp_fusion": False}
-UPDATE_LAUNCH = dict(LAUNCH, maxnreg=64)  # without a bound ptxas picks 32 registers and spills a few bytes
+UPDATE_LAUNCH = dict(LAUNCH, maxnreg=128)  # without a bound ptxas picks 32 registers and spills a few bytes
 
 
 def gather_block(dim: int) -> tuple[int, int]:
@@ -44,11 +44,11 @@ def available(device: torch.device | str | None = None) -> bool:
 
 
 def supports(emb) -> bool:
-    """Configurations the kernels implement: bits 1-8, any row optimizer, float32 state, LPT (any step
-    granularity) or ALPT, one- or two-pass (a step per row, SGD or Adam on it), tables of fewer than 2**31 rows."""
+    """Configurations the kernels implement: bits 1-8, any row optimizer, float32 or bfloat16 state, LPT (any
+    step granularity) or ALPT, one- or two-pass (a step per row, SGD or Adam on it), tables below 2**31 rows."""
     if emb.method not in ("lpt-dr", "lpt-sr", "alpt") or not 1 <= emb.bits <= 8 or emb.num_embeddings >= 2**31:
         return False
-    if emb.state_dtype != "float32":
+    if getattr(emb, "state_dtype", "float32") not in ("float32", "bfloat16"):
         return False
     if emb.method == "alpt":
         return _step_kind(emb) == 1 and emb.step_optimizer in ("sgd", "adam")
@@ -241,7 +241,8 @@ def _launch(emb, pending: dict, grad: torch.Tensor, wnew: torch.Tensor, lr_scale
         STEP_BETAS[0], 1 - STEP_BETAS[0], STEP_BETAS[1], 1 - STEP_BETAS[1], STEP_EPS,
         PADDED=getattr(emb.codes, "padded_dim", dim), QMIN=float(emb.spec.qmin), QMAX=float(emb.spec.qmax),
         OPT={"sgd": 0, "adagrad": 1, "adam": 2}[opt.name], STEP_MODE=step_mode, STOCHASTIC=emb.method != "lpt-dr",
-        BLOCK=BLOCK, PHASE=phase, **_layout(emb), **UPDATE_LAUNCH)
+        BLOCK=BLOCK, PHASE=phase, BF16=getattr(emb, "state_dtype", "float32") == "bfloat16", **_layout(emb),
+        **UPDATE_LAUNCH)
     if phase != 1:
         emb.updates += 1
 
@@ -266,7 +267,7 @@ def stage_two_pass(emb, pending: dict, lr_scale: float) -> torch.Tensor:
         pending["head_of"] = torch.zeros(0, dtype=torch.long, device=dev)
         return wnew
     _launch(emb, pending, _grad_rows(pending["grad"], n, dim, dev), wnew, lr_scale, phase=1)
-    step = emb.step[pending["sorted"].long()].unsqueeze(1)
+    step = emb.step[pending["sorted"].long()].float().unsqueeze(1)
     v = wnew / step
     f = torch.floor(v)
     codes = (f + (v - f >= 0.5).float()).clamp_(emb.spec.qmin, emb.spec.qmax)

@@ -41,13 +41,14 @@ class Spec:
     method: str = ""
     opt: str = ""
     phase: int = 0  # update kernel: 0 one pass, 1/2 two-pass ALPT's stage/commit
+    state: str = "fp32"  # steps and optimizer state: fp32 or bf16
 
     def label(self) -> str:
         if self.kernel == "segment_sum":
             return f"dim={self.dim:<3d} level={'first' if self.step_kind == 0 else 'later'}"
         kind = ("table", "row", "indexed")[self.step_kind]
         extra = f" {self.method:9s} {self.opt:7s} phase={self.phase}" if self.kernel == "fused_update" else ""
-        return f"bits={self.bits} dim={self.dim:<3d} step={kind:7s}{extra}"
+        return f"bits={self.bits} dim={self.dim:<3d} step={kind:7s} {self.state}{extra}"
 
 
 def specializations(quick: bool = False) -> list[Spec]:
@@ -55,7 +56,9 @@ def specializations(quick: bool = False) -> list[Spec]:
     specs = []
     for i, (bits, kind) in enumerate(itertools.product(BITS, (0, 1, 2))):
         dim = DIMS[i % len(DIMS)]
-        specs += [Spec("gather_dequant", bits, dim, kind), Spec("gather_sum", bits, DIMS[(i + 3) % len(DIMS)], kind)]
+        state = ("fp32", "bf16")[i % 2]
+        specs += [Spec("gather_dequant", bits, dim, kind, state=state),
+                  Spec("gather_sum", bits, DIMS[(i + 3) % len(DIMS)], kind, state=state)]
     specs += [Spec("segment_sum", 0, dim, level) for dim in sorted(set(DIMS)) for level in (0, 1)]
     i = 0
     for bits, method, opt in itertools.product(BITS, METHODS, OPTIMIZERS):
@@ -64,11 +67,12 @@ def specializations(quick: bool = False) -> list[Spec]:
         else:  # ALPT learns a step per row; one pass, or two-pass's stage and commit
             variants = [(1, phase) for phase in (0, 1, 2)]
         for kind, phase in variants:
-            specs.append(Spec("fused_update", bits, DIMS[i % len(DIMS)], kind, method, opt, phase))
+            for state in ("fp32", "bf16"):
+                specs.append(Spec("fused_update", bits, DIMS[i % len(DIMS)], kind, method, opt, phase, state))
             i += 1
     if quick:  # every bits, method, optimizer and step kind still appears
         specs = [s for j, s in enumerate(specs) if s.kernel.startswith("gather") and j % 8 == 0
-                 or s.kernel == "segment_sum" and s.dim in (13, 16) or s.kernel == "fused_update" and j % 5 == 0]
+                 or s.kernel == "segment_sum" and s.dim in (13, 16) or s.kernel == "fused_update" and j % 7 == 0]
     return specs
 
 
@@ -84,7 +88,8 @@ def _source(spec: Spec):
     from lptsim.ctr.kernels import triton_kernels as tk
 
     code_t = "*i8" if spec.bits == 8 else "*u8"
-    idx_t = "*i64" if spec.step_kind == 2 else "*fp32"
+    st = "*" + spec.state  # steps and optimizer state
+    idx_t = "*i64" if spec.step_kind == 2 else st  # the steps tensor stands in when there is no index
     padded, row_bytes = _row_bytes(max(spec.bits, 1), spec.dim)
     from lptsim.ctr.kernels import BLOCK, CHUNK, gather_block
 
@@ -92,7 +97,7 @@ def _source(spec: Spec):
     common = dict(D=spec.dim, ROW_BYTES=row_bytes, BITS=spec.bits, STEP_KIND=spec.step_kind)  # not segment_sum
     if spec.kernel == "gather_dequant":
         fn = tk.gather_dequant_kernel
-        sig = dict(ids_ptr="*i64", codes_ptr=code_t, steps_ptr="*fp32", step_idx_ptr=idx_t, out_ptr="*fp32", n="i32")
+        sig = dict(ids_ptr="*i64", codes_ptr=code_t, steps_ptr=st, step_idx_ptr=idx_t, out_ptr="*fp32", n="i32")
         const = dict(common, DP=dp, BLOCK=gblock)
     elif spec.kernel == "segment_sum":
         fn = tk.segment_sum_kernel
@@ -101,7 +106,7 @@ def _source(spec: Spec):
         const = dict(FIRST=spec.step_kind == 0, D=spec.dim, DP=dp, CHUNK=CHUNK, BLOCK=gblock)
     elif spec.kernel == "gather_sum":
         fn = tk.gather_sum_kernel
-        sig = dict(ids_ptr="*i64", bag_starts_ptr="*i64", codes_ptr=code_t, steps_ptr="*fp32", step_idx_ptr=idx_t,
+        sig = dict(ids_ptr="*i64", bag_starts_ptr="*i64", codes_ptr=code_t, steps_ptr=st, step_idx_ptr=idx_t,
                    out_ptr="*fp32")
         const = dict(common, DP=dp)
     else:
@@ -109,9 +114,9 @@ def _source(spec: Spec):
 
         fn = tk.fused_update_kernel
         q = QuantSpec(spec.bits)
-        sig = dict(sorted_ptr="*i32", gseg_ptr="*fp32", wnew_ptr="*fp32", codes_ptr=code_t, steps_ptr="*fp32",
-                   step_idx_ptr=idx_t, sum_sq_ptr="*fp32", exp_avg_ptr="*fp32", exp_avg_sq_ptr="*fp32",
-                   step_m_ptr="*fp32", step_v_ptr="*fp32", key_ptr="*i64", updates_ptr="*i64", bc_ptr="*fp32",
+        sig = dict(sorted_ptr="*i32", gseg_ptr="*fp32", wnew_ptr="*fp32", codes_ptr=code_t, steps_ptr=st,
+                   step_idx_ptr=idx_t, sum_sq_ptr=st, exp_avg_ptr=st, exp_avg_sq_ptr=st,
+                   step_m_ptr=st, step_v_ptr=st, key_ptr="*i64", updates_ptr="*i64", bc_ptr="*fp32",
                    n="i32")
         for name in ("lr", "eps", "b1", "one_minus_b1", "b2", "one_minus_b2", "step_lr", "grad_scale", "min_step",
                      "sb1", "one_minus_sb1", "sb2", "one_minus_sb2", "step_eps"):
@@ -119,7 +124,7 @@ def _source(spec: Spec):
         step_mode = {"alpt-sgd": 1, "alpt-adam": 2}.get(spec.method, 0)
         const = dict(common, PADDED=padded, QMIN=float(q.qmin), QMAX=float(q.qmax),
                      OPT=OPTIMIZERS.index(spec.opt), STEP_MODE=step_mode, STOCHASTIC=spec.method != "lpt-dr",
-                     BLOCK=BLOCK, PHASE=spec.phase)
+                     BLOCK=BLOCK, PHASE=spec.phase, BF16=spec.state == "bf16")
     for name in const:
         sig[name] = "constexpr"
     attrs = {(fn.arg_names.index(k),): [["tt.divisibility", 16]] for k, v in sig.items() if v.startswith("*")}
@@ -167,18 +172,18 @@ def run(archs: list[int], quick: bool = False, jobs: int = 1, out=sys.stdout) ->
             results = list(pool.map(_job, work))
     else:
         results = [_job(w) for w in work]
-    print(f"{'arch':6s} {'kernel':15s} {'configuration':58s} {'regs':>4s} {'spill':>5s} {'smem':>5s} {'fma':>4s}  "
+    print(f"{'arch':6s} {'kernel':15s} {'configuration':63s} {'regs':>4s} {'spill':>5s} {'smem':>5s} {'fma':>4s}  "
           "status", file=out)
     failures = 0
     for spec, arch, r in results:
         if "error" in r:
             failures += 1
-            print(f"sm_{arch:<3d} {spec.kernel:15s} {spec.label():58s} {'-':>4s} {'-':>5s} {'-':>5s} {'-':>4s}  "
+            print(f"sm_{arch:<3d} {spec.kernel:15s} {spec.label():63s} {'-':>4s} {'-':>5s} {'-':>5s} {'-':>4s}  "
                   f"FAIL {r['error']}", file=out)
             continue
         bad = [w for w, b in (("spills", r["spill"] > 0), ("FMA", r["fma"] > 0)) if b]
         failures += bool(bad)
-        print(f"sm_{arch:<3d} {spec.kernel:15s} {spec.label():58s} {r['regs']:4d} {r['spill']:5d} {r['shared']:5d} "
+        print(f"sm_{arch:<3d} {spec.kernel:15s} {spec.label():63s} {r['regs']:4d} {r['spill']:5d} {r['shared']:5d} "
               f"{r['fma']:4d}  {'FAIL ' + ', '.join(bad) if bad else 'ok'}", file=out)
     for arch in archs:
         mine = [r for s, a, r in results if a == arch and "error" not in r]

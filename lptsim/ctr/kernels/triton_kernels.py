@@ -13,6 +13,9 @@ Numerical contract (the same on a GPU and under ``TRITON_INTERPRET=1``):
   lookup's backward), so codes, steps and optimizer state match **bit for bit**.
 * Scalars that depend on the training step (Adam bias corrections, the SR seed) are derived
   on the device from the module's counters, never read back to the host.
+* bfloat16 steps and optimizer state are computed in float32 and stored with the reference's
+  stochastic rounding (:func:`lptsim.quant.floats.stochastic_cast`: the update's state stream,
+  the buffer's tag, the global element as counter); float16 state is not covered.
 
 Layout: the update kernel gives each program ``BLOCK`` sorted positions, one per lane (one or
 two warps), and loops over the columns; the rows of a block are independent lanes, so the
@@ -42,7 +45,7 @@ STEP_TABLE, STEP_ROW, STEP_INDEXED = 0, 1, 2  # one step per table / per row / s
 @triton.jit
 def _splitmix64(seed, t):
     """lptsim.ctr.embedding.step_seed(seed, t) in uint64 arithmetic."""
-    z = seed.to(tl.uint64) * 0x9E3779B97F4A7C15 + t.to(tl.uint64) + 1
+    z = tl.cast(seed, tl.uint64) * 0x9E3779B97F4A7C15 + tl.cast(t, tl.uint64) + 1
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9
     z = (z ^ (z >> 27)) * 0x94D049BB133111EB
     return z ^ (z >> 31)
@@ -67,11 +70,40 @@ def _code(codes_ptr, row, col, mask, ROW_BYTES: tl.constexpr, BITS: tl.constexpr
 @triton.jit
 def _step_of(steps_ptr, step_idx_ptr, pos, row, mask, STEP_KIND: tl.constexpr):
     if STEP_KIND == 0:
-        return tl.load(steps_ptr + row * 0, mask=mask, other=1.0)
+        s = tl.load(steps_ptr + row * 0, mask=mask, other=1.0)
     elif STEP_KIND == 1:
-        return tl.load(steps_ptr + row, mask=mask, other=1.0)
+        s = tl.load(steps_ptr + row, mask=mask, other=1.0)
     else:
-        return tl.load(steps_ptr + tl.load(step_idx_ptr + pos, mask=mask, other=0).to(tl.int64), mask=mask, other=1.0)
+        s = tl.load(steps_ptr + tl.load(step_idx_ptr + pos, mask=mask, other=0).to(tl.int64), mask=mask, other=1.0)
+    return s.to(tl.float32)
+
+
+@triton.jit
+def _uniform(seed, counter):
+    """The Philox uniform of lptsim.quant.philox at a uint64 ``counter`` (tensor) under a uint64 ``seed``."""
+    zero = tl.zeros(counter.shape, dtype=tl.uint32)
+    r0, _, _, _ = tl.philox(seed, (counter & 0xFFFFFFFF).to(tl.uint32), (counter >> 32).to(tl.uint32), zero, zero)
+    return (r0 >> 8).to(tl.float32) * 5.9604644775390625e-08
+
+
+@triton.jit
+def _put(ptr, x, mask, seed, counter, BF16: tl.constexpr):
+    """Store float32 ``x``; into a bfloat16 buffer with lptsim.quant.floats.stochastic_cast's rounding: up to
+    the next bfloat16 with probability (x - lo) / (hi - lo), drawn at ``counter``. (Both neighbours come from
+    truncating the float32 bits, so that fraction is exact in float32, as in the float64 reference.)"""
+    if BF16:
+        bits = x.to(tl.int32, bitcast=True)
+        t = bits & -65536
+        near = t.to(tl.float32, bitcast=True)  # toward zero
+        far = (t + 65536).to(tl.float32, bitcast=True)  # one bfloat16 step away from zero
+        lo = tl.where(x >= 0, near, far)
+        hi = tl.where(x >= 0, far, near)
+        frac = tl.math.div_rn(x - lo, hi - lo)
+        out = tl.where(_uniform(seed, counter) < frac, hi, lo)
+        out = tl.where((near == x) | (x != x), x, out)  # representable (also 0, inf), NaN
+        tl.store(ptr, out.to(tl.bfloat16), mask=mask)
+    else:
+        tl.store(ptr, x, mask=mask)
 
 
 @triton.jit(do_not_specialize=["n"])
@@ -147,7 +179,7 @@ def fused_update_kernel(sorted_ptr, gseg_ptr, wnew_ptr, codes_ptr, steps_ptr,
                         D: tl.constexpr, PADDED: tl.constexpr, ROW_BYTES: tl.constexpr, BITS: tl.constexpr,
                         QMIN: tl.constexpr, QMAX: tl.constexpr, OPT: tl.constexpr, STEP_MODE: tl.constexpr,
                         STOCHASTIC: tl.constexpr, STEP_KIND: tl.constexpr, BLOCK: tl.constexpr,
-                        PHASE: tl.constexpr = 0):
+                        PHASE: tl.constexpr = 0, BF16: tl.constexpr = False):
     """One training step of the rows a batch touched, in place.
 
     ``sorted`` holds the batch's ids stably sorted; ``gseg`` at the head of each run of equal ids holds the
@@ -165,6 +197,10 @@ def fused_update_kernel(sorted_ptr, gseg_ptr, wnew_ptr, codes_ptr, steps_ptr,
     prev = tl.load(sorted_ptr + pos - 1, mask=live & (pos > 0), other=-1).to(tl.int64)
     head = live & ((pos == 0) | (row != prev))
     step = _step_of(steps_ptr, step_idx_ptr, pos, row, head, STEP_KIND)
+    rglob = (row + tl.load(key_ptr + 1)).to(tl.uint64)  # global row: the counter of 16-bit state draws
+    stream = tl.load(updates_ptr).to(tl.uint64) * 0
+    if BF16:  # step_seed(seed, t) ^ STATE_STREAM (2**62 + 1); a buffer's draws use step_seed(stream, tag)
+        stream = _splitmix64(tl.load(key_ptr), tl.load(updates_ptr) + 1) ^ tl.cast(4611686018427387905, tl.uint64)
 
     # Pass 1: Adagrad's sum of squares of the row's gradient, columns in order.
     ss = tl.zeros((BLOCK,), dtype=tl.float32)
@@ -172,8 +208,8 @@ def fused_update_kernel(sorted_ptr, gseg_ptr, wnew_ptr, codes_ptr, steps_ptr,
         g = tl.load(gseg_ptr + pos * D + c, mask=head, other=0.0)
         ss = ss + g * g
     if OPT == 1 and PHASE != 2:
-        acc = tl.load(sum_sq_ptr + row, mask=head, other=0.0) + tl.math.div_rn(ss, D * 1.0)
-        tl.store(sum_sq_ptr + row, acc, mask=head)
+        acc = tl.load(sum_sq_ptr + row, mask=head, other=0.0).to(tl.float32) + tl.math.div_rn(ss, D * 1.0)
+        _put(sum_sq_ptr + row, acc, head, _splitmix64(stream, 1), rglob, BF16)
         denom = tl.math.sqrt_rn(acc) + eps
     if OPT == 2 and PHASE != 2:
         row_bc1 = tl.load(bc_ptr)
@@ -192,10 +228,11 @@ def fused_update_kernel(sorted_ptr, gseg_ptr, wnew_ptr, codes_ptr, steps_ptr,
         elif OPT == 1:
             w_new = w - tl.math.div_rn(lr * g, denom)
         else:
-            m = tl.load(exp_avg_ptr + row * D + c, mask=head, other=0.0) * b1 + one_minus_b1 * g
-            v2 = tl.load(exp_avg_sq_ptr + row * D + c, mask=head, other=0.0) * b2 + one_minus_b2 * g * g
-            tl.store(exp_avg_ptr + row * D + c, m, mask=head)
-            tl.store(exp_avg_sq_ptr + row * D + c, v2, mask=head)
+            m = tl.load(exp_avg_ptr + row * D + c, mask=head, other=0.0).to(tl.float32) * b1 + one_minus_b1 * g
+            v2 = (tl.load(exp_avg_sq_ptr + row * D + c, mask=head, other=0.0).to(tl.float32) * b2
+                  + one_minus_b2 * g * g)
+            _put(exp_avg_ptr + row * D + c, m, head, _splitmix64(stream, 2), rglob * D + c, BF16)
+            _put(exp_avg_sq_ptr + row * D + c, v2, head, _splitmix64(stream, 3), rglob * D + c, BF16)
             w_new = w - tl.math.div_rn(lr * tl.math.div_rn(m, row_bc1),
                                        tl.math.sqrt_rn(tl.math.div_rn(v2, row_bc2)) + eps)
         if PHASE != 2:
@@ -215,14 +252,16 @@ def fused_update_kernel(sorted_ptr, gseg_ptr, wnew_ptr, codes_ptr, steps_ptr,
         else:
             bc1 = tl.load(bc_ptr + 2)
             bc2 = tl.load(bc_ptr + 3)
-            m = tl.load(step_m_ptr + row, mask=head, other=0.0) * sb1 + one_minus_sb1 * gs
-            s2 = tl.load(step_v_ptr + row, mask=head, other=0.0) * sb2 + one_minus_sb2 * gs * gs
-            tl.store(step_m_ptr + row, m, mask=head)
-            tl.store(step_v_ptr + row, s2, mask=head)
+            m = tl.load(step_m_ptr + row, mask=head, other=0.0).to(tl.float32) * sb1 + one_minus_sb1 * gs
+            s2 = tl.load(step_v_ptr + row, mask=head, other=0.0).to(tl.float32) * sb2 + one_minus_sb2 * gs * gs
+            _put(step_m_ptr + row, m, head, _splitmix64(stream, 5), rglob, BF16)
+            _put(step_v_ptr + row, s2, head, _splitmix64(stream, 6), rglob, BF16)
             new_step = step - tl.math.div_rn(step_lr * tl.math.div_rn(m, bc1),
                                              tl.math.sqrt_rn(tl.math.div_rn(s2, bc2)) + step_eps)
         step = tl.maximum(new_step, min_step)
-        tl.store(steps_ptr + row, step, mask=head)
+        _put(steps_ptr + row, step, head, _splitmix64(stream, 7), rglob, BF16)
+        if BF16:  # the codes are made with the stored (rounded) step
+            step = tl.load(steps_ptr + row, mask=head, other=1.0).to(tl.float32)
 
     # Pass 3: re-quantize (DR or SR) and write the row back.
     if STOCHASTIC:
