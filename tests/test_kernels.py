@@ -32,12 +32,13 @@ VARIANTS = [  # (method, extra options): LPT with a step per row / per table, AL
     ("lpt-sr", {"step_granularity": "field"}),  # field_starts added by the test (global rows)
     ("alpt", {"alpt_variant": "one-pass", "step_optimizer": "sgd"}),
     ("alpt", {"alpt_variant": "one-pass", "step_optimizer": "adam"}),
+    ("alpt", {"alpt_variant": "one-pass", "step_optimizer": "adagrad"}),
 ]
 OPTIMIZERS = ("sgd", "adagrad", "adam")
 DIMS = (5, 16, 13, 8)
 # A covering set: every (bits, variant) pair once; optimizers and odd/even dims rotate through them, so every
 # optimizer meets every variant and every bit width meets odd and even dims.
-CASES = [(1 + i % 8, VARIANTS[i // 8], OPTIMIZERS[(i + i // 8) % 3], DIMS[(i + i // 8) % 4]) for i in range(40)]
+CASES = [(1 + i % 8, VARIANTS[i // 8], OPTIMIZERS[(i + i // 8) % 3], DIMS[(i + i // 8) % 4]) for i in range(48)]
 
 
 F32 = {"state_dtype": "float32"}  # the kernels keep float32 state (the tables default to bfloat16)
@@ -141,7 +142,7 @@ def test_kernel_long_runs_of_one_id(copies):
         assert torch.equal(total[0], plain)
 
 
-TWO_PASS = [(1 + i % 8, OPTIMIZERS[i % 3], ("sgd", "adam")[i % 2], DIMS[i % 4]) for i in range(8)]
+TWO_PASS = [(1 + i % 8, OPTIMIZERS[i % 3], ("sgd", "adam", "adagrad")[i % 3 - 1], DIMS[i % 4]) for i in range(8)]
 
 
 @pytest.mark.parametrize("bits, opt, step_opt, dim", TWO_PASS)
@@ -174,7 +175,8 @@ def test_kernel_two_pass_alpt_matches_reference(bits, opt, step_opt, dim):
 BF16_CASES = [("lpt-sr", "adagrad", {}), ("lpt-dr", "adam", {"step_granularity": "table"}),
               ("alpt", "adam", {"alpt_variant": "one-pass"}), ("alpt", "sgd", {"alpt_variant": "one-pass",
                                                                               "step_optimizer": "sgd"}),
-              ("alpt", "adagrad", {"alpt_variant": "two-pass"})]
+              ("alpt", "adagrad", {"alpt_variant": "two-pass"}),
+              ("alpt", "adam", {"alpt_variant": "one-pass", "step_optimizer": "adagrad"})]
 
 
 @pytest.mark.parametrize("method, opt, extra", BF16_CASES, ids=[f"{m}-{o}-{i}" for i, (m, o, _) in

@@ -45,13 +45,14 @@ def available(device: torch.device | str | None = None) -> bool:
 
 def supports(emb) -> bool:
     """Configurations the kernels implement: bits 1-8, any row optimizer, float32 or bfloat16 state, LPT (any
-    step granularity) or ALPT, one- or two-pass (a step per row, SGD or Adam on it), tables below 2**31 rows."""
+    step granularity) or ALPT, one- or two-pass (a step per row, SGD, Adam or Adagrad on it), tables below 2**31
+    rows."""
     if emb.method not in ("lpt-dr", "lpt-sr", "alpt") or not 1 <= emb.bits <= 8 or emb.num_embeddings >= 2**31:
         return False
     if getattr(emb, "state_dtype", "float32") not in ("float32", "bfloat16"):
         return False
     if emb.method == "alpt":
-        return _step_kind(emb) == 1 and emb.step_optimizer in ("sgd", "adam")
+        return _step_kind(emb) == 1 and emb.step_optimizer in ("sgd", "adam", "adagrad")
     return True
 
 
@@ -221,7 +222,7 @@ def _launch(emb, pending: dict, grad: torch.Tensor, wnew: torch.Tensor, lr_scale
     b1, b2 = opt.betas
     step_mode = 0
     if emb.method == "alpt":
-        step_mode = 2 if emb.step_optimizer == "adam" else 1
+        step_mode = {"sgd": 1, "adam": 2, "adagrad": 3}[emb.step_optimizer]
     bcs = [torch.ones(2, device=dev), torch.ones(2, device=dev)]
     if opt.name == "adam" and phase != 2:
         opt.steps += 1
@@ -235,7 +236,8 @@ def _launch(emb, pending: dict, grad: torch.Tensor, wnew: torch.Tensor, lr_scale
         sorted_ids, gseg, wnew, emb.codes.data, emb.step,
         _step_idx(emb, sorted_ids), opt.sum_sq if opt.name == "adagrad" else dummy,
         opt.exp_avg if opt.name == "adam" else dummy, opt.exp_avg_sq if opt.name == "adam" else dummy,
-        emb.step_m if step_mode == 2 else dummy, emb.step_v if step_mode == 2 else dummy,
+        emb.step_m if step_mode == 2 else emb.step_sum_sq if step_mode == 3 else dummy,
+        emb.step_v if step_mode == 2 else dummy,
         _key(emb), emb.updates, bc, n,
         opt.lr * lr_scale, opt.eps, b1, 1 - b1, b2, 1 - b2, emb.step_lr * emb.step0, emb.grad_scale, emb.min_step,
         STEP_BETAS[0], 1 - STEP_BETAS[0], STEP_BETAS[1], 1 - STEP_BETAS[1], STEP_EPS,

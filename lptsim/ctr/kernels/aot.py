@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 BITS = tuple(range(1, 9))
 DIMS = (16, 5, 64, 13, 1, 128, 40, 8)  # odd and even; the row's byte count and the loop trip counts change
-METHODS = ("lpt-dr", "lpt-sr", "alpt-sgd", "alpt-adam")
+METHODS = ("lpt-dr", "lpt-sr", "alpt-sgd", "alpt-adam", "alpt-adagrad")
 OPTIMIZERS = ("sgd", "adagrad", "adam")
 
 
@@ -47,7 +47,7 @@ class Spec:
         if self.kernel == "segment_sum":
             return f"dim={self.dim:<3d} level={'first' if self.step_kind == 0 else 'later'}"
         kind = ("table", "row", "indexed")[self.step_kind]
-        extra = f" {self.method:9s} {self.opt:7s} phase={self.phase}" if self.kernel == "fused_update" else ""
+        extra = f" {self.method:12s} {self.opt:7s} phase={self.phase}" if self.kernel == "fused_update" else ""
         return f"bits={self.bits} dim={self.dim:<3d} step={kind:7s} {self.state}{extra}"
 
 
@@ -121,7 +121,7 @@ def _source(spec: Spec):
         for name in ("lr", "eps", "b1", "one_minus_b1", "b2", "one_minus_b2", "step_lr", "grad_scale", "min_step",
                      "sb1", "one_minus_sb1", "sb2", "one_minus_sb2", "step_eps"):
             sig[name] = "fp32"
-        step_mode = {"alpt-sgd": 1, "alpt-adam": 2}.get(spec.method, 0)
+        step_mode = {"alpt-sgd": 1, "alpt-adam": 2, "alpt-adagrad": 3}.get(spec.method, 0)
         const = dict(common, PADDED=padded, QMIN=float(q.qmin), QMAX=float(q.qmax),
                      OPT=OPTIMIZERS.index(spec.opt), STEP_MODE=step_mode, STOCHASTIC=spec.method != "lpt-dr",
                      BLOCK=BLOCK, PHASE=spec.phase, BF16=spec.state == "bf16")
@@ -172,18 +172,18 @@ def run(archs: list[int], quick: bool = False, jobs: int = 1, out=sys.stdout) ->
             results = list(pool.map(_job, work))
     else:
         results = [_job(w) for w in work]
-    print(f"{'arch':6s} {'kernel':15s} {'configuration':63s} {'regs':>4s} {'spill':>5s} {'smem':>5s} {'fma':>4s}  "
+    print(f"{'arch':6s} {'kernel':15s} {'configuration':66s} {'regs':>4s} {'spill':>5s} {'smem':>5s} {'fma':>4s}  "
           "status", file=out)
     failures = 0
     for spec, arch, r in results:
         if "error" in r:
             failures += 1
-            print(f"sm_{arch:<3d} {spec.kernel:15s} {spec.label():63s} {'-':>4s} {'-':>5s} {'-':>5s} {'-':>4s}  "
+            print(f"sm_{arch:<3d} {spec.kernel:15s} {spec.label():66s} {'-':>4s} {'-':>5s} {'-':>5s} {'-':>4s}  "
                   f"FAIL {r['error']}", file=out)
             continue
         bad = [w for w, b in (("spills", r["spill"] > 0), ("FMA", r["fma"] > 0)) if b]
         failures += bool(bad)
-        print(f"sm_{arch:<3d} {spec.kernel:15s} {spec.label():63s} {r['regs']:4d} {r['spill']:5d} {r['shared']:5d} "
+        print(f"sm_{arch:<3d} {spec.kernel:15s} {spec.label():66s} {r['regs']:4d} {r['spill']:5d} {r['shared']:5d} "
               f"{r['fma']:4d}  {'FAIL ' + ', '.join(bad) if bad else 'ok'}", file=out)
     for arch in archs:
         mine = [r for s, a, r in results if a == arch and "error" not in r]

@@ -38,7 +38,7 @@ import triton
 import triton.language as tl
 
 OPT_SGD, OPT_ADAGRAD, OPT_ADAM = 0, 1, 2
-STEP_FIXED, STEP_SGD, STEP_ADAM = 0, 1, 2
+STEP_FIXED, STEP_SGD, STEP_ADAM, STEP_ADAGRAD = 0, 1, 2, 3
 STEP_TABLE, STEP_ROW, STEP_INDEXED = 0, 1, 2  # one step per table / per row / step_idx per position
 
 
@@ -249,6 +249,10 @@ def fused_update_kernel(sorted_ptr, gseg_ptr, wnew_ptr, codes_ptr, steps_ptr,
         gs = gs * grad_scale
         if STEP_MODE == 1:
             new_step = step - step_lr * gs
+        elif STEP_MODE == 3:  # Adagrad on the step: one accumulator per step (in step_m)
+            sacc = tl.load(step_m_ptr + row, mask=head, other=0.0).to(tl.float32) + gs * gs
+            _put(step_m_ptr + row, sacc, head, _splitmix64(stream, 4), rglob, BF16)
+            new_step = step - tl.math.div_rn(step_lr * gs, tl.math.sqrt_rn(sacc) + step_eps)
         else:
             bc1 = tl.load(bc_ptr + 2)
             bc2 = tl.load(bc_ptr + 3)
