@@ -1,128 +1,203 @@
-"""One embedding training step on a GPU: FP32 baselines, plain-PyTorch int8 ALPT, and lptsim's kernels.
+"""One embedding training step: FP32 baselines, plain-PyTorch ALPT, and lptsim's kernels, like with like.
 
-Run on a CUDA machine: PYTHONPATH=. python benchmarks/gpu_embedding_step.py [--rows 20000000] [--batch 131072]
-Workload (issue 7): a rows x 16 table, batch x 39 Zipf-distributed ids, random upstream gradient;
-median of --repeats timed steps with CUDA events. Prints ms per step, bytes moved and the share
-of the byte floor (minimum bytes / copy bandwidth measured in the same run). It first checks the
-kernels against the torch reference (codes bit for bit) at a smaller size.
+    PYTHONPATH=. python benchmarks/gpu_embedding_step.py [--rows 20000000] [--batch 131072] [--json out.json]
+    PYTHONPATH=. python benchmarks/gpu_embedding_step.py --smoke      # tiny, runs on the CPU (interpreter)
+
+Workload (issue 7/17): a rows x 16 table, batch x 39 Zipf-like ids, a fixed random upstream gradient. Every case
+pays the same harness: forward lookup, loss ``(out * upstream).sum()``, backward, the update. Cases: FP32
+``nn.Embedding(sparse=True)`` + SGD (the ratio's baseline) and + SparseAdam; plain PyTorch int8 ALPT (one pass:
+row-wise Adagrad on the rows, Adam on the per-row steps, SR write-back: the algorithm the kernels run); lptsim
+ALPT (one pass, the same optimizers) at 8, 4, 2 bits. Prints one table (method, bits, ms, ratio to FP32 sparse
+SGD, modelled bytes moved, share of the byte floor = minimum bytes / copy bandwidth measured in the same run)
+and the exactness report (kernels against the torch reference, codes and steps bit for bit), and writes JSON.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import math
+import os
 import statistics
+import sys
+import time
+from pathlib import Path
 
 import torch
 
-from lptsim.ctr.embedding import LowPrecisionEmbedding
 
-
-def cuda_ms(fn, repeats: int) -> float:
-    for _ in range(3):
+def timed_ms(fn, repeats: int, device: str, warmup: int = 2) -> float:
+    """Median wall time of ``fn`` in ms (CUDA events on a GPU) after ``warmup`` calls."""
+    for _ in range(warmup):
         fn()
     times = []
     for _ in range(repeats):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        fn()
-        end.record()
-        torch.cuda.synchronize()
-        times.append(start.elapsed_time(end))
+        if device == "cuda":
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            fn()
+            end.record()
+            torch.cuda.synchronize()
+            times.append(start.elapsed_time(end))
+        else:
+            t = time.perf_counter()
+            fn()
+            times.append((time.perf_counter() - t) * 1e3)
     return statistics.median(times)
 
 
-def zipf_ids(rows: int, n: int, gen: torch.Generator) -> torch.Tensor:
-    u = torch.rand(n, device="cuda", generator=gen)
+def zipf_ids(rows: int, n: int, gen: torch.Generator, device: str) -> torch.Tensor:
+    u = torch.rand(n, generator=gen).to(device)
     return ((rows ** u - 1).long() % rows).clamp_(0, rows - 1)  # log-uniform: heavy head, long tail
 
 
-def check_exactness() -> None:
-    for bits in (2, 4, 8):
-        kw = dict(bits=bits, method="alpt", alpt_variant="one-pass", init_std=0.02, seed=1)
-        ref = LowPrecisionEmbedding(100_000, 16, backend="torch", **kw).cuda()
-        ker = LowPrecisionEmbedding(100_000, 16, backend="triton", **kw).cuda()
-        gen = torch.Generator(device="cuda").manual_seed(bits)
+def check_exactness(rows: int, batch: int, fields: int, device: str) -> list[dict]:
+    """Kernels against the torch reference for a few steps; codes and steps must be identical."""
+    from lptsim.ctr.embedding import LowPrecisionEmbedding
+
+    report = []
+    for bits in (8, 4, 2, 3):
+        kw = dict(bits=bits, method="alpt", alpt_variant="one-pass", init_std=0.02, seed=1, state_dtype="float32")
+        ref = LowPrecisionEmbedding(rows, 16, backend="torch", **kw).to(device)
+        ker = LowPrecisionEmbedding(rows, 16, backend="triton", **kw).to(device)
+        assert ker.uses_kernels(), "the kernels do not cover this configuration"
+        gen = torch.Generator().manual_seed(bits)
         for _ in range(3):
-            ids = zipf_ids(100_000, 4096 * 39, gen).view(4096, 39)
-            up = torch.randn(4096, 39, 16, device="cuda", generator=gen)
+            ids = zipf_ids(rows, batch * fields, gen, device).view(batch, fields)
+            up = torch.randn(batch, fields, 16, generator=gen).to(device)
             for emb in (ref, ker):
                 (emb(ids) * up).sum().backward()
                 emb.apply_update()
-        same = torch.equal(ref.codes.data, ker.codes.data)
-        rel = ((ker.step - ref.step).abs() / ref.step).max().item()
-        print(f"exactness, {bits} bits: codes identical: {same}; max relative step difference {rel:.2e}")
-        assert same
+        codes_same = torch.equal(ref.codes.data, ker.codes.data)
+        steps_same = torch.equal(ref.step, ker.step)
+        differing = int((ref.codes.data != ker.codes.data).sum())
+        report.append(dict(bits=bits, codes_identical=codes_same, steps_identical=steps_same,
+                           differing_code_bytes=differing))
+        print(f"exactness, {bits} bits: codes identical: {codes_same} ({differing} bytes differ); "
+              f"steps identical: {steps_same}")
+    return report
 
 
-def main() -> None:
+def fp32_case(rows: int, dim: int, ids, up, sparse_adam: bool, device: str):
+    emb = torch.nn.Embedding(rows, dim, sparse=True).to(device)
+    opt = (torch.optim.SparseAdam if sparse_adam else torch.optim.SGD)(emb.parameters(), lr=1e-3)
+
+    def step():
+        opt.zero_grad()
+        (emb(ids) * up).sum().backward()
+        opt.step()
+    return step
+
+
+def plain_alpt_case(rows: int, dim: int, ids, up, device: str):
+    """One-pass ALPT in plain PyTorch: int8 codes, per-row steps; Adagrad rows, Adam steps, SR write-back."""
+    codes = torch.zeros(rows, dim, dtype=torch.int8, device=device)
+    steps = torch.full((rows,), 0.05 / 128, device=device)
+    sum_sq = torch.zeros(rows, device=device)
+    step_m, step_v = torch.zeros(rows, device=device), torch.zeros(rows, device=device)
+    t = torch.zeros((), device=device)
+    lr, eps, step_lr, scale = 0.01, 1e-8, 1e-2 * 0.05 / 128, 1 / math.sqrt(dim * 127)
+
+    def step():
+        u, inv = torch.unique(ids, return_inverse=True)
+        s = steps[u]
+        rows_ = (codes[u].float() * s[:, None]).requires_grad_(True)
+        (rows_[inv] * up).sum().backward()
+        g = rows_.grad
+        acc = sum_sq[u] + (g * g).mean(1)
+        sum_sq[u] = acc
+        w = rows_.detach() - lr * g / (acc.sqrt() + eps)[:, None]
+        v = w / s[:, None]
+        rnd = torch.floor(v + 0.5).clamp(-128, 127)
+        lsq = rnd - v * ((v > -128) & (v < 127))
+        gs = (g * lsq).sum(1) * scale
+        t.add_(1)
+        m = step_m[u] * 0.9 + 0.1 * gs
+        vv = step_v[u] * 0.999 + 0.001 * gs * gs
+        step_m[u], step_v[u] = m, vv
+        new = (s - step_lr * (m / (1 - 0.9 ** t)) / ((vv / (1 - 0.999 ** t)).sqrt() + 1e-12)).clamp_min(1e-8)
+        steps[u] = new
+        codes[u] = torch.floor(w / new[:, None] + torch.rand_like(w)).clamp_(-128, 127).to(torch.int8)
+    return step
+
+
+def lptsim_case(rows: int, dim: int, bits: int, ids, up, device: str):
+    from lptsim.ctr.embedding import LowPrecisionEmbedding
+
+    emb = LowPrecisionEmbedding(rows, dim, bits=bits, method="alpt", alpt_variant="one-pass", state_dtype="float32",
+                                backend="triton").to(device)
+    assert emb.uses_kernels(), "the kernels do not cover this configuration (they keep float32 state)"
+
+    def step():
+        (emb(ids) * up).sum().backward()
+        emb.apply_update()
+    return step
+
+
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=20_000_000)
     parser.add_argument("--batch", type=int, default=131_072)
     parser.add_argument("--fields", type=int, default=39)
     parser.add_argument("--repeats", type=int, default=30)
-    args = parser.parse_args()
-    if not torch.cuda.is_available():
-        raise SystemExit("needs a CUDA GPU")
-    print(torch.cuda.get_device_name(), "torch", torch.__version__)
-    check_exactness()
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes; runs on the CPU under the interpreter")
+    parser.add_argument("--json", type=Path, default=None, help="write the results here")
+    args = parser.parse_args(argv)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    if args.smoke:
+        args.rows, args.batch, args.fields, args.repeats = 300, 4, 39, 1
+    if device == "cpu":
+        if not args.smoke:
+            print("gpu_embedding_step: needs a CUDA GPU (or --smoke, a tiny run on the CPU)", file=sys.stderr)
+            return 2
+        os.environ.setdefault("TRITON_INTERPRET", "1")  # read when the kernels are first imported
+    name = torch.cuda.get_device_name() if device == "cuda" else "CPU (Triton interpreter)"
+    print(name, "torch", torch.__version__)
+    exact_rows, exact_batch = (100_000, 4096) if not args.smoke else (300, 4)
+    warmup = 1 if args.smoke else 2
+    exactness = check_exactness(exact_rows, exact_batch, args.fields, device)
+
     dim, n = 16, args.batch * args.fields
-    gen = torch.Generator(device="cuda").manual_seed(0)
-    ids = zipf_ids(args.rows, n, gen).view(args.batch, args.fields)
-    up = torch.randn(args.batch, args.fields, dim, device="cuda", generator=gen)
+    gen = torch.Generator().manual_seed(0)
+    ids = zipf_ids(args.rows, n, gen, device).view(args.batch, args.fields)
+    up = torch.randn(args.batch, args.fields, dim, generator=gen).to(device)
     uniq = torch.unique(ids).numel()
-    buf = torch.empty(256 << 20, dtype=torch.uint8, device="cuda")
-    copy_ms = cuda_ms(lambda: buf.clone(), args.repeats)
+    buf = torch.empty((256 << 20) if device == "cuda" else (16 << 20), dtype=torch.uint8, device=device)
+    copy_ms = timed_ms(lambda: buf.clone(), max(args.repeats, 5), device)
     bandwidth = 2 * buf.numel() / (copy_ms * 1e-3)
-    rows = []
 
-    def fp32(sparse_adam: bool):
-        emb = torch.nn.Embedding(args.rows, dim, sparse=True).cuda()
-        opt = (torch.optim.SparseAdam if sparse_adam else torch.optim.SGD)(emb.parameters(), lr=1e-3)
-
-        def step():
-            opt.zero_grad()
-            (emb(ids) * up).sum().backward()
-            opt.step()
-        return step
-
-    def plain_int8_alpt():
-        codes = torch.zeros(args.rows, dim, dtype=torch.int8, device="cuda")
-        steps = torch.full((args.rows,), 1e-3, device="cuda")
-
-        def step():
-            u, inv = torch.unique(ids, return_inverse=True)
-            g = torch.zeros(u.numel(), dim, device="cuda").index_add_(0, inv.view(-1), up.view(-1, dim))
-            w = codes[u].float() * steps[u, None] - 1e-3 * g
-            codes[u] = torch.floor(w / steps[u, None] + torch.rand_like(w)).clamp_(-128, 127).to(torch.int8)
-        return step
-
-    def ours(bits: int):
-        emb = LowPrecisionEmbedding(args.rows, dim, bits=bits, method="alpt", alpt_variant="one-pass",
-                                    backend="triton").cuda()
-
-        def step():
-            (emb(ids) * up).sum().backward()
-            emb.apply_update()
-        return step
-
-    ids_bytes = n * 8
-    cases = [("FP32 nn.Embedding(sparse) + SGD", fp32(False), ids_bytes + uniq * dim * 4 * 3 + n * dim * 4 * 2),
-             ("FP32 SparseAdam", fp32(True), ids_bytes + uniq * dim * 4 * 7 + n * dim * 4 * 2),
-             ("plain PyTorch int8 ALPT", plain_int8_alpt(), ids_bytes + uniq * (dim * 2 + 8) + n * dim * 4 * 2)]
+    ids_b, act_b = n * 8, n * dim * 4 * 2  # ids read; forward output written, upstream gradient read
+    cases = [("FP32 nn.Embedding(sparse) + SGD", 32, fp32_case(args.rows, dim, ids, up, False, device),
+              ids_b + act_b + uniq * dim * 4 * 3),
+             ("FP32 SparseAdam", 32, fp32_case(args.rows, dim, ids, up, True, device),
+              ids_b + act_b + uniq * dim * 4 * 7),
+             ("plain PyTorch ALPT (one pass)", 8, plain_alpt_case(args.rows, dim, ids, up, device),
+              ids_b + act_b + uniq * (dim * 2 + 4 * 8))]
     for bits in (8, 4, 2):
-        cases.append((f"lptsim ALPT kernels, {bits} bits", ours(bits),
-                      ids_bytes + uniq * (dim * bits // 8 * 2 + 4 * 4) + n * dim * 4 * 2))
-    floor_bytes = ids_bytes + uniq * (dim * 2 + 8) + n * dim * 4 * 2  # int8: read+write rows, steps; fwd out, grad in
-    for name, fn, nbytes in cases:
-        ms = cuda_ms(fn, args.repeats)
-        rows.append((name, ms, nbytes))
+        cases.append(("lptsim ALPT kernels (one pass)", bits, lptsim_case(args.rows, dim, bits, ids, up, device),
+                      ids_b + act_b + uniq * (math.ceil(dim * bits / 8) * 2 + 4 * 8)))
+    # The floor: ids, activations, and each touched row's int8 codes read + written, its step, Adagrad
+    # accumulator and two Adam step moments read + written.
+    floor_bytes = ids_b + act_b + uniq * (dim * 2 + 4 * 8)
     floor_ms = floor_bytes / bandwidth * 1e3
+    results = []
+    for label, bits, fn, nbytes in cases:
+        results.append(dict(method=label, bits=bits, ms=timed_ms(fn, args.repeats, device, warmup), bytes=nbytes))
+    base = results[0]["ms"]
     print(f"\ntable {args.rows:,} x {dim}, batch {args.batch:,} x {args.fields} ids ({uniq:,} unique); copy "
-          f"bandwidth {bandwidth / 1e12:.2f} TB/s; int8 byte floor {floor_ms:.3f} ms\n")
-    print(f"{'step':36s} {'ms':>8s} {'MB moved':>9s} {'floor %':>8s}")
-    for name, ms, nbytes in rows:
-        print(f"{name:36s} {ms:8.3f} {nbytes / 1e6:9.1f} {100 * floor_ms / ms:7.1f}%")
+          f"bandwidth {bandwidth / 1e9:.1f} GB/s; int8 byte floor {floor_ms:.3f} ms\n")
+    print(f"{'method':34s} {'bits':>4s} {'ms':>9s} {'vs FP32 SGD':>11s} {'MB moved':>9s} {'floor %':>8s}")
+    for r in results:
+        r["ratio_to_fp32_sgd"] = r["ms"] / base
+        r["floor_share"] = floor_ms / r["ms"]
+        print(f"{r['method']:34s} {r['bits']:4d} {r['ms']:9.3f} {r['ratio_to_fp32_sgd']:10.2f}x "
+              f"{r['bytes'] / 1e6:9.1f} {100 * r['floor_share']:7.1f}%")
+    if args.json:
+        args.json.write_text(json.dumps(dict(device=name, torch=torch.__version__, rows=args.rows, batch=args.batch,
+                                             fields=args.fields, unique=uniq, bandwidth_bytes_per_s=bandwidth,
+                                             floor_ms=floor_ms, exactness=exactness, results=results), indent=1))
+    return 0 if all(e["codes_identical"] and e["steps_identical"] for e in exactness) else 1
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -9,7 +9,12 @@ state identical to the reference, so every comparison here is exact.
 from __future__ import annotations
 
 import math
+import os
+import subprocess
+import sys
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -24,14 +29,16 @@ LR = {"sgd": 0.5, "adagrad": 0.05, "adam": 0.01}
 VARIANTS = [  # (method, extra options): LPT with a step per row / per table, ALPT with SGD / Adam on the steps
     ("lpt-dr", {}),
     ("lpt-sr", {"step_granularity": "table"}),
+    ("lpt-sr", {"step_granularity": "field"}),  # field_starts added by the test (global rows)
     ("alpt", {"alpt_variant": "one-pass", "step_optimizer": "sgd"}),
     ("alpt", {"alpt_variant": "one-pass", "step_optimizer": "adam"}),
+    ("alpt", {"alpt_variant": "one-pass", "step_optimizer": "adagrad"}),
 ]
 OPTIMIZERS = ("sgd", "adagrad", "adam")
 DIMS = (5, 16, 13, 8)
 # A covering set: every (bits, variant) pair once; optimizers and odd/even dims rotate through them, so every
 # optimizer meets every variant and every bit width meets odd and even dims.
-CASES = [(1 + i % 8, VARIANTS[i // 8], OPTIMIZERS[(i + i // 8) % 3], DIMS[(i + i // 8) % 4]) for i in range(32)]
+CASES = [(1 + i % 8, VARIANTS[i // 8], OPTIMIZERS[(i + i // 8) % 3], DIMS[(i + i // 8) % 4]) for i in range(48)]
 
 
 F32 = {"state_dtype": "float32"}  # the kernels keep float32 state (the tables default to bfloat16)
@@ -64,13 +71,15 @@ def _compare(ref, ker):
 
 
 @pytest.mark.parametrize("bits, variant, opt, dim", CASES,
-                         ids=[f"b{b}-{v[0]}-{v[1].get('step_optimizer', 'row' if v[1] == {} else 'table')}-{o}-d{d}"
-                              for b, v, o, d in CASES])
+                         ids=[f"b{b}-{v[0]}-{v[1].get('step_optimizer') or v[1].get('step_granularity', 'row')}"
+                              f"-{o}-d{d}" for b, v, o, d in CASES])
 def test_kernel_matches_reference(bits, variant, opt, dim):
     """Three steps carrying state: duplicate-heavy, all-unique, duplicate-heavy; row_offset != 0, lr_scale != 1."""
     method, extra = variant
-    rows = 24
-    ref, ker = _pair(rows, dim, bits, method, opt, extra, row_offset=1000 + bits, seed=2**40 + bits)
+    rows, row_offset = 24, 1000 + bits
+    if extra.get("step_granularity") == "field":  # three fields: local rows 0-1, 2-8, 9-23
+        extra = dict(extra, field_starts=[0, row_offset + 2, row_offset + 9])
+    ref, ker = _pair(rows, dim, bits, method, opt, extra, row_offset=row_offset, seed=2**40 + bits)
     assert ker.uses_kernels() and not ref.uses_kernels()
     gen = torch.Generator().manual_seed(bits * 1000 + dim)
     for lr_scale, batch in ((1.0, "dup"), (0.5, "unique"), (0.25, "dup")):
@@ -85,6 +94,110 @@ def test_kernel_matches_reference(bits, variant, opt, dim):
         _compare(ref, ker)
 
 
+@pytest.mark.parametrize("opt", ["adagrad", "adam"])
+def test_kernel_matches_reference_on_a_zipf_batch(opt):
+    """The benchmark's exactness check, small: 8-bit one-pass ALPT, long runs of duplicates (a heavy head),
+    a few hundred rows touched; steps and Adam moments must agree bit for bit (a one-ulp root does not)."""
+    rows = 300
+    ref, ker = _pair(rows, 16, 8, "alpt", opt, {"alpt_variant": "one-pass"}, seed=1)
+    gen = torch.Generator().manual_seed(8)
+    for _ in range(2):
+        u = torch.rand(8 * 39, generator=gen)
+        ids = ((rows**u - 1).long() % rows).view(8, 39).to(DEVICE)  # log-uniform ids
+        up = torch.randn(8, 39, 16, generator=gen).to(DEVICE)
+        _step(ref, ids, up)
+        _step(ker, ids, up)
+        _compare(ref, ker)
+
+
+def test_reference_square_root_is_correctly_rounded():
+    """The reference's sqrt_rn against numpy's IEEE square root (torch's vectorised CPU sqrt is not exact)."""
+    from lptsim.ctr.embedding import sqrt_rn
+
+    x = torch.rand(200_000, generator=torch.Generator().manual_seed(0)) * 10
+    assert np.array_equal(sqrt_rn(x).numpy(), np.sqrt(x.numpy()))
+
+
+@pytest.mark.parametrize("copies", [32, 33, 1100])  # one level, two, three (1100 > 32**2)
+def test_kernel_long_runs_of_one_id(copies):
+    """A hot id: its gradients summed in the fixed chunked order, by the kernels and the reference alike;
+    the sum equals the float64 sum to float32 rounding (and, up to 32 copies, the plain in-order sum)."""
+    from lptsim.ctr.embedding import ordered_segment_sum
+
+    ref, ker = _pair(3, 7, 8, "lpt-dr", "sgd", {})
+    gen = torch.Generator().manual_seed(copies)
+    ids = torch.cat([torch.zeros(copies, dtype=torch.long), torch.tensor([2, 1, 2])])[torch.randperm(copies + 3,
+                                                                                                      generator=gen)]
+    up = torch.randn(copies + 3, 1, 7, generator=gen)
+    _step(ref, ids.view(-1, 1).to(DEVICE), up.to(DEVICE))
+    _step(ker, ids.view(-1, 1).to(DEVICE), up.to(DEVICE))
+    _compare(ref, ker)
+    total = ordered_segment_sum(up.view(-1, 7), ids, 3)
+    want = torch.zeros(3, 7, dtype=torch.float64).index_add_(0, ids, up.view(-1, 7).double())
+    torch.testing.assert_close(total.double(), want, rtol=0, atol=copies * 2**-22)
+    if copies <= 32:
+        plain = torch.zeros(7)
+        for k in (ids == 0).nonzero().flatten():
+            plain = plain + up[k, 0]
+        assert torch.equal(total[0], plain)
+
+
+TWO_PASS = [(1 + i % 8, OPTIMIZERS[i % 3], ("sgd", "adam", "adagrad")[i % 3 - 1], DIMS[i % 4]) for i in range(8)]
+
+
+@pytest.mark.parametrize("bits, opt, step_opt, dim", TWO_PASS)
+def test_kernel_two_pass_alpt_matches_reference(bits, opt, step_opt, dim):
+    """Two-pass ALPT: stage (row optimizer), a second forward on the DR-rounded updated rows with its own
+    gradient, commit (steps from that gradient, SR write-back); three steps, state carried over."""
+    rows = 20
+    ref, ker = _pair(rows, dim, bits, "alpt", opt, {"alpt_variant": "two-pass", "step_optimizer": step_opt},
+                     row_offset=77, seed=9)
+    assert ker.uses_kernels()
+    gen = torch.Generator().manual_seed(bits)
+    for lr_scale in (1.0, 0.5, 1.0):
+        ids = torch.randint(0, 6, (10, 3), generator=gen).to(DEVICE)
+        up, up2 = (torch.randn(10, 3, dim, generator=gen).to(DEVICE) for _ in range(2))
+        second = []
+        for emb in (ref, ker):
+            (emb(ids) * up).sum().backward()
+            emb.stage(lr_scale)
+            assert emb.needs_second_pass
+            leaf = emb.begin_second_pass()
+            out2 = emb(ids)
+            (g,) = torch.autograd.grad((out2 * up2).sum(), [leaf])
+            emb.end_second_pass(g)
+            emb.commit()
+            second.append(out2.detach())
+        assert torch.equal(second[0], second[1])
+        _compare(ref, ker)
+
+
+BF16_CASES = [("lpt-sr", "adagrad", {}), ("lpt-dr", "adam", {"step_granularity": "table"}),
+              ("alpt", "adam", {"alpt_variant": "one-pass"}), ("alpt", "sgd", {"alpt_variant": "one-pass",
+                                                                              "step_optimizer": "sgd"}),
+              ("alpt", "adagrad", {"alpt_variant": "two-pass"}),
+              ("alpt", "adam", {"alpt_variant": "one-pass", "step_optimizer": "adagrad"})]
+
+
+@pytest.mark.parametrize("method, opt, extra", BF16_CASES, ids=[f"{m}-{o}-{i}" for i, (m, o, _) in
+                                                                enumerate(BF16_CASES)])
+def test_kernel_bfloat16_state_matches_reference(method, opt, extra):
+    """bfloat16 steps and optimizer state (the tables' default): every write stochastically rounded with the
+    reference's draws (stream of the update, buffer tag, global element), so all state matches bit for bit."""
+    kw = dict(bits=4, method=method, optimizer=opt, lr=LR[opt], init_std=0.02, seed=5, row_offset=7,
+              state_dtype="bfloat16", **extra)
+    ref = LowPrecisionEmbedding(30, 13, backend="torch", **kw).to(DEVICE)
+    ker = LowPrecisionEmbedding(30, 13, backend="triton", **kw).to(DEVICE)
+    assert ker.uses_kernels() and ker.step.dtype == torch.bfloat16
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(3):
+        ids = torch.randint(0, 8, (16, 3), generator=gen).to(DEVICE)
+        up = torch.randn(16, 3, 13, generator=gen).to(DEVICE)
+        _step(ref, ids, up)
+        _step(ker, ids, up)
+        _compare(ref, ker)
+
+
 def test_kernel_empty_batch():
     ref, ker = _pair(10, 16, 4, "lpt-sr", "adagrad", {})
     ids = torch.zeros(0, 3, dtype=torch.int64, device=DEVICE)
@@ -94,11 +207,19 @@ def test_kernel_empty_batch():
 
 
 def test_kernel_rejects_bad_ids_on_the_device():
+    """Out-of-range ids raise from the device check (no host sync). On CUDA the assert ends the CUDA context,
+    so it runs in a child process there."""
+    if DEVICE == "cuda":
+        code = ("import torch; from lptsim.ctr.embedding import LowPrecisionEmbedding as E; "
+                "e = E(10, 4, bits=4, method='lpt-dr', backend='triton').cuda(); "
+                "e(torch.tensor([[3, 10]], device='cuda')); torch.cuda.synchronize()")
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                              env=dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1])))
+        assert proc.returncode != 0 and ("outside [0, 10)" in proc.stderr or "device-side assert" in proc.stderr)
+        return
     _, ker = _pair(10, 4, 4, "lpt-dr", "sgd", {})
     with pytest.raises(RuntimeError, match=r"outside \[0, 10\)"):
         ker(torch.tensor([[3, 10]], device=DEVICE))
-        if DEVICE == "cuda":
-            torch.cuda.synchronize()
 
 
 @pytest.mark.parametrize("bits", range(1, 9))
@@ -116,12 +237,13 @@ def test_kernel_gather_alone(bits, per_row):
 
 
 def test_kernel_gather_with_a_step_index():
-    """Steps of another granularity (e.g. per field): ``step_index`` maps rows to their step entry."""
-    emb = LowPrecisionEmbedding(12, 6, bits=4, method="lpt-dr", init_std=0.05, backend="torch", **F32).to(DEVICE)
-    emb.step = torch.tensor([0.01, 0.02, 0.04], device=DEVICE)
-    emb.step_index = lambda rows: rows // 4
-    ids = torch.tensor([0, 5, 11, 4, 8], device=DEVICE)
-    want = emb.codes.read(ids).float().cpu() * emb.step.cpu()[ids.cpu() // 4].unsqueeze(1)
+    """Steps per field: ``step_index`` maps rows (global row = local + row_offset) to their field's step."""
+    emb = LowPrecisionEmbedding(12, 6, bits=4, method="lpt-dr", init_std=0.05, step_granularity="field",
+                                field_starts=[0, 7, 11], row_offset=3, backend="torch", **F32).to(DEVICE)
+    emb.step.copy_(torch.tensor([0.01, 0.02, 0.04]))
+    ids = torch.tensor([0, 5, 11, 4, 8, 3], device=DEVICE)
+    field = torch.tensor([0, 1, 2, 1, 2, 0])  # global rows 3, 8, 14, 7, 11, 6
+    want = emb.codes.read(ids).float().cpu() * emb.step.cpu()[field].unsqueeze(1)
     assert torch.equal(kernels.gather_dequant(emb, ids).cpu(), want)
 
 
@@ -207,7 +329,8 @@ _HOST_READS = ("item", "tolist", "__int__", "__float__", "__bool__", "__index__"
 def test_kernel_step_reads_nothing_on_the_host(monkeypatch):
     """Structural check of the CUDA path under the interpreter: a whole training step (forward, backward,
     update, counters, seed, bias corrections, id check) never reads a tensor value on the host."""
-    for method, opt, extra in (("alpt", "adam", {"alpt_variant": "one-pass"}), ("lpt-sr", "adagrad", {})):
+    for method, opt, extra in (("alpt", "adam", {"alpt_variant": "one-pass"}), ("lpt-sr", "adagrad", {}),
+                               ("alpt", "sgd", {"alpt_variant": "two-pass"})):
         _, ker = _pair(20, 6, 4, method, opt, extra)
         ids = torch.randint(0, 20, (8, 3)).to(DEVICE)
         up = torch.randn(8, 3, 6).to(DEVICE)
@@ -219,6 +342,8 @@ def test_kernel_step_reads_nothing_on_the_host(monkeypatch):
         with monkeypatch.context() as m:
             for name in _HOST_READS:
                 m.setattr(torch.Tensor, name, refuse)
+            for name in ("tensor", "as_tensor", "from_numpy"):  # on a GPU, a host-to-device copy that syncs
+                m.setattr(torch, name, refuse)
             _step(ker, ids, up)
         assert int(ker.updates) == 2
     with monkeypatch.context() as m:  # the check can fail: the reference path reads counters on the host

@@ -66,9 +66,52 @@ def ordered_row_sum(x: torch.Tensor) -> torch.Tensor:
     return acc
 
 
+def sqrt_rn(x: torch.Tensor) -> torch.Tensor:
+    """Correctly rounded float32 square root (the kernels' ``sqrt_rn``): torch's vectorised CPU ``sqrt`` is not
+    (about 0.7% of float32 results are one ulp off); the float64 root rounded to float32 is."""
+    return x.double().sqrt().to(x.dtype)
+
+
+SEGMENT_CHUNK = 32  # additions per lane and level of the kernels' run sums (ordered_segment_sum)
+
+
+def ordered_segment_sum(values: torch.Tensor, index: torch.Tensor, num: int) -> torch.Tensor:
+    """(num, dim): the rows of ``values`` (n, dim) added up per ``index`` value, in the kernels' fixed order.
+
+    The rows of one index, in batch order (a stable sort), are summed in chunks: at level k (stride C**k,
+    C = SEGMENT_CHUNK) the row at rank r of its run, with r % (stride * C) == 0, adds ranks r, r + stride, ...,
+    r + (C - 1) * stride from 0; after the least L >= 1 levels with C**L >= n, rank 0 holds the sum. A run of
+    at most C rows is thus summed plainly in batch order; a long run (a hot id) in a tree a GPU can share out.
+    """
+    n, dim = values.shape
+    out = torch.zeros(num, dim, dtype=values.dtype, device=values.device)
+    if n == 0:
+        return out
+    sorted_idx, perm = torch.sort(index, stable=True)
+    start = torch.searchsorted(sorted_idx, sorted_idx)
+    end = torch.searchsorted(sorted_idx, sorted_idx, right=True)
+    rank = torch.arange(n, device=values.device) - start
+    buf = values[perm]
+    stride = 1
+    while True:
+        heads = torch.nonzero(rank % (stride * SEGMENT_CHUNK) == 0).flatten()
+        acc = torch.zeros(heads.numel(), dim, dtype=values.dtype, device=values.device)
+        for i in range(SEGMENT_CHUNK):
+            q = heads + i * stride
+            ok = (q < end[heads]).unsqueeze(1)
+            acc = torch.where(ok, acc + buf[q.clamp(max=n - 1)], acc)
+        buf[heads] = acc
+        stride *= SEGMENT_CHUNK
+        if stride >= n:
+            break
+    first = rank == 0
+    out[sorted_idx[first]] = buf[first]
+    return out
+
+
 class _GatherRows(torch.autograd.Function):
-    """``rows[inverse]`` whose backward adds duplicates' gradients in batch order from 0 on every device
-    (the Triton kernels' order; CUDA's ``F.embedding`` backward uses another)."""
+    """``rows[inverse]`` whose backward adds duplicates' gradients in the kernels' fixed order on every
+    device (:func:`ordered_segment_sum`; ``F.embedding``'s backward order differs between CPU and CUDA)."""
 
     @staticmethod
     def forward(ctx, rows, inverse):  # noqa: D102
@@ -79,9 +122,8 @@ class _GatherRows(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):  # noqa: D102
         (inverse,) = ctx.saved_tensors
-        g = grad.reshape(-1, grad.shape[-1]).float().cpu()
-        total = torch.zeros(ctx.num_rows, g.shape[1]).index_add_(0, inverse.reshape(-1).cpu(), g)
-        return total.to(grad.device), None
+        g = grad.reshape(-1, grad.shape[-1]).float()
+        return ordered_segment_sum(g, inverse.reshape(-1), ctx.num_rows), None
 
 
 def step_seed(seed: int, step: int) -> int:
@@ -193,7 +235,7 @@ class RowOptimizer(nn.Module):
         if self.name == "adagrad":
             acc = self.sum_sq[rows].float() + ordered_row_sum(g * g) / g.shape[1]
             store_state(self.sum_sq, rows, acc, stream, 1, element_counters(rows, 1, self.row_offset))
-            return w - lr * g / (acc.sqrt() + self.eps).unsqueeze(1)
+            return w - lr * g / (sqrt_rn(acc) + self.eps).unsqueeze(1)
         b1, b2 = self.betas
         bc1, bc2 = self.next_bias_corrections()
         # Plain products and sums (add_(alpha=) and addcmul_ may fuse a multiply-add): the kernels' operations.
@@ -202,7 +244,7 @@ class RowOptimizer(nn.Module):
         counters = element_counters(rows, w.shape[1], self.row_offset)
         store_state(self.exp_avg, rows, m, stream, 2, counters)
         store_state(self.exp_avg_sq, rows, v, stream, 3, counters)
-        return w - lr * (m / bc1) / ((v / bc2).sqrt() + self.eps)
+        return w - lr * (m / bc1) / (sqrt_rn(v / bc2) + self.eps)
 
     def next_bias_corrections(self) -> tuple[float, float]:
         """Adam: advance the global step count; return (1 - b1^t, 1 - b2^t)."""
@@ -287,7 +329,8 @@ class LowPrecisionEmbedding(nn.Module):
         backend: ``auto`` (Triton kernels for CUDA tables, the torch/numba path otherwise),
             ``torch`` (always the reference path) or ``triton`` (always the kernels; on the CPU
             only under ``TRITON_INTERPRET=1``). Kernels cover bits 1-8 with SGD, row-wise
-            Adagrad or Adam for LPT and one-pass ALPT; other settings use the reference path.
+            Adagrad or Adam for LPT and ALPT (one- and two-pass, a step per row, SGD or Adam on the steps),
+            float32 or bfloat16 state; other settings use the reference path.
     """
 
     def __init__(self, num_embeddings: int, dim: int, bits: int = 8, method: str = "alpt", optimizer: str = "adagrad",
@@ -404,6 +447,11 @@ class LowPrecisionEmbedding(nn.Module):
         return dequantize(self.codes.read(rows), self._steps_of(rows).unsqueeze(1))
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        if isinstance(self._override, dict):  # kernel path, ALPT's second pass: the DR-rounded updated rows
+            from lptsim.ctr import kernels
+
+            ov = self._override
+            return kernels.SecondPassRows.apply(ov["leaf"], ov["head_of"]).view(*ids.shape, self.dim)
         if self._override is None and self.uses_kernels():  # ids checked on the device; no host sync
             from lptsim.ctr import kernels
 
@@ -437,7 +485,12 @@ class LowPrecisionEmbedding(nn.Module):
         if self._pending is None:
             return
         if isinstance(self._pending, dict):  # kernel path: the fused kernel does it all in commit()
-            self._staged, self._pending = {"kernel": self._pending, "lr_scale": lr_scale}, None
+            pending, self._pending = self._pending, None
+            self._staged = {"kernel": pending, "lr_scale": lr_scale}
+            if self.method == "alpt" and self.alpt_variant == "two-pass":  # row optimizer now, steps in commit()
+                from lptsim.ctr import kernels
+
+                self._staged["dr_rows"] = kernels.stage_two_pass(self, pending, lr_scale)
             return
         rows, leaf = self._pending
         self._pending = None
@@ -448,6 +501,10 @@ class LowPrecisionEmbedding(nn.Module):
     def begin_second_pass(self) -> torch.Tensor:
         """Make forward return the round-to-nearest updated rows; return them as a grad leaf."""
         st = self._staged
+        if "kernel" in st:
+            leaf = st["dr_rows"].requires_grad_(True)
+            self._override = {"leaf": leaf, "head_of": st["kernel"]["head_of"]}
+            return leaf
         step = self._steps_of(st["rows"]).unsqueeze(1)
         st["codes_dr"] = quantize(st["w_new"], step, self.spec, "nearest")
         leaf = dequantize(st["codes_dr"], step).requires_grad_(True)
@@ -467,7 +524,10 @@ class LowPrecisionEmbedding(nn.Module):
         if "kernel" in st:
             from lptsim.ctr import kernels
 
-            kernels.fused_update(self, st["kernel"], st["lr_scale"])  # advances the counters on the device
+            if "dr_rows" in st:  # two-pass ALPT: steps from the second pass's gradient, then the write-back
+                kernels.commit_two_pass(self, st["kernel"], st.get("grad_hat"))
+            else:  # advances the counters on the device
+                kernels.fused_update(self, st["kernel"], st["lr_scale"])
             return
         rows, w_new = st["rows"], st["w_new"]
         if self.method == "fp":
@@ -501,14 +561,14 @@ class LowPrecisionEmbedding(nn.Module):
         elif self.step_optimizer == "adagrad":
             acc = self.step_sum_sq[idx].float() + g * g
             store_state(self.step_sum_sq, idx, acc, stream, 4, counters)
-            new = step - lr * g / (acc.sqrt() + STEP_EPS)
+            new = step - lr * g / (sqrt_rn(acc) + STEP_EPS)
         else:
             (b1, b2), (bc1, bc2) = STEP_BETAS, self.step_bias_corrections()
             m = self.step_m[idx].float() * b1 + (1 - b1) * g
             v = self.step_v[idx].float() * b2 + (1 - b2) * g * g
             store_state(self.step_m, idx, m, stream, 5, counters)
             store_state(self.step_v, idx, v, stream, 6, counters)
-            new = step - lr * (m / bc1) / ((v / bc2).sqrt() + STEP_EPS)
+            new = step - lr * (m / bc1) / (sqrt_rn(v / bc2) + STEP_EPS)
         store_state(self.step, idx, new.clamp_min(self.min_step), stream, 7, counters)
 
     def _state_stream(self) -> int:

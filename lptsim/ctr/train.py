@@ -195,6 +195,9 @@ def _parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
 
 def _row_leaves(tables: list) -> list[torch.Tensor]:
     """The looked-up rows whose ``.grad`` a low-precision table updates itself from (after backward)."""
+    if any(isinstance(getattr(t, "_pending", None), dict) for t in tables):  # the Triton path sums rows in-kernel
+        raise ValueError("grad_clip is not supported for tables on the Triton kernel path (a CUDA table with "
+                         "backend 'auto' or 'triton'); use backend 'torch' or grad_clip 0")
     return [t._pending[1] for t in tables if getattr(t, "_pending", None) is not None]
 
 

@@ -1,12 +1,15 @@
 """Fused Triton kernels for LowPrecisionEmbedding (GPU; CPU under TRITON_INTERPRET=1).
 
 A training step on the kernel path: ``lookup`` checks the ids on the device, sorts them once
-(32-bit keys, stable) and gathers the rows; the backward hands the upstream gradient to the
-table; ``fused_update`` sums each row's gradients along the sorted runs and applies the row
-optimizer, the ALPT step update and the re-quantization in one kernel. Nothing in a step reads a
-device value on the host (no ``.item()``, no data-dependent sizes such as ``torch.unique``), so
-a CUDA step never waits for the GPU. The module's torch path is the reference they are tested
-against (bit for bit; see :mod:`lptsim.ctr.kernels.triton_kernels` for the numerical contract).
+(32-bit keys, stable; the permutation and the run bounds serve the whole step) and gathers the rows
+(many ids per program); the backward hands the upstream gradient to the table; ``fused_update``
+sums each run of equal ids in a fixed chunked order (``segment_sum_kernel``, a few levels of at most
+32 additions per lane, so a hot id does not serialise) and applies the row optimizer, the ALPT step
+update and the re-quantization in one kernel (two-pass ALPT splits it around the second forward).
+Nothing in a step reads a device value on the host (no ``.item()``, no data-dependent sizes such as
+``torch.unique``, no host-to-device copies), so a CUDA step never waits for the GPU. The module's
+torch path is the reference they are tested against, bit for bit (see
+:mod:`lptsim.ctr.kernels.triton_kernels` for the numerical contract).
 """
 
 from __future__ import annotations
@@ -15,8 +18,19 @@ import os
 
 import torch
 
-BLOCK = 64  # positions per program: two warps, one lane each
+from lptsim.ctr.embedding import SEGMENT_CHUNK
+
+BLOCK = 64  # update: positions per program, two warps, one lane each
+CHUNK = SEGMENT_CHUNK  # run sums: additions per lane and level (the reference's ordered_segment_sum)
+GATHER_ELEMENTS = 1024  # gather: rows x padded dim per program (16 values a thread: no spills at any dim)
 LAUNCH = {"num_warps": 2, "enable_fp_fusion": False}
+UPDATE_LAUNCH = dict(LAUNCH, maxnreg=128)  # without a bound ptxas picks 32 registers and spills a few bytes
+
+
+def gather_block(dim: int) -> tuple[int, int]:
+    """(padded dim, ids per program) of the gather kernel for rows of ``dim``."""
+    dp = 1 << max(dim - 1, 0).bit_length()
+    return dp, max(1, min(64, GATHER_ELEMENTS // dp))
 
 
 def available(device: torch.device | str | None = None) -> bool:
@@ -30,22 +44,26 @@ def available(device: torch.device | str | None = None) -> bool:
 
 
 def supports(emb) -> bool:
-    """Configurations the kernels implement: bits 1-8, any row optimizer, float32 state, LPT (any step
-    granularity) or one-pass ALPT (a step per row, SGD or Adam on it), tables of fewer than 2**31 rows."""
+    """Configurations the kernels implement: bits 1-8, any row optimizer, float32 or bfloat16 state, LPT (any
+    step granularity) or ALPT, one- or two-pass (a step per row, SGD, Adam or Adagrad on it), tables below 2**31
+    rows."""
     if emb.method not in ("lpt-dr", "lpt-sr", "alpt") or not 1 <= emb.bits <= 8 or emb.num_embeddings >= 2**31:
         return False
-    if emb.state_dtype != "float32":
+    if getattr(emb, "state_dtype", "float32") not in ("float32", "bfloat16"):
         return False
     if emb.method == "alpt":
-        return emb.alpt_variant == "one-pass" and _step_kind(emb) == 1 and emb.step_optimizer in ("sgd", "adam")
+        return _step_kind(emb) == 1 and emb.step_optimizer in ("sgd", "adam", "adagrad")
     return True
 
 
 def _step_kind(emb) -> int:
     """0: one step per table, 1: one per row, 2: another granularity (the module's ``step_index`` maps rows)."""
+    kind = {"table": 0, "row": 1}.get(getattr(emb, "step_granularity", None))
+    if kind is not None:
+        return kind
     if emb.step.numel() == 1:
         return 0
-    return 1 if emb.step.numel() == emb.num_embeddings else 2
+    return 1 if emb.step.numel() == emb.num_embeddings and not hasattr(emb, "step_index") else 2
 
 
 def _layout(emb) -> dict:
@@ -87,9 +105,9 @@ def gather_dequant(emb, ids: torch.Tensor) -> torch.Tensor:
     n = ids.numel()
     out = torch.empty(n, emb.dim, dtype=torch.float32, device=emb.codes.data.device)
     if n:
-        dp = 1 << max(emb.dim - 1, 0).bit_length()
-        gather_dequant_kernel[(triton_cdiv(n, BLOCK),)](ids, emb.codes.data, emb.step, _step_idx(emb, ids), out, n,
-                                                        DP=dp, BLOCK=BLOCK, **_layout(emb), **LAUNCH)
+        dp, block = gather_block(emb.dim)
+        gather_dequant_kernel[(triton_cdiv(n, block),)](ids, emb.codes.data, emb.step, _step_idx(emb, ids), out, n,
+                                                        DP=dp, BLOCK=block, **_layout(emb), **LAUNCH)
     return out
 
 
@@ -102,7 +120,7 @@ def gather_sum(emb, ids: torch.Tensor, bag_starts: torch.Tensor) -> torch.Tensor
     bags = bag_starts.numel() - 1
     out = torch.empty(bags, emb.dim, dtype=torch.float32, device=emb.codes.data.device)
     if bags > 0:
-        dp = 1 << max(emb.dim - 1, 0).bit_length()
+        dp, _ = gather_block(emb.dim)
         gather_sum_kernel[(bags,)](ids, bag_starts, emb.codes.data, emb.step, _step_idx(emb, ids), out, DP=dp,
                                    **_layout(emb), **LAUNCH)
     return out
@@ -145,56 +163,139 @@ def lookup(emb, ids: torch.Tensor, training: bool) -> tuple[torch.Tensor, dict |
         return gather_dequant(emb, flat), None
     keys = flat.to(torch.int32)  # supports() keeps tables below 2**31 rows
     sorted_ids, perm = torch.sort(keys, stable=True)
+    seg_start = torch.searchsorted(sorted_ids, sorted_ids, out_int32=True)
     seg_end = torch.searchsorted(sorted_ids, sorted_ids, right=True, out_int32=True)
-    pending = {"sorted": sorted_ids, "perm": perm, "seg_end": seg_end, "grad": None}
+    pending = {"sorted": sorted_ids, "perm": perm, "seg_start": seg_start, "seg_end": seg_end, "grad": None}
     anchor = torch.empty(0, device=flat.device, requires_grad=True)
     return _Lookup.apply(anchor, emb, flat, pending), pending
 
 
+_BETAS: dict = {}  # (betas, device) -> float64 tensor, made once: a host-to-device copy per step would sync
+
+
 def bias_corrections(betas: tuple[float, float], t: torch.Tensor) -> torch.Tensor:
     """(1 - b1^t, 1 - b2^t) as float32, computed on t's device in float64 (as Python computes ``1 - b**t``)."""
-    b = torch.tensor(betas, dtype=torch.float64, device=t.device)
-    return (1 - b ** t.to(torch.float64)).float()
+    key = (tuple(betas), str(t.device))
+    if key not in _BETAS:
+        _BETAS[key] = torch.tensor(betas, dtype=torch.float64, device=t.device)
+    return (1 - _BETAS[key] ** t.to(torch.float64)).float()
 
 
-def fused_update(emb, pending: dict, lr_scale: float) -> None:
-    """Row optimizer + (ALPT) step update + re-quantization of the rows of ``pending``, in place.
+def segment_levels(n: int) -> int:
+    """Levels of the fixed-order run sum for a batch of ``n`` ids: the least L >= 1 with CHUNK**L >= n."""
+    levels, span = 1, CHUNK
+    while span < n:
+        levels, span = levels + 1, span * CHUNK
+    return levels
 
-    Advances the module's counters on the device (``updates``; Adam's ``steps``)."""
+
+def segment_sums(pending: dict, grad: torch.Tensor, out: torch.Tensor) -> None:
+    """Each run's summed gradient at the run's head position of ``out`` (n, dim), in the fixed order of
+    :func:`lptsim.ctr.embedding.ordered_segment_sum` (the reference's)."""
+    from lptsim.ctr.kernels.triton_kernels import segment_sum_kernel
+
+    n, dim = grad.shape
+    dp = 1 << max(dim - 1, 0).bit_length()
+    block = max(1, min(64, GATHER_ELEMENTS // dp))
+    for level in range(segment_levels(n)):
+        segment_sum_kernel[(triton_cdiv(n, block),)](pending["seg_start"], pending["seg_end"], pending["perm"], grad,
+                                                     out, n, CHUNK**level, FIRST=level == 0, D=dim, DP=dp,
+                                                     CHUNK=CHUNK, BLOCK=block, **LAUNCH)
+
+
+def _grad_rows(grad: torch.Tensor | None, n: int, dim: int, device) -> torch.Tensor:
+    return torch.zeros(n, dim, device=device) if grad is None else grad.reshape(n, dim).float().contiguous()
+
+
+def _launch(emb, pending: dict, grad: torch.Tensor, wnew: torch.Tensor, lr_scale: float, phase: int) -> None:
+    """Run sums of ``grad`` (n, dim; batch order), then the update kernel in ``phase`` (0 one-pass, 1 two-pass
+    stage, 2 two-pass commit). Advances the counters on the device: Adam's ``steps`` with the row optimizer
+    (phases 0, 1), ``updates`` with the write-back (phases 0, 2)."""
     from lptsim.ctr.embedding import STEP_BETAS, STEP_EPS
     from lptsim.ctr.kernels.triton_kernels import fused_update_kernel
 
     sorted_ids = pending["sorted"]
-    n, dim = sorted_ids.numel(), emb.dim
-    if n == 0:
-        return
+    n, dim = grad.shape
     dev = sorted_ids.device
-    grad = pending["grad"]
-    grad = torch.zeros(n, dim, device=dev) if grad is None else grad.reshape(n, dim).float().contiguous()
     opt = emb.row_optimizer
     dummy = emb.step
     b1, b2 = opt.betas
     step_mode = 0
     if emb.method == "alpt":
-        step_mode = 2 if emb.step_optimizer == "adam" else 1
+        step_mode = {"sgd": 1, "adam": 2, "adagrad": 3}[emb.step_optimizer]
     bcs = [torch.ones(2, device=dev), torch.ones(2, device=dev)]
-    if opt.name == "adam":
+    if opt.name == "adam" and phase != 2:
         opt.steps += 1
         bcs[0] = bias_corrections(opt.betas, opt.steps)
-    if step_mode == 2:
+    if step_mode == 2 and phase != 1:
         bcs[1] = bias_corrections(STEP_BETAS, emb.updates + 1)
     bc = torch.cat(bcs)
-    scratch = torch.empty(2, n, dim, device=dev)
-    grid = (triton_cdiv(n, BLOCK),)
-    fused_update_kernel[grid](
-        sorted_ids, pending["perm"], pending["seg_end"], grad, scratch[0], scratch[1], emb.codes.data, emb.step,
+    gseg = torch.empty(n, dim, device=dev)
+    segment_sums(pending, grad, gseg)
+    fused_update_kernel[(triton_cdiv(n, BLOCK),)](
+        sorted_ids, gseg, wnew, emb.codes.data, emb.step,
         _step_idx(emb, sorted_ids), opt.sum_sq if opt.name == "adagrad" else dummy,
         opt.exp_avg if opt.name == "adam" else dummy, opt.exp_avg_sq if opt.name == "adam" else dummy,
-        emb.step_m if step_mode == 2 else dummy, emb.step_v if step_mode == 2 else dummy,
+        emb.step_m if step_mode == 2 else emb.step_sum_sq if step_mode == 3 else dummy,
+        emb.step_v if step_mode == 2 else dummy,
         _key(emb), emb.updates, bc, n,
         opt.lr * lr_scale, opt.eps, b1, 1 - b1, b2, 1 - b2, emb.step_lr * emb.step0, emb.grad_scale, emb.min_step,
         STEP_BETAS[0], 1 - STEP_BETAS[0], STEP_BETAS[1], 1 - STEP_BETAS[1], STEP_EPS,
         PADDED=getattr(emb.codes, "padded_dim", dim), QMIN=float(emb.spec.qmin), QMAX=float(emb.spec.qmax),
         OPT={"sgd": 0, "adagrad": 1, "adam": 2}[opt.name], STEP_MODE=step_mode, STOCHASTIC=emb.method != "lpt-dr",
-        BLOCK=BLOCK, **_layout(emb), **LAUNCH)
-    emb.updates += 1
+        BLOCK=BLOCK, PHASE=phase, BF16=getattr(emb, "state_dtype", "float32") == "bfloat16", **_layout(emb),
+        **UPDATE_LAUNCH)
+    if phase != 1:
+        emb.updates += 1
+
+
+def fused_update(emb, pending: dict, lr_scale: float) -> None:
+    """Row optimizer + (ALPT, one pass) step update + re-quantization of the rows of ``pending``, in place."""
+    n = pending["sorted"].numel()
+    if n:
+        grad = _grad_rows(pending["grad"], n, emb.dim, pending["sorted"].device)
+        _launch(emb, pending, grad, torch.empty(n, emb.dim, device=grad.device), lr_scale, phase=0)
+
+
+def stage_two_pass(emb, pending: dict, lr_scale: float) -> torch.Tensor:
+    """Two-pass ALPT after the first backward: the row optimizer (state updated, rows not yet written).
+
+    Returns the second pass's rows, one per sorted position (meaningful at the heads of runs): the updated
+    rows rounded to nearest on the current steps, ``dequantize(quantize(w_new, step, "nearest"), step)``."""
+    n, dim = pending["sorted"].numel(), emb.dim
+    dev = pending["sorted"].device
+    pending["wnew"] = wnew = torch.zeros(n, dim, device=dev)
+    if n == 0:
+        pending["head_of"] = torch.zeros(0, dtype=torch.long, device=dev)
+        return wnew
+    _launch(emb, pending, _grad_rows(pending["grad"], n, dim, dev), wnew, lr_scale, phase=1)
+    step = emb.step[pending["sorted"].long()].float().unsqueeze(1)
+    v = wnew / step
+    f = torch.floor(v)
+    codes = (f + (v - f >= 0.5).float()).clamp_(emb.spec.qmin, emb.spec.qmax)
+    positions = torch.arange(n, device=dev)
+    inv_perm = torch.empty_like(positions).scatter_(0, pending["perm"], positions)
+    pending["head_of"] = pending["seg_start"].long()[inv_perm]  # batch position -> head of its run
+    return codes * step
+
+
+def commit_two_pass(emb, pending: dict, grad_hat: torch.Tensor | None) -> None:
+    """Two-pass ALPT after the second backward: steps from ``grad_hat`` (the second pass's upstream gradient
+    per lookup, batch order), then the staged rows re-quantized on the new steps and written back."""
+    n = pending["sorted"].numel()
+    if n:
+        grad = _grad_rows(grad_hat if grad_hat is not None else pending["grad"], n, emb.dim, pending["wnew"].device)
+        _launch(emb, pending, grad, pending["wnew"], 1.0, phase=2)
+
+
+class SecondPassRows(torch.autograd.Function):
+    """The second pass's lookup: ``rows[head_of]``; the gradient handed to ``rows`` is the upstream gradient
+    per lookup in batch order (same shape), which ``commit_two_pass`` sums by run."""
+
+    @staticmethod
+    def forward(ctx, rows, head_of):  # noqa: D102
+        return rows[head_of]
+
+    @staticmethod
+    def backward(ctx, grad):  # noqa: D102
+        return grad.contiguous(), None

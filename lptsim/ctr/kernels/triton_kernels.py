@@ -13,6 +13,9 @@ Numerical contract (the same on a GPU and under ``TRITON_INTERPRET=1``):
   lookup's backward), so codes, steps and optimizer state match **bit for bit**.
 * Scalars that depend on the training step (Adam bias corrections, the SR seed) are derived
   on the device from the module's counters, never read back to the host.
+* bfloat16 steps and optimizer state are computed in float32 and stored with the reference's
+  stochastic rounding (:func:`lptsim.quant.floats.stochastic_cast`: the update's state stream,
+  the buffer's tag, the global element as counter); float16 state is not covered.
 
 Layout: the update kernel gives each program ``BLOCK`` sorted positions, one per lane (one or
 two warps), and loops over the columns; the rows of a block are independent lanes, so the
@@ -35,14 +38,14 @@ import triton
 import triton.language as tl
 
 OPT_SGD, OPT_ADAGRAD, OPT_ADAM = 0, 1, 2
-STEP_FIXED, STEP_SGD, STEP_ADAM = 0, 1, 2
+STEP_FIXED, STEP_SGD, STEP_ADAM, STEP_ADAGRAD = 0, 1, 2, 3
 STEP_TABLE, STEP_ROW, STEP_INDEXED = 0, 1, 2  # one step per table / per row / step_idx per position
 
 
 @triton.jit
 def _splitmix64(seed, t):
     """lptsim.ctr.embedding.step_seed(seed, t) in uint64 arithmetic."""
-    z = seed.to(tl.uint64) * 0x9E3779B97F4A7C15 + t.to(tl.uint64) + 1
+    z = tl.cast(seed, tl.uint64) * 0x9E3779B97F4A7C15 + tl.cast(t, tl.uint64) + 1
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9
     z = (z ^ (z >> 27)) * 0x94D049BB133111EB
     return z ^ (z >> 31)
@@ -67,11 +70,40 @@ def _code(codes_ptr, row, col, mask, ROW_BYTES: tl.constexpr, BITS: tl.constexpr
 @triton.jit
 def _step_of(steps_ptr, step_idx_ptr, pos, row, mask, STEP_KIND: tl.constexpr):
     if STEP_KIND == 0:
-        return tl.load(steps_ptr + row * 0, mask=mask, other=1.0)
+        s = tl.load(steps_ptr + row * 0, mask=mask, other=1.0)
     elif STEP_KIND == 1:
-        return tl.load(steps_ptr + row, mask=mask, other=1.0)
+        s = tl.load(steps_ptr + row, mask=mask, other=1.0)
     else:
-        return tl.load(steps_ptr + tl.load(step_idx_ptr + pos, mask=mask, other=0).to(tl.int64), mask=mask, other=1.0)
+        s = tl.load(steps_ptr + tl.load(step_idx_ptr + pos, mask=mask, other=0).to(tl.int64), mask=mask, other=1.0)
+    return s.to(tl.float32)
+
+
+@triton.jit
+def _uniform(seed, counter):
+    """The Philox uniform of lptsim.quant.philox at a uint64 ``counter`` (tensor) under a uint64 ``seed``."""
+    zero = tl.zeros(counter.shape, dtype=tl.uint32)
+    r0, _, _, _ = tl.philox(seed, (counter & 0xFFFFFFFF).to(tl.uint32), (counter >> 32).to(tl.uint32), zero, zero)
+    return (r0 >> 8).to(tl.float32) * 5.9604644775390625e-08
+
+
+@triton.jit
+def _put(ptr, x, mask, seed, counter, BF16: tl.constexpr):
+    """Store float32 ``x``; into a bfloat16 buffer with lptsim.quant.floats.stochastic_cast's rounding: up to
+    the next bfloat16 with probability (x - lo) / (hi - lo), drawn at ``counter``. (Both neighbours come from
+    truncating the float32 bits, so that fraction is exact in float32, as in the float64 reference.)"""
+    if BF16:
+        bits = x.to(tl.int32, bitcast=True)
+        t = bits & -65536
+        near = t.to(tl.float32, bitcast=True)  # toward zero
+        far = (t + 65536).to(tl.float32, bitcast=True)  # one bfloat16 step away from zero
+        lo = tl.where(x >= 0, near, far)
+        hi = tl.where(x >= 0, far, near)
+        frac = tl.math.div_rn(x - lo, hi - lo)
+        out = tl.where(_uniform(seed, counter) < frac, hi, lo)
+        out = tl.where((near == x) | (x != x), x, out)  # representable (also 0, inf), NaN
+        tl.store(ptr, out.to(tl.bfloat16), mask=mask)
+    else:
+        tl.store(ptr, x, mask=mask)
 
 
 @triton.jit(do_not_specialize=["n"])
@@ -106,90 +138,134 @@ def gather_sum_kernel(ids_ptr, bag_starts_ptr, codes_ptr, steps_ptr, step_idx_pt
     tl.store(out_ptr + bag * D + col, acc, mask=cmask)
 
 
+@triton.jit(do_not_specialize=["n", "stride"])
+def segment_sum_kernel(seg_start_ptr, seg_end_ptr, perm_ptr, grad_ptr, buf_ptr, n, stride, FIRST: tl.constexpr,
+                       D: tl.constexpr, DP: tl.constexpr, CHUNK: tl.constexpr, BLOCK: tl.constexpr):
+    """One level of the fixed-order sum of each run's gradients (see ``ordered_segment_sum`` in the module).
+
+    At level k (``stride`` = CHUNK**k) the position at rank r of its run, with r % (stride * CHUNK) == 0, adds
+    the values at ranks r, r + stride, ..., r + (CHUNK - 1) * stride of its run in that order, from 0, and
+    stores the sum at its own position: level 0 reads the upstream gradient rows (via ``perm``), the others
+    the previous level's sums in ``buf``. After the last level the run's head holds the run's sum; every lane
+    does at most CHUNK additions, however long the run (a Zipf head).
+    """
+    pos = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    live = pos < n
+    start = tl.load(seg_start_ptr + pos, mask=live, other=0).to(tl.int64)
+    end = tl.load(seg_end_ptr + pos, mask=live, other=0).to(tl.int64)
+    lead = live & ((pos - start) % (stride * CHUNK) == 0)
+    col = tl.arange(0, DP)[None, :]
+    cmask = col < D
+    acc = tl.zeros((BLOCK, DP), dtype=tl.float32)
+    for i in range(CHUNK):
+        q = pos + i * stride
+        ok = lead & (q < end)
+        m = ok[:, None] & cmask
+        if FIRST:
+            src = tl.load(perm_ptr + q, mask=ok, other=0).to(tl.int64)
+            v = tl.load(grad_ptr + src[:, None] * D + col, mask=m, other=0.0)
+        else:
+            v = tl.load(buf_ptr + q[:, None] * D + col, mask=m, other=0.0)
+        acc = tl.where(m, acc + v, acc)
+    tl.store(buf_ptr + pos[:, None] * D + col, acc, mask=lead[:, None] & cmask)
+
+
 @triton.jit(do_not_specialize=["n"])
-def fused_update_kernel(sorted_ptr, perm_ptr, seg_end_ptr, grad_ptr, gseg_ptr, wnew_ptr, codes_ptr, steps_ptr,
+def fused_update_kernel(sorted_ptr, gseg_ptr, wnew_ptr, codes_ptr, steps_ptr,
                         step_idx_ptr, sum_sq_ptr, exp_avg_ptr, exp_avg_sq_ptr, step_m_ptr, step_v_ptr,
                         key_ptr, updates_ptr, bc_ptr, n,
                         lr, eps, b1, one_minus_b1, b2, one_minus_b2, step_lr, grad_scale, min_step,
                         sb1, one_minus_sb1, sb2, one_minus_sb2, step_eps,
                         D: tl.constexpr, PADDED: tl.constexpr, ROW_BYTES: tl.constexpr, BITS: tl.constexpr,
                         QMIN: tl.constexpr, QMAX: tl.constexpr, OPT: tl.constexpr, STEP_MODE: tl.constexpr,
-                        STOCHASTIC: tl.constexpr, STEP_KIND: tl.constexpr, BLOCK: tl.constexpr):
+                        STOCHASTIC: tl.constexpr, STEP_KIND: tl.constexpr, BLOCK: tl.constexpr,
+                        PHASE: tl.constexpr = 0, BF16: tl.constexpr = False):
     """One training step of the rows a batch touched, in place.
 
-    ``sorted`` holds the batch's ids stably sorted, ``perm`` their positions in the batch, ``seg_end[i]``
-    the end of the run of ids equal to ``sorted[i]``. The lane at the head of a run owns that row: it sums
-    the run's upstream gradients in batch order, applies the row optimizer (SGD, row-wise Adagrad, Adam),
-    (ALPT, one pass) updates the row's step, and writes the row back re-quantized. ``key`` = (seed,
-    row_offset); ``updates`` = steps done so far (this is step updates + 1); ``bc`` = Adam bias corrections
-    (rows 1-b1^t, 1-b2^t; steps 1-b1^t, 1-b2^t). Scratch ``gseg``/``wnew`` hold (n, D) float32.
+    ``sorted`` holds the batch's ids stably sorted; ``gseg`` at the head of each run of equal ids holds the
+    run's summed upstream gradient (``segment_sum_kernel``). The lane at the head of a run owns that row: it
+    applies the row optimizer (SGD, row-wise Adagrad, Adam), (ALPT, one pass) updates the row's step, and
+    writes the row back re-quantized. ``key`` = (seed, row_offset); ``updates`` = steps done so far (this is
+    step updates + 1); ``bc`` = Adam bias corrections (rows 1-b1^t, 1-b2^t; steps 1-b1^t, 1-b2^t). Scratch
+    ``wnew`` holds (n, D) float32. ``PHASE``: 0 the whole one-pass step; two-pass ALPT runs 1 (row optimizer
+    into ``wnew``) after the first backward and 2 (step update from the second pass's run sums in ``gseg``,
+    re-quantization of ``wnew``) after the second.
     """
     pos = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     live = pos < n
     row = tl.load(sorted_ptr + pos, mask=live, other=0).to(tl.int64)
     prev = tl.load(sorted_ptr + pos - 1, mask=live & (pos > 0), other=-1).to(tl.int64)
     head = live & ((pos == 0) | (row != prev))
-    seg_len = tl.where(head, tl.load(seg_end_ptr + pos, mask=head, other=0).to(tl.int64) - pos, 0)
-    longest = tl.max(seg_len, axis=0)
     step = _step_of(steps_ptr, step_idx_ptr, pos, row, head, STEP_KIND)
+    rglob = (row + tl.load(key_ptr + 1)).to(tl.uint64)  # global row: the counter of 16-bit state draws
+    stream = tl.load(updates_ptr).to(tl.uint64) * 0
+    if BF16:  # step_seed(seed, t) ^ STATE_STREAM (2**62 + 1); a buffer's draws use step_seed(stream, tag)
+        stream = _splitmix64(tl.load(key_ptr), tl.load(updates_ptr) + 1) ^ tl.cast(4611686018427387905, tl.uint64)
 
-    # Pass 1: the run's gradient (batch order, from 0) into gseg; Adagrad's sum of squares.
+    # Pass 1: Adagrad's sum of squares of the row's gradient, columns in order.
     ss = tl.zeros((BLOCK,), dtype=tl.float32)
     for c in range(D):
-        g = tl.zeros((BLOCK,), dtype=tl.float32)
-        for k in range(longest):
-            more = k < seg_len
-            p = tl.load(perm_ptr + pos + k, mask=more, other=0).to(tl.int64)
-            g = g + tl.load(grad_ptr + p * D + c, mask=more, other=0.0)
-        tl.store(gseg_ptr + pos * D + c, g, mask=head)
+        g = tl.load(gseg_ptr + pos * D + c, mask=head, other=0.0)
         ss = ss + g * g
-    if OPT == 1:
-        acc = tl.load(sum_sq_ptr + row, mask=head, other=0.0) + tl.math.div_rn(ss, D * 1.0)
-        tl.store(sum_sq_ptr + row, acc, mask=head)
+    if OPT == 1 and PHASE != 2:
+        acc = tl.load(sum_sq_ptr + row, mask=head, other=0.0).to(tl.float32) + tl.math.div_rn(ss, D * 1.0)
+        _put(sum_sq_ptr + row, acc, head, _splitmix64(stream, 1), rglob, BF16)
         denom = tl.math.sqrt_rn(acc) + eps
-    if OPT == 2:
+    if OPT == 2 and PHASE != 2:
         row_bc1 = tl.load(bc_ptr)
         row_bc2 = tl.load(bc_ptr + 1)
 
-    # Pass 2: the row optimizer -> wnew; ALPT's step gradient sum(g * lsq) over the columns.
+    # Pass 2: the row optimizer -> wnew (read back in the commit phase); ALPT's step gradient sum(g * lsq).
     gs = tl.zeros((BLOCK,), dtype=tl.float32)
     for c in range(D):
         g = tl.load(gseg_ptr + pos * D + c, mask=head, other=0.0)
         cv = tl.zeros((BLOCK,), dtype=tl.int32) + c
         w = _code(codes_ptr, row, cv, head, ROW_BYTES, BITS).to(tl.float32) * step
-        if OPT == 0:
+        if PHASE == 2:  # two-pass commit: g is the second pass's gradient, wnew was staged
+            w_new = tl.load(wnew_ptr + pos * D + c, mask=head, other=0.0)
+        elif OPT == 0:
             w_new = w - lr * g
         elif OPT == 1:
             w_new = w - tl.math.div_rn(lr * g, denom)
         else:
-            m = tl.load(exp_avg_ptr + row * D + c, mask=head, other=0.0) * b1 + one_minus_b1 * g
-            v2 = tl.load(exp_avg_sq_ptr + row * D + c, mask=head, other=0.0) * b2 + one_minus_b2 * g * g
-            tl.store(exp_avg_ptr + row * D + c, m, mask=head)
-            tl.store(exp_avg_sq_ptr + row * D + c, v2, mask=head)
+            m = tl.load(exp_avg_ptr + row * D + c, mask=head, other=0.0).to(tl.float32) * b1 + one_minus_b1 * g
+            v2 = (tl.load(exp_avg_sq_ptr + row * D + c, mask=head, other=0.0).to(tl.float32) * b2
+                  + one_minus_b2 * g * g)
+            _put(exp_avg_ptr + row * D + c, m, head, _splitmix64(stream, 2), rglob * D + c, BF16)
+            _put(exp_avg_sq_ptr + row * D + c, v2, head, _splitmix64(stream, 3), rglob * D + c, BF16)
             w_new = w - tl.math.div_rn(lr * tl.math.div_rn(m, row_bc1),
                                        tl.math.sqrt_rn(tl.math.div_rn(v2, row_bc2)) + eps)
-        tl.store(wnew_ptr + pos * D + c, w_new, mask=head)
-        if STEP_MODE != 0:  # LSQ gradient of the updated row (DR codes) times the upstream gradient
+        if PHASE != 2:
+            tl.store(wnew_ptr + pos * D + c, w_new, mask=head)
+        if STEP_MODE != 0 and PHASE != 1:  # LSQ gradient of the updated row (DR codes) times the upstream gradient
             v = tl.math.div_rn(w_new, step)
             f = tl.floor(v)
             rnd = tl.minimum(tl.maximum(f + tl.where(v - f >= 0.5, 1.0, 0.0), QMIN), QMAX)
             lsq = rnd - tl.where((v > QMIN) & (v < QMAX), v, 0.0)
             gs = gs + g * lsq
+    if PHASE == 1:  # two-pass stage: the row optimizer only
+        return
     if STEP_MODE != 0:
         gs = gs * grad_scale
         if STEP_MODE == 1:
             new_step = step - step_lr * gs
+        elif STEP_MODE == 3:  # Adagrad on the step: one accumulator per step (in step_m)
+            sacc = tl.load(step_m_ptr + row, mask=head, other=0.0).to(tl.float32) + gs * gs
+            _put(step_m_ptr + row, sacc, head, _splitmix64(stream, 4), rglob, BF16)
+            new_step = step - tl.math.div_rn(step_lr * gs, tl.math.sqrt_rn(sacc) + step_eps)
         else:
             bc1 = tl.load(bc_ptr + 2)
             bc2 = tl.load(bc_ptr + 3)
-            m = tl.load(step_m_ptr + row, mask=head, other=0.0) * sb1 + one_minus_sb1 * gs
-            s2 = tl.load(step_v_ptr + row, mask=head, other=0.0) * sb2 + one_minus_sb2 * gs * gs
-            tl.store(step_m_ptr + row, m, mask=head)
-            tl.store(step_v_ptr + row, s2, mask=head)
+            m = tl.load(step_m_ptr + row, mask=head, other=0.0).to(tl.float32) * sb1 + one_minus_sb1 * gs
+            s2 = tl.load(step_v_ptr + row, mask=head, other=0.0).to(tl.float32) * sb2 + one_minus_sb2 * gs * gs
+            _put(step_m_ptr + row, m, head, _splitmix64(stream, 5), rglob, BF16)
+            _put(step_v_ptr + row, s2, head, _splitmix64(stream, 6), rglob, BF16)
             new_step = step - tl.math.div_rn(step_lr * tl.math.div_rn(m, bc1),
                                              tl.math.sqrt_rn(tl.math.div_rn(s2, bc2)) + step_eps)
         step = tl.maximum(new_step, min_step)
-        tl.store(steps_ptr + row, step, mask=head)
+        _put(steps_ptr + row, step, head, _splitmix64(stream, 7), rglob, BF16)
+        if BF16:  # the codes are made with the stored (rounded) step
+            step = tl.load(steps_ptr + row, mask=head, other=1.0).to(tl.float32)
 
     # Pass 3: re-quantize (DR or SR) and write the row back.
     if STOCHASTIC:

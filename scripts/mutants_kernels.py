@@ -1,0 +1,66 @@
+"""Kernel mutants for the mutation check (scripts/mutation.py): plausible one-line bugs in the Triton kernels and
+their wrapper, each an exact substitution of one line, each caught by tests/test_kernels.py (verified by hand:
+applied one at a time to a scratch copy, ``pytest tests/test_kernels.py -x -q`` fails, 2026-12-03).
+
+Not listed because the interpreter cannot see them (the AOT check and a GPU can): 32-bit offsets
+(``tl.program_id(0) * BLOCK`` without ``.to(tl.int64)``) and FMA contraction (``enable_fp_fusion``).
+"""
+
+KERNELS = "lptsim/ctr/kernels/triton_kernels.py"
+WRAPPER = "lptsim/ctr/kernels/__init__.py"
+TESTS = ("tests/test_kernels.py",)
+
+MUTANTS = [
+    {"id": "kernel-ignores-row-offset", "file": KERNELS,
+     "old": "base = (row + tl.load(key_ptr + 1)).to(tl.uint64) * D",
+     "new": "base = row.to(tl.uint64) * D", "tests": TESTS},
+    {"id": "kernel-drops-lr-scale", "file": WRAPPER,
+     "old": "opt.lr * lr_scale, opt.eps,", "new": "opt.lr, opt.eps,", "tests": TESTS},
+    {"id": "kernel-sr-draw-per-row", "file": KERNELS,
+     "old": "counter = base + cv.to(tl.uint64)", "new": "counter = base", "tests": TESTS},
+    {"id": "kernel-dr-tie-goes-down", "file": KERNELS,
+     "old": "up = p >= 0.5", "new": "up = p > 0.5", "tests": TESTS},
+    {"id": "kernel-pack-byte-complete-off-by-one", "file": KERNELS,
+     "old": "full = (bit & 7) + BITS >= 8", "new": "full = (bit & 7) + BITS > 8", "tests": TESTS},
+    {"id": "kernel-unpack-straddle-only-3-bits", "file": KERNELS,
+     "old": "if 8 % BITS != 0:  # the code may continue in the next byte",
+     "new": "if BITS == 3:  # the code may continue in the next byte", "tests": TESTS},
+    {"id": "kernel-adagrad-forgets-accumulator", "file": KERNELS,
+     "old": "_put(sum_sq_ptr + row, acc, head, _splitmix64(stream, 1), rglob, BF16)",
+     "new": "pass  # _put(sum_sq_ptr + row, acc, head, _splitmix64(stream, 1), rglob, BF16)", "tests": TESTS},
+    {"id": "kernel-step-adagrad-squares-missing", "file": KERNELS,
+     "old": "sacc = tl.load(step_m_ptr + row, mask=head, other=0.0).to(tl.float32) + gs * gs",
+     "new": "sacc = tl.load(step_m_ptr + row, mask=head, other=0.0).to(tl.float32) + gs", "tests": TESTS},
+    {"id": "kernel-adam-wrong-bias-correction", "file": KERNELS,
+     "old": "row_bc2 = tl.load(bc_ptr + 1)", "new": "row_bc2 = tl.load(bc_ptr + 3)", "tests": TESTS},
+    {"id": "kernel-duplicates-last-wins", "file": KERNELS,
+     "old": "acc = tl.where(m, acc + v, acc)", "new": "acc = tl.where(m, v, acc)", "tests": TESTS},
+    {"id": "kernel-run-sum-one-level-only", "file": WRAPPER,
+     "old": "for level in range(segment_levels(n)):", "new": "for level in range(1):", "tests": TESTS},
+    {"id": "kernel-per-row-step-read-as-table", "file": KERNELS,
+     "old": "s = tl.load(steps_ptr + row, mask=mask, other=1.0)",
+     "new": "s = tl.load(steps_ptr, mask=mask, other=1.0)", "tests": TESTS},
+    {"id": "kernel-alpt-drops-grad-scale", "file": KERNELS,
+     "old": "gs = gs * grad_scale", "new": "gs = gs", "tests": TESTS},
+    {"id": "kernel-sr-seed-off-by-one-step", "file": KERNELS,
+     "old": "seed = _splitmix64(tl.load(key_ptr), tl.load(updates_ptr) + 1)",
+     "new": "seed = _splitmix64(tl.load(key_ptr), tl.load(updates_ptr))", "tests": TESTS},
+    {"id": "kernel-clamp-to-qmax-minus-one", "file": KERNELS,
+     "old": "code = tl.minimum(tl.maximum(f + tl.where(up, 1.0, 0.0), QMIN), QMAX).to(tl.int32)",
+     "new": "code = tl.minimum(tl.maximum(f + tl.where(up, 1.0, 0.0), QMIN), QMAX - 1).to(tl.int32)", "tests": TESTS},
+    {"id": "kernel-non-head-lanes-store", "file": KERNELS,
+     "old": "tl.store(codes_ptr + row * ROW_BYTES + c, code.to(tl.int8), mask=head & inside)",
+     "new": "tl.store(codes_ptr + row * ROW_BYTES + c, code.to(tl.int8), mask=live & inside)", "tests": TESTS},
+    {"id": "kernel-two-pass-commit-uses-first-gradient", "file": WRAPPER,
+     "old": 'grad = _grad_rows(grad_hat if grad_hat is not None else pending["grad"], n, emb.dim, '
+            'pending["wnew"].device)',
+     "new": 'grad = _grad_rows(pending["grad"], n, emb.dim, pending["wnew"].device)', "tests": TESTS},
+    {"id": "kernel-bf16-state-draws-of-another-buffer", "file": KERNELS,
+     "old": "_put(exp_avg_ptr + row * D + c, m, head, _splitmix64(stream, 2), rglob * D + c, BF16)",
+     "new": "_put(exp_avg_ptr + row * D + c, m, head, _splitmix64(stream, 3), rglob * D + c, BF16)", "tests": TESTS},
+    {"id": "kernel-bf16-step-not-reread-after-rounding", "file": KERNELS,
+     "old": "step = tl.load(steps_ptr + row, mask=head, other=1.0).to(tl.float32)",
+     "new": "step = step", "tests": TESTS},
+    {"id": "kernel-adam-step-counter-not-advanced", "file": WRAPPER,
+     "old": "opt.steps += 1", "new": "opt.steps + 1", "tests": TESTS},
+]
