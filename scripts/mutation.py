@@ -197,6 +197,12 @@ MUTANTS: list[Mutant] = [
       "normal instead of Student-t intervals"),
 ]
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from mutants_kernels import MUTANTS as _KERNEL_MUTANTS  # noqa: E402 - the kernel list lives beside the kernels' notes
+
+MUTANTS += [Mutant(d["id"], "kernels", d["file"], d["old"], d["new"], tuple(d["tests"]), d.get("what", d["id"]))
+            for d in _KERNEL_MUTANTS]
+
 
 def _copy_tree(dest: Path) -> None:
     files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, check=True,
