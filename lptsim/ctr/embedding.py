@@ -319,7 +319,7 @@ class LowPrecisionEmbedding(nn.Module):
             and step); 16-bit state is written with unbiased stochastic rounding. Default: ``bfloat16`` for
             the low-precision methods (training state within codes + 8 B/row at dim 16 with row-wise Adagrad
             and Adam on per-row steps, no measurable AUC cost), ``float32`` for ``fp`` (the baseline). The
-            Triton kernels take float32 state.
+            Triton kernels take float32 and bfloat16 state.
         grad_scale: ALPT/LSQ step-gradient scale; default 1/sqrt(dim * qmax) (LSQ's).
         min_step: steps are clamped to at least this.
         alpt_variant: ``two-pass`` (the paper) or ``one-pass`` (fused-kernel form).
