@@ -129,3 +129,20 @@ def test_pact_clip_gradient_matches_finite_differences():
     assert torch.sign(analytic) == torch.sign(fd)
     expected = emb.clip * (up * torch.sign(emb.weight) * outside).sum().double()
     torch.testing.assert_close(analytic, expected, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize(("n", "num"), [(5000, 3), (3000, 1), (20000, 7000), (1, 1)])
+def test_ordered_segment_sum_cpu_form_equals_the_torch_form(n, num):
+    """The numba pass (CPU) and the torch form (other devices, what the kernels mirror) add the same operands in
+    the same order: identical bits, signed zeros included; both are the per-id sums (float64 reference)."""
+    from lptsim.ctr.ordered_sums import ordered_segment_sum, ordered_segment_sum_torch
+
+    gen = torch.Generator().manual_seed(n)
+    values = torch.randn(n, 16, generator=gen) * torch.exp(3 * torch.randn(n, 1, generator=gen))
+    values[torch.rand(n, 16, generator=gen) < 0.05] = -0.0
+    index = torch.randint(0, num, (n,), generator=gen)
+    fast, general = ordered_segment_sum(values, index, num), ordered_segment_sum_torch(values, index, num)
+    assert torch.equal(fast.view(torch.int32), general.view(torch.int32))
+    exact = torch.zeros(num, 16, dtype=torch.float64).index_add_(0, index, values.double())
+    scale = torch.zeros(num, 16, dtype=torch.float64).index_add_(0, index, values.double().abs())
+    assert torch.all((fast.double() - exact).abs() <= 1e-6 * scale + 1e-30)

@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import nn
 
+from lptsim.ctr.ordered_sums import SEGMENT_CHUNK, ordered_row_sum, ordered_segment_sum, sqrt_rn  # noqa: F401
 from lptsim.quant import QuantSpec, dequantize, lsq_step_grad, pack, packed_nbytes, quantize, uniforms, unpack
 from lptsim.quant.floats import float_dtype, stochastic_cast
 
@@ -55,58 +56,6 @@ def normal_rows(seed: int, start: int, count: int, dim: int, std: float, chunk: 
         u1, u2 = u[0::2], u[1::2]
         out[a:b] = np.sqrt(-2.0 * np.log1p(-u1)) * np.cos(2 * np.pi * u2)
     return torch.from_numpy(out).view(count, dim) * std
-
-
-def ordered_row_sum(x: torch.Tensor) -> torch.Tensor:
-    """Sum over dim 1 in column order 0, 1, ..., starting from 0: the order the Triton kernels sum in, so the
-    torch reference and the kernels agree bit for bit (torch's own ``sum`` order is unspecified)."""
-    acc = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
-    for c in range(x.shape[1]):
-        acc = acc + x[:, c]
-    return acc
-
-
-def sqrt_rn(x: torch.Tensor) -> torch.Tensor:
-    """Correctly rounded float32 square root (the kernels' ``sqrt_rn``): torch's vectorised CPU ``sqrt`` is not
-    (about 0.7% of float32 results are one ulp off); the float64 root rounded to float32 is."""
-    return x.double().sqrt().to(x.dtype)
-
-
-SEGMENT_CHUNK = 32  # additions per lane and level of the kernels' run sums (ordered_segment_sum)
-
-
-def ordered_segment_sum(values: torch.Tensor, index: torch.Tensor, num: int) -> torch.Tensor:
-    """(num, dim): the rows of ``values`` (n, dim) added up per ``index`` value, in the kernels' fixed order.
-
-    The rows of one index, in batch order (a stable sort), are summed in chunks: at level k (stride C**k,
-    C = SEGMENT_CHUNK) the row at rank r of its run, with r % (stride * C) == 0, adds ranks r, r + stride, ...,
-    r + (C - 1) * stride from 0; after the least L >= 1 levels with C**L >= n, rank 0 holds the sum. A run of
-    at most C rows is thus summed plainly in batch order; a long run (a hot id) in a tree a GPU can share out.
-    """
-    n, dim = values.shape
-    out = torch.zeros(num, dim, dtype=values.dtype, device=values.device)
-    if n == 0:
-        return out
-    sorted_idx, perm = torch.sort(index, stable=True)
-    start = torch.searchsorted(sorted_idx, sorted_idx)
-    end = torch.searchsorted(sorted_idx, sorted_idx, right=True)
-    rank = torch.arange(n, device=values.device) - start
-    buf = values[perm]
-    stride = 1
-    while True:
-        heads = torch.nonzero(rank % (stride * SEGMENT_CHUNK) == 0).flatten()
-        acc = torch.zeros(heads.numel(), dim, dtype=values.dtype, device=values.device)
-        for i in range(SEGMENT_CHUNK):
-            q = heads + i * stride
-            ok = (q < end[heads]).unsqueeze(1)
-            acc = torch.where(ok, acc + buf[q.clamp(max=n - 1)], acc)
-        buf[heads] = acc
-        stride *= SEGMENT_CHUNK
-        if stride >= n:
-            break
-    first = rank == 0
-    out[sorted_idx[first]] = buf[first]
-    return out
 
 
 class _GatherRows(torch.autograd.Function):
