@@ -127,3 +127,18 @@ def test_has_labels_with_a_header(tmp_path):
     assert has_labels(f, AVAZU)
     f.write_text(",".join(unlabelled.columns) + "\n" + (",".join(row[:1] + row[2:]) + "\n") * 3)
     assert not has_labels(f, AVAZU)
+
+
+@pytest.mark.parametrize("granularity", ["row", "field", "table"])
+def test_exported_arrays_give_the_tables_rows_for_every_step_granularity(granularity):
+    """codes * step of the export equals the table's own dequantized rows (steps per field written per row)."""
+    import torch
+
+    from lptsim.ctr.embedding import LowPrecisionEmbedding
+    from lptsim.ctr.export import dequantized, table_arrays
+
+    table = LowPrecisionEmbedding(20, 6, bits=4, method="alpt", step_granularity=granularity,
+                                  field_starts=[0, 7, 12], init_std=0.05)
+    table.step.copy_(torch.linspace(0.01, 0.03, table.step.numel()))  # distinct steps: a wrong mapping shows
+    arrays = table_arrays(table)
+    np.testing.assert_array_equal(dequantized(arrays), table.dequantized_rows(torch.arange(20)).numpy())

@@ -6,7 +6,8 @@ Format (safetensors; data only, no code runs when it is read), for each table ``
 * low-precision tables (``lpt-dr``, ``lpt-sr``, ``alpt``, and ``lsq``/``pact`` quantized as their
   forward pass does): ``T.codes`` int8 (int16 for more than 8 bits), one code per element in
   ``[-2^(bits-1), 2^(bits-1)-1]`` (unpacked, whatever the in-memory packing), and ``T.step``
-  float32, one step per row (rows,) or one for the table (1,). Row r's values are
+  float32, one step per row (rows,) or one for the table (1,); a table with one step per field is written
+  with its steps per row. Row r's values are
   ``T.codes[r] * T.step[r]`` (or ``* T.step[0]``).
 * ``fp`` tables: ``T.weight`` float32 (rows, dim).
 * ``vocab.values`` int64, ``vocab.fields`` int32, ``vocab.ids`` int64: the vocabulary (raw value,
@@ -44,8 +45,10 @@ def table_arrays(table: LowPrecisionEmbedding) -> dict[str, np.ndarray]:
         if table.method == "fp":
             return {"weight": table.weight.detach().cpu().float().numpy()}
         if table.method in ("lpt-dr", "lpt-sr", "alpt"):
-            codes = table.codes.read(torch.arange(n, device=table.codes.data.device))
-            step = table.step
+            rows = torch.arange(n, device=table.codes.data.device)
+            codes = table.codes.read(rows)
+            # one step per field is written out per row, so a row's value stays codes[r] * step[r]
+            step = table.step[table.step_index(rows)] if table.step_granularity == "field" else table.step
         elif table.method == "lsq":
             step = (table.step0 * table.step_scale).clamp_min(table.min_step)
             codes = quantize(table.weight, step.unsqueeze(1), table.spec, "nearest")
