@@ -65,11 +65,12 @@ def test_predict_raw_rows_equals_the_prepared_rows(run, prepared, tmp_path):
     np.testing.assert_array_equal(labels, PreparedData.load(folder).labels["test"])
 
 
-@pytest.mark.parametrize("method,bits", [("fp", 8), ("lpt-sr", 4), ("alpt", 2), ("lsq", 4), ("pact", 4)])
-def test_export_round_trip(prepared, tmp_path, method, bits):
+@pytest.mark.parametrize("method,bits,options", [("fp", 8, {}), ("lpt-sr", 4, {}), ("alpt", 2, {}), ("lsq", 4, {}),
+                                                 ("pact", 4, {}), ("alpt", 4, {"step_granularity": "field"})])
+def test_export_round_trip(prepared, tmp_path, method, bits, options):
     data = PreparedData.load(prepared[1])
-    train(data, TrainConfig(model="fm", method=method, bits=bits, epochs=1, batch_size=512), tmp_path / "r",
-          progress=False)
+    train(data, TrainConfig(model="fm", method=method, bits=bits, epochs=1, batch_size=512,
+                            embedding_options=options), tmp_path / "r", progress=False)
     assert cli.main(["ctr", "export", "--run", str(tmp_path / "r"), "--out", str(tmp_path / "e.safetensors"),
                      "--silent"]) == 0
     loaded = load_export(tmp_path / "e.safetensors")

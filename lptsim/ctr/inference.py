@@ -43,7 +43,9 @@ def load_run(run: str | Path, device: str = "cpu") -> tuple[torch.nn.Module, Tra
     values["device"] = device
     cfg = TrainConfig(**values)
     fp = saved["data"]
-    shape = SimpleNamespace(num_embeddings=int(sum(fp["vocab_sizes"])), num_fields=len(fp["fields"]))
+    offsets = np.concatenate([[0], np.cumsum(fp["vocab_sizes"])[:-1]]).tolist()  # steps per field need them
+    shape = SimpleNamespace(num_embeddings=int(sum(fp["vocab_sizes"])), num_fields=len(fp["fields"]),
+                            feature_map={"offsets": offsets})
     torch.manual_seed(cfg.seed)
     model = make_model(cfg, shape).to(device)
     if not (run / "best.pt").exists():
