@@ -102,6 +102,7 @@ def test_planted_table_cell(data, tmp_path, capsys):
     (cell / "metrics.json").unlink()  # as if the table had been interrupted: the cell will be resumed
     for name in ("checkpoint.pt", "checkpoint.prev.pt"):
         plant(cell / name, marker)
+    assert_live(cell / "checkpoint.pt", marker)
     code, err = _run(capsys, *argv)
     assert code == 2 and _refused(err, cell / "checkpoint.pt")
     assert not marker.exists()
@@ -147,6 +148,10 @@ def test_planted_vocabulary(data, tmp_path, capsys):
     arr = np.empty(2, dtype=object)
     arr[:] = [Payload(marker)] * 2
     np.savez(bad / "vocab.npz", values=arr, fields=arr, ids=arr, sizes=arr)
+    with np.load(bad / "vocab.npz", allow_pickle=True) as z:  # the control: an unsafe load runs the payload
+        z["values"]
+    assert marker.exists()
+    marker.unlink()
     code, err = _run(capsys, "ctr", "predict", "--run", str(run), "--input", str(data.parent / "train.txt"), "--out",
                      str(tmp_path / "p.csv"))
     assert code == 2 and "vocab.npz: damaged or not a vocabulary" in err, err
