@@ -278,8 +278,8 @@ class LowPrecisionEmbedding(nn.Module):
         backend: ``auto`` (Triton kernels for CUDA tables, the torch/numba path otherwise),
             ``torch`` (always the reference path) or ``triton`` (always the kernels; on the CPU
             only under ``TRITON_INTERPRET=1``). Kernels cover bits 1-8 with SGD, row-wise
-            Adagrad or Adam for LPT and ALPT (one- and two-pass, a step per row, SGD or Adam on the steps),
-            float32 or bfloat16 state; other settings use the reference path.
+            Adagrad or Adam for LPT and ALPT (one- and two-pass, a step per row, field or table, SGD, Adam
+            or Adagrad on the steps), float32 or bfloat16 state; other settings use the reference path.
     """
 
     def __init__(self, num_embeddings: int, dim: int, bits: int = 8, method: str = "alpt", optimizer: str = "adagrad",
