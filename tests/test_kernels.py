@@ -63,7 +63,7 @@ def _compare(ref, ker):
     assert torch.equal(ref.codes.data, ker.codes.data), "codes differ"
     assert torch.equal(ref.step, ker.step), "steps differ"
     assert int(ref.updates) == int(ker.updates)
-    for name in ("step_m", "step_v"):
+    for name in ("step_m", "step_v", "step_sum_sq"):
         if hasattr(ref, name):
             assert torch.equal(getattr(ref, name), getattr(ker, name)), name
     for name, buf in ref.row_optimizer.named_buffers():
@@ -170,6 +170,50 @@ def test_kernel_two_pass_alpt_matches_reference(bits, opt, step_opt, dim):
             second.append(out2.detach())
         assert torch.equal(second[0], second[1])
         _compare(ref, ker)
+
+
+# ALPT with a step shared by many rows: every (granularity, variant, step optimizer) once, the state dtype rotating
+# so that each step optimizer, variant and granularity meets float32 and bfloat16 state.
+SHARED = [(("field", "table")[i % 2], ("one-pass", "two-pass")[i // 2 % 2], ("sgd", "adam", "adagrad")[i // 4],
+           ("float32", "bfloat16")[(i + i // 2) % 2], OPTIMIZERS[i % 3], 1 + (3 * i) % 8, DIMS[i % 4])
+          for i in range(12)]
+
+
+@pytest.mark.parametrize("granularity, variant, step_opt, state, opt, bits, dim", SHARED,
+                         ids=[f"{g}-{v}-{so}-{st}" for g, v, so, st, *_ in SHARED])
+def test_kernel_shared_alpt_steps_match_reference(granularity, variant, step_opt, state, opt, bits, dim):
+    """ALPT with a step per field / per table: each step's gradient is the sum of its rows' gradients, added in
+    a fixed order on both paths; three steps: duplicates, 40 distinct rows (more than a 32-row chunk share the
+    table's or the last field's step: the sum takes two levels), duplicates."""
+    rows = 40
+    kw = dict(bits=bits, method="alpt", optimizer=opt, lr=LR[opt], init_std=0.02, seed=13, state_dtype=state,
+              step_granularity=granularity, field_starts=[0, 3, 7], alpt_variant=variant, step_optimizer=step_opt,
+              step_lr=1.0)
+    ref = LowPrecisionEmbedding(rows, dim, backend="torch", **kw).to(DEVICE)
+    ker = LowPrecisionEmbedding(rows, dim, backend="triton", **kw).to(DEVICE)
+    assert ker.uses_kernels() and not ref.uses_kernels()
+    gen = torch.Generator().manual_seed(bits * 100 + dim)
+    start = ref.step.clone()
+    for lr_scale, ids in ((1.0, torch.randint(0, 9, (8, 3), generator=gen)),
+                          (0.5, torch.randperm(rows, generator=gen).view(8, 5)),
+                          (1.0, torch.randint(0, rows, (6, 7), generator=gen))):
+        up, up2 = (torch.randn(*ids.shape, dim, generator=gen).to(DEVICE) for _ in range(2))
+        ids = ids.to(DEVICE)
+        outs = []
+        for emb in (ref, ker):
+            out = emb(ids)
+            (out * up).sum().backward()
+            emb.stage(lr_scale)
+            if variant == "two-pass":
+                leaf = emb.begin_second_pass()
+                out = emb(ids)
+                (g,) = torch.autograd.grad((out * up2).sum(), [leaf])
+                emb.end_second_pass(g)
+            emb.commit()
+            outs.append(out.detach())
+        assert torch.equal(outs[0], outs[1])
+        _compare(ref, ker)
+    assert not torch.equal(ref.step, start)  # the steps learned: the comparison is not of untouched steps
 
 
 BF16_CASES = [("lpt-sr", "adagrad", {}), ("lpt-dr", "adam", {"step_granularity": "table"}),
@@ -330,7 +374,9 @@ def test_kernel_step_reads_nothing_on_the_host(monkeypatch):
     """Structural check of the CUDA path under the interpreter: a whole training step (forward, backward,
     update, counters, seed, bias corrections, id check) never reads a tensor value on the host."""
     for method, opt, extra in (("alpt", "adam", {"alpt_variant": "one-pass"}), ("lpt-sr", "adagrad", {}),
-                               ("alpt", "sgd", {"alpt_variant": "two-pass"})):
+                               ("alpt", "sgd", {"alpt_variant": "two-pass"}),
+                               ("alpt", "adam", {"alpt_variant": "one-pass", "step_optimizer": "adam",
+                                                 "step_granularity": "field", "field_starts": [0, 5, 12]})):
         _, ker = _pair(20, 6, 4, method, opt, extra)
         ids = torch.randint(0, 20, (8, 3)).to(DEVICE)
         up = torch.randn(8, 3, 6).to(DEVICE)
@@ -356,8 +402,11 @@ def test_kernel_step_reads_nothing_on_the_host(monkeypatch):
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-def test_kernel_step_does_not_synchronize_on_cuda():
-    _, ker = _pair(1000, 16, 4, "alpt", "adam", {"alpt_variant": "one-pass"})
+@pytest.mark.parametrize("extra", [{"alpt_variant": "one-pass"},
+                                   {"alpt_variant": "one-pass", "step_granularity": "field",
+                                    "field_starts": [0, 300, 700]}], ids=["row", "field"])
+def test_kernel_step_does_not_synchronize_on_cuda(extra):
+    _, ker = _pair(1000, 16, 4, "alpt", "adam", extra)
     ids = torch.randint(0, 1000, (256, 39), device="cuda")
     up = torch.randn(256, 39, 16, device="cuda")
     _step(ker, ids, up)

@@ -278,8 +278,8 @@ class LowPrecisionEmbedding(nn.Module):
         backend: ``auto`` (Triton kernels for CUDA tables, the torch/numba path otherwise),
             ``torch`` (always the reference path) or ``triton`` (always the kernels; on the CPU
             only under ``TRITON_INTERPRET=1``). Kernels cover bits 1-8 with SGD, row-wise
-            Adagrad or Adam for LPT and ALPT (one- and two-pass, a step per row, SGD or Adam on the steps),
-            float32 or bfloat16 state; other settings use the reference path.
+            Adagrad or Adam for LPT and ALPT (one- and two-pass, a step per row, field or table, SGD, Adam
+            or Adagrad on the steps), float32 or bfloat16 state; other settings use the reference path.
     """
 
     def __init__(self, num_embeddings: int, dim: int, bits: int = 8, method: str = "alpt", optimizer: str = "adagrad",
@@ -498,9 +498,11 @@ class LowPrecisionEmbedding(nn.Module):
         lsq = lsq_step_grad(w_new, self._steps_of(rows).unsqueeze(1), self.spec, codes=codes_dr)
         g_rows = ordered_row_sum(grad_hat * lsq) * self.grad_scale
         idx = self.step_index(rows)
-        if self.step_granularity != "row":  # a shared step: the sum of its rows' gradients (chain rule)
-            idx, inverse = torch.unique(idx, return_inverse=True)
-            g_rows = torch.zeros(idx.numel(), dtype=g_rows.dtype, device=g_rows.device).index_add_(0, inverse, g_rows)
+        if self.step_granularity != "row":  # a shared step: the sum of its rows' gradients (chain rule), added
+            # in the kernels' fixed order (rows ascending, chunked tree) so both paths agree bit for bit
+            sums = ordered_segment_sum(g_rows.unsqueeze(1), idx, self.step.numel())
+            idx = torch.unique(idx)
+            g_rows = sums[idx, 0]
         g, step = g_rows, self.step[idx].float()
         lr = self.step_lr * self.step0
         stream = self._state_stream()

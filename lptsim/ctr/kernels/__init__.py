@@ -44,15 +44,15 @@ def available(device: torch.device | str | None = None) -> bool:
 
 
 def supports(emb) -> bool:
-    """Configurations the kernels implement: bits 1-8, any row optimizer, float32 or bfloat16 state, LPT (any
-    step granularity) or ALPT, one- or two-pass (a step per row, SGD, Adam or Adagrad on it), tables below 2**31
-    rows."""
+    """Configurations the kernels implement: bits 1-8, any row optimizer, float32 or bfloat16 state, LPT or
+    ALPT (one- or two-pass; SGD, Adam or Adagrad on the steps), a step per row, per field or per table, tables
+    below 2**31 rows. (The distributed path refuses shared ALPT steps: their sum would span the shards.)"""
     if emb.method not in ("lpt-dr", "lpt-sr", "alpt") or not 1 <= emb.bits <= 8 or emb.num_embeddings >= 2**31:
         return False
     if getattr(emb, "state_dtype", "float32") not in ("float32", "bfloat16"):
         return False
     if emb.method == "alpt":
-        return _step_kind(emb) == 1 and emb.step_optimizer in ("sgd", "adam", "adagrad")
+        return emb.step_optimizer in ("sgd", "adam", "adagrad")
     return True
 
 
@@ -207,19 +207,29 @@ def _grad_rows(grad: torch.Tensor | None, n: int, dim: int, device) -> torch.Ten
     return torch.zeros(n, dim, device=device) if grad is None else grad.reshape(n, dim).float().contiguous()
 
 
+def _shared_steps(emb) -> bool:
+    """ALPT with a step shared by many rows: its gradient is a sum over rows, between row update and write-back."""
+    return emb.method == "alpt" and _step_kind(emb) != 1
+
+
+def _step_rows(emb, rows: torch.Tensor) -> torch.Tensor:
+    """The entry of ``emb.step`` each of ``rows`` uses (int64)."""
+    kind = _step_kind(emb)
+    return rows.long() if kind == 1 else torch.zeros_like(rows, dtype=torch.long) if kind == 0 else \
+        emb.step_index(rows.long())
+
+
 def _launch(emb, pending: dict, grad: torch.Tensor, wnew: torch.Tensor, lr_scale: float, phase: int) -> None:
     """Run sums of ``grad`` (n, dim; batch order), then the update kernel in ``phase`` (0 one-pass, 1 two-pass
     stage, 2 two-pass commit). Advances the counters on the device: Adam's ``steps`` with the row optimizer
-    (phases 0, 1), ``updates`` with the write-back (phases 0, 2)."""
-    from lptsim.ctr.embedding import STEP_BETAS, STEP_EPS
-    from lptsim.ctr.kernels.triton_kernels import fused_update_kernel
+    (phases 0, 1), ``updates`` with the write-back (phases 0, 2). Shared ALPT steps split phases 0 and 2 into
+    the kernel's phases (1,) 3 and 4 around :func:`_update_shared_steps`."""
+    from lptsim.ctr.embedding import STEP_BETAS
 
     sorted_ids = pending["sorted"]
     n, dim = grad.shape
     dev = sorted_ids.device
     opt = emb.row_optimizer
-    dummy = emb.step
-    b1, b2 = opt.betas
     step_mode = 0
     if emb.method == "alpt":
         step_mode = {"sgd": 1, "adam": 2, "adagrad": 3}[emb.step_optimizer]
@@ -232,8 +242,31 @@ def _launch(emb, pending: dict, grad: torch.Tensor, wnew: torch.Tensor, lr_scale
     bc = torch.cat(bcs)
     gseg = torch.empty(n, dim, device=dev)
     segment_sums(pending, grad, gseg)
+    if phase == 1 or not _shared_steps(emb):
+        _update_kernel(emb, sorted_ids, gseg, wnew, wnew, bc, lr_scale, step_mode, phase)
+    else:
+        if phase == 0:
+            _update_kernel(emb, sorted_ids, gseg, wnew, wnew, bc, lr_scale, step_mode, 1)
+        gstep = torch.zeros(n, device=dev)
+        _update_kernel(emb, sorted_ids, gseg, wnew, gstep, bc, lr_scale, step_mode, 3)
+        _update_shared_steps(emb, sorted_ids, gstep, bc, step_mode)
+        _update_kernel(emb, sorted_ids, gseg, wnew, gstep, bc, lr_scale, step_mode, 4)
+    if phase != 1:
+        emb.updates += 1
+
+
+def _update_kernel(emb, sorted_ids: torch.Tensor, gseg: torch.Tensor, wnew: torch.Tensor, gstep: torch.Tensor,
+                   bc: torch.Tensor, lr_scale: float, step_mode: int, phase: int) -> None:
+    """One launch of ``fused_update_kernel`` in ``phase`` (see its docstring)."""
+    from lptsim.ctr.embedding import STEP_BETAS, STEP_EPS
+    from lptsim.ctr.kernels.triton_kernels import fused_update_kernel
+
+    n, dim = gseg.shape
+    opt = emb.row_optimizer
+    dummy = emb.step
+    b1, b2 = opt.betas
     fused_update_kernel[(triton_cdiv(n, BLOCK),)](
-        sorted_ids, gseg, wnew, emb.codes.data, emb.step,
+        sorted_ids, gseg, wnew, gstep, emb.codes.data, emb.step,
         _step_idx(emb, sorted_ids), opt.sum_sq if opt.name == "adagrad" else dummy,
         opt.exp_avg if opt.name == "adam" else dummy, opt.exp_avg_sq if opt.name == "adam" else dummy,
         emb.step_m if step_mode == 2 else emb.step_sum_sq if step_mode == 3 else dummy,
@@ -245,8 +278,33 @@ def _launch(emb, pending: dict, grad: torch.Tensor, wnew: torch.Tensor, lr_scale
         OPT={"sgd": 0, "adagrad": 1, "adam": 2}[opt.name], STEP_MODE=step_mode, STOCHASTIC=emb.method != "lpt-dr",
         BLOCK=BLOCK, PHASE=phase, BF16=getattr(emb, "state_dtype", "float32") == "bfloat16", **_layout(emb),
         **UPDATE_LAUNCH)
-    if phase != 1:
-        emb.updates += 1
+
+
+def _update_shared_steps(emb, sorted_ids: torch.Tensor, gstep: torch.Tensor, bc: torch.Tensor,
+                         step_mode: int) -> None:
+    """Shared ALPT steps from the rows' step gradients ``gstep`` (at each run head of ``sorted_ids``): summed
+    per step in the fixed order of ``ordered_segment_sum`` over the rows in ascending order (the reference's),
+    then the step optimizer. All on the device: the other positions get the key ``num_steps``, sorted last."""
+    from lptsim.ctr.embedding import STEP_BETAS, STEP_EPS
+    from lptsim.ctr.kernels.triton_kernels import shared_step_kernel
+
+    n = sorted_ids.numel()
+    rows = sorted_ids.long()
+    head = torch.ones(n, dtype=torch.bool, device=rows.device)
+    head[1:] = rows[1:] != rows[:-1]
+    num_steps = emb.step.numel()
+    keys = torch.where(head, _step_rows(emb, rows), num_steps).to(torch.int32)
+    skeys, perm = torch.sort(keys, stable=True)
+    runs = {"perm": perm, "seg_start": torch.searchsorted(skeys, skeys, out_int32=True),
+            "seg_end": torch.searchsorted(skeys, skeys, right=True, out_int32=True)}
+    gsum = torch.empty(n, 1, device=rows.device)
+    segment_sums(runs, gstep.view(n, 1), gsum)
+    shared_step_kernel[(triton_cdiv(n, BLOCK),)](
+        skeys, gsum, emb.step, emb.step_m if step_mode == 2 else emb.step_sum_sq if step_mode == 3 else emb.step,
+        emb.step_v if step_mode == 2 else emb.step, _key(emb), emb.updates, bc, n, num_steps,
+        emb.step_lr * emb.step0, emb.min_step, STEP_BETAS[0], 1 - STEP_BETAS[0], STEP_BETAS[1], 1 - STEP_BETAS[1],
+        STEP_EPS, STEP_MODE=step_mode, BF16=getattr(emb, "state_dtype", "float32") == "bfloat16", BLOCK=BLOCK,
+        **LAUNCH)
 
 
 def fused_update(emb, pending: dict, lr_scale: float) -> None:
@@ -269,7 +327,7 @@ def stage_two_pass(emb, pending: dict, lr_scale: float) -> torch.Tensor:
         pending["head_of"] = torch.zeros(0, dtype=torch.long, device=dev)
         return wnew
     _launch(emb, pending, _grad_rows(pending["grad"], n, dim, dev), wnew, lr_scale, phase=1)
-    step = emb.step[pending["sorted"].long()].float().unsqueeze(1)
+    step = emb.step[_step_rows(emb, pending["sorted"])].float().unsqueeze(1)
     v = wnew / step
     f = torch.floor(v)
     codes = (f + (v - f >= 0.5).float()).clamp_(emb.spec.qmin, emb.spec.qmax)

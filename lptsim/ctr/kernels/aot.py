@@ -40,12 +40,14 @@ class Spec:
     step_kind: int  # 0 per table, 1 per row, 2 indexed
     method: str = ""
     opt: str = ""
-    phase: int = 0  # update kernel: 0 one pass, 1/2 two-pass ALPT's stage/commit
+    phase: int = 0  # update kernel: 0 one pass, 1/2 two-pass ALPT's stage/commit, 3/4 shared steps' gradient/write
     state: str = "fp32"  # steps and optimizer state: fp32 or bf16
 
     def label(self) -> str:
         if self.kernel == "segment_sum":
             return f"dim={self.dim:<3d} level={'first' if self.step_kind == 0 else 'later'}"
+        if self.kernel == "shared_step":
+            return f"{self.method:12s} {self.state}"
         kind = ("table", "row", "indexed")[self.step_kind]
         extra = f" {self.method:12s} {self.opt:7s} phase={self.phase}" if self.kernel == "fused_update" else ""
         return f"bits={self.bits} dim={self.dim:<3d} step={kind:7s} {self.state}{extra}"
@@ -64,15 +66,18 @@ def specializations(quick: bool = False) -> list[Spec]:
     for bits, method, opt in itertools.product(BITS, METHODS, OPTIMIZERS):
         if method.startswith("lpt"):
             variants = [(kind, 0) for kind in (0, 1, 2)]
-        else:  # ALPT learns a step per row; one pass, or two-pass's stage and commit
-            variants = [(1, phase) for phase in (0, 1, 2)]
+        else:  # ALPT, a step per row: one pass, or two-pass's stage and commit; a shared step (per table or
+            # field, rotating): the stage, the rows' step gradients and the write-back
+            variants = [(1, phase) for phase in (0, 1, 2)] + [((0, 2)[bits % 2], phase) for phase in (1, 3, 4)]
         for kind, phase in variants:
             for state in ("fp32", "bf16"):
                 specs.append(Spec("fused_update", bits, DIMS[i % len(DIMS)], kind, method, opt, phase, state))
             i += 1
-    if quick:  # every bits, method, optimizer and step kind still appears
+    specs += [Spec("shared_step", 0, 1, 0, method, state=state) for method in METHODS[2:] for state in ("fp32", "bf16")]
+    if quick:  # every bits, method, optimizer, step kind and phase still appears
         specs = [s for j, s in enumerate(specs) if s.kernel.startswith("gather") and j % 8 == 0
-                 or s.kernel == "segment_sum" and s.dim in (13, 16) or s.kernel == "fused_update" and j % 7 == 0]
+                 or s.kernel == "segment_sum" and s.dim in (13, 16) or s.kernel == "shared_step"
+                 or s.kernel == "fused_update" and (j % 7 == 0 if s.phase < 3 else j % 29 == 0)]
     return specs
 
 
@@ -109,13 +114,21 @@ def _source(spec: Spec):
         sig = dict(ids_ptr="*i64", bag_starts_ptr="*i64", codes_ptr=code_t, steps_ptr=st, step_idx_ptr=idx_t,
                    out_ptr="*fp32")
         const = dict(common, DP=dp)
+    elif spec.kernel == "shared_step":
+        fn = tk.shared_step_kernel
+        sig = dict(keys_ptr="*i32", gsum_ptr="*fp32", steps_ptr=st, step_m_ptr=st, step_v_ptr=st, key_ptr="*i64",
+                   updates_ptr="*i64", bc_ptr="*fp32", n="i32", num_steps="i32")
+        for name in ("step_lr", "min_step", "sb1", "one_minus_sb1", "sb2", "one_minus_sb2", "step_eps"):
+            sig[name] = "fp32"
+        const = dict(STEP_MODE={"alpt-sgd": 1, "alpt-adam": 2, "alpt-adagrad": 3}[spec.method],
+                     BF16=spec.state == "bf16", BLOCK=BLOCK)
     else:
         from lptsim.quant import QuantSpec
 
         fn = tk.fused_update_kernel
         q = QuantSpec(spec.bits)
-        sig = dict(sorted_ptr="*i32", gseg_ptr="*fp32", wnew_ptr="*fp32", codes_ptr=code_t, steps_ptr=st,
-                   step_idx_ptr=idx_t, sum_sq_ptr=st, exp_avg_ptr=st, exp_avg_sq_ptr=st,
+        sig = dict(sorted_ptr="*i32", gseg_ptr="*fp32", wnew_ptr="*fp32", gstep_ptr="*fp32", codes_ptr=code_t,
+                   steps_ptr=st, step_idx_ptr=idx_t, sum_sq_ptr=st, exp_avg_ptr=st, exp_avg_sq_ptr=st,
                    step_m_ptr=st, step_v_ptr=st, key_ptr="*i64", updates_ptr="*i64", bc_ptr="*fp32",
                    n="i32")
         for name in ("lr", "eps", "b1", "one_minus_b1", "b2", "one_minus_b2", "step_lr", "grad_scale", "min_step",

@@ -106,6 +106,33 @@ def _put(ptr, x, mask, seed, counter, BF16: tl.constexpr):
         tl.store(ptr, x, mask=mask)
 
 
+@triton.jit
+def _step_update(step, gs, sidx, mask, counter, steps_ptr, step_m_ptr, step_v_ptr, bc_ptr, stream, step_lr, min_step,
+                 sb1, one_minus_sb1, sb2, one_minus_sb2, step_eps, STEP_MODE: tl.constexpr, BF16: tl.constexpr):
+    """ALPT's step update (SGD, Adagrad, Adam) of the steps at ``sidx`` from their gradient ``gs``; stores state
+    and step (16-bit state drawn at ``counter``) and returns the step the codes are made with (the stored one)."""
+    if STEP_MODE == 1:
+        new_step = step - step_lr * gs
+    elif STEP_MODE == 3:  # Adagrad on the step: one accumulator per step (in step_m)
+        sacc = tl.load(step_m_ptr + sidx, mask=mask, other=0.0).to(tl.float32) + gs * gs
+        _put(step_m_ptr + sidx, sacc, mask, _splitmix64(stream, 4), counter, BF16)
+        new_step = step - tl.math.div_rn(step_lr * gs, tl.math.sqrt_rn(sacc) + step_eps)
+    else:
+        bc1 = tl.load(bc_ptr + 2)
+        bc2 = tl.load(bc_ptr + 3)
+        m = tl.load(step_m_ptr + sidx, mask=mask, other=0.0).to(tl.float32) * sb1 + one_minus_sb1 * gs
+        s2 = tl.load(step_v_ptr + sidx, mask=mask, other=0.0).to(tl.float32) * sb2 + one_minus_sb2 * gs * gs
+        _put(step_m_ptr + sidx, m, mask, _splitmix64(stream, 5), counter, BF16)
+        _put(step_v_ptr + sidx, s2, mask, _splitmix64(stream, 6), counter, BF16)
+        new_step = step - tl.math.div_rn(step_lr * tl.math.div_rn(m, bc1),
+                                         tl.math.sqrt_rn(tl.math.div_rn(s2, bc2)) + step_eps)
+    step = tl.maximum(new_step, min_step)
+    _put(steps_ptr + sidx, step, mask, _splitmix64(stream, 7), counter, BF16)
+    if BF16:  # the codes are made with the stored (rounded) step
+        step = tl.load(steps_ptr + sidx, mask=mask, other=1.0).to(tl.float32)
+    return step
+
+
 @triton.jit(do_not_specialize=["n"])
 def gather_dequant_kernel(ids_ptr, codes_ptr, steps_ptr, step_idx_ptr, out_ptr, n, D: tl.constexpr,
                           DP: tl.constexpr, ROW_BYTES: tl.constexpr, BITS: tl.constexpr, STEP_KIND: tl.constexpr,
@@ -171,7 +198,7 @@ def segment_sum_kernel(seg_start_ptr, seg_end_ptr, perm_ptr, grad_ptr, buf_ptr, 
 
 
 @triton.jit(do_not_specialize=["n"])
-def fused_update_kernel(sorted_ptr, gseg_ptr, wnew_ptr, codes_ptr, steps_ptr,
+def fused_update_kernel(sorted_ptr, gseg_ptr, wnew_ptr, gstep_ptr, codes_ptr, steps_ptr,
                         step_idx_ptr, sum_sq_ptr, exp_avg_ptr, exp_avg_sq_ptr, step_m_ptr, step_v_ptr,
                         key_ptr, updates_ptr, bc_ptr, n,
                         lr, eps, b1, one_minus_b1, b2, one_minus_b2, step_lr, grad_scale, min_step,
@@ -189,7 +216,9 @@ def fused_update_kernel(sorted_ptr, gseg_ptr, wnew_ptr, codes_ptr, steps_ptr,
     step updates + 1); ``bc`` = Adam bias corrections (rows 1-b1^t, 1-b2^t; steps 1-b1^t, 1-b2^t). Scratch
     ``wnew`` holds (n, D) float32. ``PHASE``: 0 the whole one-pass step; two-pass ALPT runs 1 (row optimizer
     into ``wnew``) after the first backward and 2 (step update from the second pass's run sums in ``gseg``,
-    re-quantization of ``wnew``) after the second.
+    re-quantization of ``wnew``) after the second. A step shared by many rows (per field or per table) needs
+    a sum over rows first: phase 3 stores each run head's step gradient (from ``wnew`` and ``gseg``) in
+    ``gstep`` (n,), ``shared_step_kernel`` updates the steps, and phase 4 re-quantizes ``wnew`` on them.
     """
     pos = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     live = pos < n
@@ -207,11 +236,11 @@ def fused_update_kernel(sorted_ptr, gseg_ptr, wnew_ptr, codes_ptr, steps_ptr,
     for c in range(D):
         g = tl.load(gseg_ptr + pos * D + c, mask=head, other=0.0)
         ss = ss + g * g
-    if OPT == 1 and PHASE != 2:
+    if OPT == 1 and PHASE <= 1:
         acc = tl.load(sum_sq_ptr + row, mask=head, other=0.0).to(tl.float32) + tl.math.div_rn(ss, D * 1.0)
         _put(sum_sq_ptr + row, acc, head, _splitmix64(stream, 1), rglob, BF16)
         denom = tl.math.sqrt_rn(acc) + eps
-    if OPT == 2 and PHASE != 2:
+    if OPT == 2 and PHASE <= 1:
         row_bc1 = tl.load(bc_ptr)
         row_bc2 = tl.load(bc_ptr + 1)
 
@@ -221,7 +250,7 @@ def fused_update_kernel(sorted_ptr, gseg_ptr, wnew_ptr, codes_ptr, steps_ptr,
         g = tl.load(gseg_ptr + pos * D + c, mask=head, other=0.0)
         cv = tl.zeros((BLOCK,), dtype=tl.int32) + c
         w = _code(codes_ptr, row, cv, head, ROW_BYTES, BITS).to(tl.float32) * step
-        if PHASE == 2:  # two-pass commit: g is the second pass's gradient, wnew was staged
+        if PHASE >= 2:  # two-pass commit (or shared steps): g may be the second pass's gradient, wnew was staged
             w_new = tl.load(wnew_ptr + pos * D + c, mask=head, other=0.0)
         elif OPT == 0:
             w_new = w - lr * g
@@ -235,9 +264,9 @@ def fused_update_kernel(sorted_ptr, gseg_ptr, wnew_ptr, codes_ptr, steps_ptr,
             _put(exp_avg_sq_ptr + row * D + c, v2, head, _splitmix64(stream, 3), rglob * D + c, BF16)
             w_new = w - tl.math.div_rn(lr * tl.math.div_rn(m, row_bc1),
                                        tl.math.sqrt_rn(tl.math.div_rn(v2, row_bc2)) + eps)
-        if PHASE != 2:
+        if PHASE <= 1:
             tl.store(wnew_ptr + pos * D + c, w_new, mask=head)
-        if STEP_MODE != 0 and PHASE != 1:  # LSQ gradient of the updated row (DR codes) times the upstream gradient
+        if STEP_MODE != 0 and PHASE != 1 and PHASE != 4:  # LSQ gradient of the updated row (DR codes) x upstream
             v = tl.math.div_rn(w_new, step)
             f = tl.floor(v)
             rnd = tl.minimum(tl.maximum(f + tl.where(v - f >= 0.5, 1.0, 0.0), QMIN), QMAX)
@@ -245,27 +274,13 @@ def fused_update_kernel(sorted_ptr, gseg_ptr, wnew_ptr, codes_ptr, steps_ptr,
             gs = gs + g * lsq
     if PHASE == 1:  # two-pass stage: the row optimizer only
         return
-    if STEP_MODE != 0:
-        gs = gs * grad_scale
-        if STEP_MODE == 1:
-            new_step = step - step_lr * gs
-        elif STEP_MODE == 3:  # Adagrad on the step: one accumulator per step (in step_m)
-            sacc = tl.load(step_m_ptr + row, mask=head, other=0.0).to(tl.float32) + gs * gs
-            _put(step_m_ptr + row, sacc, head, _splitmix64(stream, 4), rglob, BF16)
-            new_step = step - tl.math.div_rn(step_lr * gs, tl.math.sqrt_rn(sacc) + step_eps)
-        else:
-            bc1 = tl.load(bc_ptr + 2)
-            bc2 = tl.load(bc_ptr + 3)
-            m = tl.load(step_m_ptr + row, mask=head, other=0.0).to(tl.float32) * sb1 + one_minus_sb1 * gs
-            s2 = tl.load(step_v_ptr + row, mask=head, other=0.0).to(tl.float32) * sb2 + one_minus_sb2 * gs * gs
-            _put(step_m_ptr + row, m, head, _splitmix64(stream, 5), rglob, BF16)
-            _put(step_v_ptr + row, s2, head, _splitmix64(stream, 6), rglob, BF16)
-            new_step = step - tl.math.div_rn(step_lr * tl.math.div_rn(m, bc1),
-                                             tl.math.sqrt_rn(tl.math.div_rn(s2, bc2)) + step_eps)
-        step = tl.maximum(new_step, min_step)
-        _put(steps_ptr + row, step, head, _splitmix64(stream, 7), rglob, BF16)
-        if BF16:  # the codes are made with the stored (rounded) step
-            step = tl.load(steps_ptr + row, mask=head, other=1.0).to(tl.float32)
+    gs = gs * grad_scale
+    if PHASE == 3:  # a shared step: the row's step gradient, summed per step by the wrapper
+        tl.store(gstep_ptr + pos, gs, mask=head)
+        return
+    if STEP_MODE != 0 and PHASE != 4:
+        step = _step_update(step, gs, row, head, rglob, steps_ptr, step_m_ptr, step_v_ptr, bc_ptr, stream, step_lr,
+                            min_step, sb1, one_minus_sb1, sb2, one_minus_sb2, step_eps, STEP_MODE, BF16)
 
     # Pass 3: re-quantize (DR or SR) and write the row back.
     if STOCHASTIC:
@@ -297,3 +312,25 @@ def fused_update_kernel(sorted_ptr, gseg_ptr, wnew_ptr, codes_ptr, steps_ptr,
             full = (bit & 7) + BITS >= 8
             tl.store(codes_ptr + row * ROW_BYTES + (bit >> 3), (word & 0xFF).to(tl.uint8), mask=head & full)
             word = tl.where(full, word >> 8, word)
+
+
+@triton.jit(do_not_specialize=["n", "num_steps"])
+def shared_step_kernel(keys_ptr, gsum_ptr, steps_ptr, step_m_ptr, step_v_ptr, key_ptr, updates_ptr, bc_ptr, n,
+                       num_steps, step_lr, min_step, sb1, one_minus_sb1, sb2, one_minus_sb2, step_eps,
+                       STEP_MODE: tl.constexpr, BF16: tl.constexpr, BLOCK: tl.constexpr):
+    """ALPT's update of steps shared by many rows. ``keys`` holds, stably sorted, the step index of each run
+    head of the batch (``num_steps`` for the other positions); ``gsum`` at the head of each run of equal keys
+    holds the step's gradient, its rows' gradients summed in a fixed order (``segment_sum_kernel``). That lane
+    updates the step and its state (16-bit draws at the step's index, as in the reference)."""
+    pos = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    live = pos < n
+    sidx = tl.load(keys_ptr + pos, mask=live, other=0).to(tl.int64)
+    prev = tl.load(keys_ptr + pos - 1, mask=live & (pos > 0), other=-1).to(tl.int64)
+    head = live & ((pos == 0) | (sidx != prev)) & (sidx < num_steps)
+    stream = tl.load(updates_ptr).to(tl.uint64) * 0
+    if BF16:  # the update's state stream, as in fused_update_kernel
+        stream = _splitmix64(tl.load(key_ptr), tl.load(updates_ptr) + 1) ^ tl.cast(4611686018427387905, tl.uint64)
+    step = tl.load(steps_ptr + sidx, mask=head, other=1.0).to(tl.float32)
+    gs = tl.load(gsum_ptr + pos, mask=head, other=0.0)
+    _step_update(step, gs, sidx, head, sidx.to(tl.uint64), steps_ptr, step_m_ptr, step_v_ptr, bc_ptr, stream,
+                 step_lr, min_step, sb1, one_minus_sb1, sb2, one_minus_sb2, step_eps, STEP_MODE, BF16)
