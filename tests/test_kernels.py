@@ -112,7 +112,7 @@ def test_kernel_matches_reference_on_a_zipf_batch(opt):
 
 def test_reference_square_root_is_correctly_rounded():
     """The reference's sqrt_rn against numpy's IEEE square root (torch's vectorised CPU sqrt is not exact)."""
-    from lptsim.ctr.embedding import sqrt_rn
+    from lptsim.ctr.ordered_sums import sqrt_rn
 
     x = torch.rand(200_000, generator=torch.Generator().manual_seed(0)) * 10
     assert np.array_equal(sqrt_rn(x).numpy(), np.sqrt(x.numpy()))
@@ -122,7 +122,7 @@ def test_reference_square_root_is_correctly_rounded():
 def test_kernel_long_runs_of_one_id(copies):
     """A hot id: its gradients summed in the fixed chunked order, by the kernels and the reference alike;
     the sum equals the float64 sum to float32 rounding (and, up to 32 copies, the plain in-order sum)."""
-    from lptsim.ctr.embedding import ordered_segment_sum
+    from lptsim.ctr.ordered_sums import ordered_segment_sum
 
     ref, ker = _pair(3, 7, 8, "lpt-dr", "sgd", {})
     gen = torch.Generator().manual_seed(copies)

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import nn
 
-from lptsim.ctr.ordered_sums import SEGMENT_CHUNK, ordered_row_sum, ordered_segment_sum, sqrt_rn  # noqa: F401
+from lptsim.ctr.ordered_sums import ordered_row_sum, ordered_segment_sum, sqrt_rn
 from lptsim.quant import QuantSpec, dequantize, lsq_step_grad, pack, packed_nbytes, quantize, uniforms, unpack
 from lptsim.quant.floats import float_dtype, stochastic_cast
 
@@ -83,17 +83,14 @@ def step_seed(seed: int, step: int) -> int:
     return z ^ (z >> 31)
 
 
-def store_state(buf: torch.Tensor, index: torch.Tensor | None, value: torch.Tensor, stream: int, tag: int,
+def store_state(buf: torch.Tensor, index: torch.Tensor, value: torch.Tensor, stream: int, tag: int,
                 counters: torch.Tensor) -> None:
-    """Write float32 ``value`` into state ``buf`` (at ``index``, or whole when None): a plain copy for a
-    float32 buffer, unbiased stochastic rounding for a 16-bit one (draws keyed by the update's stream,
-    the buffer's ``tag`` and each element's global ``counters``)."""
+    """Write float32 ``value`` into state ``buf`` at ``index``: a plain copy for a float32 buffer, unbiased
+    stochastic rounding for a 16-bit one (draws keyed by the update's stream, the buffer's ``tag`` and each
+    element's global ``counters``)."""
     if buf.dtype != torch.float32:
         value = stochastic_cast(value, buf.dtype, step_seed(stream, tag), counters.reshape(value.shape))
-    if index is None:
-        buf.copy_(value)
-    else:
-        buf[index] = value
+    buf[index] = value
 
 
 def element_counters(rows: torch.Tensor, width: int, row_offset: int = 0) -> torch.Tensor:

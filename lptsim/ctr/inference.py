@@ -14,7 +14,6 @@ from types import SimpleNamespace
 
 import numpy as np
 import torch
-from sklearn.metrics import log_loss, roc_auc_score
 
 from lptsim.atomic import open_new, temporary_path
 from lptsim.ctr.data.dataset import PreparedData
@@ -22,7 +21,7 @@ from lptsim.ctr.data.prepare import load_json, load_vocabulary, schema_from_reco
 from lptsim.ctr.data.reader import BlockReader
 from lptsim.ctr.data.schema import SCHEMAS, Schema
 from lptsim.ctr.parallel import Local
-from lptsim.ctr.train import TrainConfig, make_model
+from lptsim.ctr.train import TrainConfig, auc_logloss, make_model
 
 
 def _read_run(run: Path) -> dict:
@@ -91,9 +90,8 @@ def scores(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
     y = np.asarray(y, dtype=np.float64)
     if y.size == 0 or y.min() == y.max():
         raise ValueError(f"AUC needs rows of both classes ({y.size} rows, {int(y.sum())} positive)")
-    return {"auc": float(roc_auc_score(y, p)), "logloss": float(log_loss(y, np.clip(p, 1e-7, 1 - 1e-7))),
-            "calibration": float(p.mean() / y.mean()), "rows": int(y.size), "mean_prediction": float(p.mean()),
-            "mean_label": float(y.mean())}
+    return {**auc_logloss(y, p), "calibration": float(p.mean() / y.mean()), "rows": int(y.size),
+            "mean_prediction": float(p.mean()), "mean_label": float(y.mean())}
 
 
 def evaluate_run(run: str | Path, data: str | Path, split: str = "test", device: str = "cpu",

@@ -161,6 +161,11 @@ def evaluate(model: nn.Module, data: PreparedData, split: str, batch_size: int, 
         raise ValueError(f"split {split!r} needs both classes to compute AUC (rows: {y.size})")
     if not np.isfinite(p).all():
         raise TrainingError(f"the model's predictions on the {split} split are not finite (the weights diverged)")
+    return auc_logloss(y, p)
+
+
+def auc_logloss(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
+    """AUC (scikit-learn) and log loss (probabilities clipped to [1e-7, 1 - 1e-7]) of ``p`` for labels ``y``."""
     return {"auc": float(roc_auc_score(y, p)), "logloss": float(log_loss(y, np.clip(p, 1e-7, 1 - 1e-7)))}
 
 

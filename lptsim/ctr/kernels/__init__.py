@@ -18,7 +18,7 @@ import os
 
 import torch
 
-from lptsim.ctr.embedding import SEGMENT_CHUNK
+from lptsim.ctr.ordered_sums import SEGMENT_CHUNK
 
 BLOCK = 64  # update: positions per program, two warps, one lane each
 CHUNK = SEGMENT_CHUNK  # run sums: additions per lane and level (the reference's ordered_segment_sum)
