@@ -191,12 +191,11 @@ def segment_levels(n: int) -> int:
 
 def segment_sums(pending: dict, grad: torch.Tensor, out: torch.Tensor) -> None:
     """Each run's summed gradient at the run's head position of ``out`` (n, dim), in the fixed order of
-    :func:`lptsim.ctr.embedding.ordered_segment_sum` (the reference's)."""
+    :func:`lptsim.ctr.ordered_sums.ordered_segment_sum` (the reference's)."""
     from lptsim.ctr.kernels.triton_kernels import segment_sum_kernel
 
     n, dim = grad.shape
-    dp = 1 << max(dim - 1, 0).bit_length()
-    block = max(1, min(64, GATHER_ELEMENTS // dp))
+    dp, block = gather_block(dim)  # the same (padded dim, rows per program) as the gather
     for level in range(segment_levels(n)):
         segment_sum_kernel[(triton_cdiv(n, block),)](pending["seg_start"], pending["seg_end"], pending["perm"], grad,
                                                      out, n, CHUNK**level, FIRST=level == 0, D=dim, DP=dp,
