@@ -66,12 +66,13 @@ def make_data(rows: int, batch: int, fields: int, batches: int, pin: bool):
 
 def run(method: str, args, ids, labels, device: str) -> float:
     """Samples per second of ``method`` ("fp32" or "alpt-<bits>")."""
-    from lptsim.ctr.embedding import embedding_factory, low_precision_tables
+    from lptsim.ctr.embedding import embedding_factory
     from lptsim.ctr.models import build_model
+    from lptsim.ctr.table import TableOptimizer
 
     fields = ids.shape[1]
     if method == "fp32":
-        def table(n, d, row_offset=0):
+        def table(n, d, name, row_offset=0):
             emb = torch.nn.Embedding(n, d, sparse=True)
             torch.nn.init.normal_(emb.weight, std=1e-4)
             return emb
@@ -80,8 +81,8 @@ def run(method: str, args, ids, labels, device: str) -> float:
         factory = embedding_factory("alpt", bits=int(method.split("-")[1]), alpt_variant="one-pass",
                                     state_dtype="float32", backend="triton")
     model = build_model("dcn", args.rows, fields, dim=16, embedding=factory).to(device)
-    tables = low_precision_tables(model)
-    assert all(t.uses_kernels() for t in tables), "the kernels do not cover this configuration"
+    table_opt = TableOptimizer(model)
+    assert all(t.backend.name == "triton" for t in table_opt.tables), "the kernels do not serve this configuration"
     sparse = [p for n, p in model.named_parameters() if n.startswith("embedding.")] if method == "fp32" else []
     dense = [p for p in model.parameters() if all(p is not q for q in sparse)]
     opts = [torch.optim.Adam(dense, lr=1e-3)] + ([torch.optim.SparseAdam(sparse, lr=1e-3)] if sparse else [])
@@ -94,8 +95,7 @@ def run(method: str, args, ids, labels, device: str) -> float:
         F.binary_cross_entropy_with_logits(model(x), y).backward()
         for o in opts:
             o.step()
-        for t in tables:
-            t.apply_update()
+        table_opt.step()
 
     for _ in range(args.warmup):
         step()

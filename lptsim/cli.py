@@ -173,7 +173,7 @@ _TRAIN_FLAGS = [
      "max 2-norm of the dense and touched-row gradients together; 0: off"),
     ("--bn-refresh", "bn_refresh", {"action": argparse.BooleanOptionalAction},
      "recompute BatchNorm statistics with one pass over train (no updates) before each evaluation"),
-    ("--emb-optimizer", ("embedding_options", "optimizer"), {"choices": ["sgd", "adagrad", "adam"]},
+    ("--emb-optimizer", ("embedding_options", "optimizer"), {},
      "row optimizer of the tables (adagrad: row-wise)"),
     ("--emb-lr", ("embedding_options", "lr"), {"type": float},
      "row optimizer learning rate (default: by optimizer: sgd 0.1, adagrad 0.01, adam 1e-3)"),
@@ -182,15 +182,15 @@ _TRAIN_FLAGS = [
      "range the initial codes cover: initial step clip / 2^(bits-1)"),
     ("--step-lr", ("embedding_options", "step_lr"), {"type": float},
      "ALPT step learning rate, relative to the initial step"),
-    ("--alpt-variant", ("embedding_options", "alpt_variant"), {"choices": ["two-pass", "one-pass"]},
+    ("--alpt-variant", ("embedding_options", "alpt_variant"), {},
      "ALPT step gradient: second forward pass (paper) or the first backward"),
-    ("--step-granularity", ("embedding_options", "step_granularity"), {"choices": ["row", "field", "table"]},
+    ("--step-granularity", ("embedding_options", "step_granularity"), {},
      "one step per row, per field or per table (LPT and ALPT)"),
-    ("--init-rounding", ("embedding_options", "init_rounding"), {"choices": ["nearest", "stochastic"]},
+    ("--init-rounding", ("embedding_options", "init_rounding"), {},
      "how the initial table becomes codes"),
-    ("--step-optimizer", ("embedding_options", "step_optimizer"), {"choices": ["adam", "adagrad", "sgd"]},
+    ("--step-optimizer", ("embedding_options", "step_optimizer"), {},
      "ALPT's step optimizer: adam (2 floats per step), adagrad (1), sgd (none)"),
-    ("--state-dtype", ("embedding_options", "state_dtype"), {"choices": ["float32", "bfloat16", "float16"]},
+    ("--state-dtype", ("embedding_options", "state_dtype"), {},
      "steps and optimizer states of the tables, 16-bit written with stochastic rounding (default: bfloat16 for "
      "low-precision tables, float32 for fp)"),
     ("--device", "device", {}, "cpu, cuda or cuda:N (default: cuda when available)"),
@@ -203,10 +203,11 @@ def _flag_dest(flag: str) -> str:
 
 
 def _add_train_options(p: argparse.ArgumentParser, single_run: bool = True) -> None:
-    from lptsim.ctr.embedding import METHODS
+    from lptsim.ctr.contract import ROW_OPTIMIZERS, STEP_OPTIMIZERS
     from lptsim.ctr.models import DENSE_INITS, MODELS
     from lptsim.ctr.presets import PRESETS, embedding_defaults
-    from lptsim.ctr.train import LR_SCHEDULES, TrainConfig
+    from lptsim.ctr.table import config as table
+    from lptsim.ctr.trainconfig import LR_SCHEDULES, TrainConfig
 
     src = p.add_mutually_exclusive_group()
     src.add_argument("--data", help="prepared folder (from `lptsim ctr prepare`)")
@@ -218,8 +219,11 @@ def _add_train_options(p: argparse.ArgumentParser, single_run: bool = True) -> N
     p.add_argument("--write-config", metavar="FILE",
                    help="write the resolved configuration (defaults < --preset < --config < flags) as TOML, and stop")
     defaults, emb = TrainConfig(), embedding_defaults()
-    choices = {"model": sorted(MODELS), "method": list(METHODS), "dense_init": list(DENSE_INITS),
-               "lr_schedule": list(LR_SCHEDULES)}
+    choices = {"model": sorted(MODELS), "method": list(table.METHODS), "dense_init": list(DENSE_INITS),
+               "lr_schedule": list(LR_SCHEDULES), "optimizer": list(ROW_OPTIMIZERS),
+               "step_optimizer": list(STEP_OPTIMIZERS), "alpt_variant": list(table.ALPT_VARIANTS),
+               "step_granularity": list(table.STEP_GRANULARITIES), "init_rounding": list(table.INIT_ROUNDINGS),
+               "state_dtype": list(table.STATE_DTYPES)}
     for flag, field, kw, text in _TRAIN_FLAGS:
         if field == "seed" or (not single_run and field in ("method", "bits")):
             continue
@@ -233,7 +237,8 @@ def _add_train_options(p: argparse.ArgumentParser, single_run: bool = True) -> N
             shown = " ".join(map(str, shown)) or "none"
         if shown is not None and not (isinstance(field, tuple) and field[1] == "lr"):
             text = f"{text} (default: {shown})"
-        kw = {**kw, "choices": choices[field]} if field in choices else kw
+        name = field[1] if isinstance(field, tuple) else field
+        kw = {**kw, "choices": choices[name]} if name in choices else kw
         p.add_argument(flag, dest=_flag_dest(flag), default=None, help=text, **kw)
     _add_verbosity(p)
     if single_run:
@@ -346,7 +351,7 @@ def _cuda() -> bool:
 
 def _cmd_ctr_table(args: argparse.Namespace) -> int:
     from lptsim.atomic import write_text_atomic
-    from lptsim.ctr import table
+    from lptsim.ctr import grid as table
     from lptsim.outdir import claim
 
     base = _train_config(args, method="fp", bits=8)

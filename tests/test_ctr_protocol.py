@@ -16,10 +16,11 @@ import lptsim.ctr.train as train_module
 from lptsim.ctr import checkpoint
 from lptsim.ctr.data.dataset import PreparedData
 from lptsim.ctr.data.synthetic import SyntheticSpec, synthetic_prepared
-from lptsim.ctr.embedding import LowPrecisionEmbedding, low_precision_tables
+from lptsim.ctr.embedding import LowPrecisionEmbedding
 from lptsim.ctr.models import build_model, init_dense
 from lptsim.ctr.parallel import Local
 from lptsim.ctr.protocol import TouchedRowsL2, clip_gradients, make_scheduler, refresh_batch_norm
+from lptsim.ctr.table import TableOptimizer
 from lptsim.ctr.train import TrainConfig, make_model, train
 
 
@@ -70,9 +71,9 @@ def test_l2_adds_lambda_w_to_each_touched_rows_gradient(method, bits):
         out = table(ids)
         penalty = l2.penalty()
         (out.flatten() @ head + penalty).backward()
-        rows, leaf = table._pending
-        grads.append(leaf.grad.clone())
-        values.append((rows, leaf.detach().clone(), penalty))
+        (touched,) = TableOptimizer(table).touched_rows()
+        grads.append(touched.grad.clone())
+        values.append((touched.rows, touched.values.clone(), penalty))
     rows, w, penalty = values[1]
     assert rows.tolist() == [3, 7, 9, 11]
     np.testing.assert_allclose(grads[1] - grads[0], lam * w, rtol=1e-6, atol=1e-7)
@@ -104,7 +105,7 @@ def test_trainer_l2_and_table_weight_decay_in_closed_form(data, tmp_path):
 def test_weight_decay_groups(data):
     torch.manual_seed(0)
     model = make_model(TrainConfig(model="dnn", hidden=(8,), method="lsq", bits=4), data)
-    groups = train_module._parameter_groups(model, 3e-6)
+    groups = train_module.parameter_groups(model, 3e-6)
     table = {id(p) for p in model.embedding.parameters()}
     assert groups[0]["weight_decay"] == 3e-6 and not any(id(p) in table for p in groups[0]["params"])
     assert groups[1]["weight_decay"] == 0 and {id(p) for p in groups[1]["params"]} == table
@@ -119,7 +120,7 @@ def test_clip_gradients_matches_torch(max_norm):
     for a, b in zip(ours, ref, strict=True):
         a.grad = torch.randn(a.shape, generator=gen)
         b.grad = a.grad.clone()
-    norm = clip_gradients(ours, max_norm)
+    norm = clip_gradients([a.grad for a in ours], max_norm)
     ref_norm = torch.nn.utils.clip_grad_norm_(ref, max_norm)
     assert norm == pytest.approx(float(ref_norm), rel=1e-6)
     assert max_norm != 6.0 or 1 < max_norm / norm < 2  # the case where only "never scale up" keeps grads as they are
@@ -132,18 +133,21 @@ def test_trainer_clip_covers_dense_and_touched_rows(data):
     model = make_model(TrainConfig(model="dnn", hidden=(8,), method="lpt-sr", bits=4), data).train()
     ids = torch.as_tensor(np.array(data.ids["train"][:64]), dtype=torch.int64)
     y = torch.as_tensor(np.array(data.labels["train"][:64]), dtype=torch.float32)
-    train_module._batch_loss(model(ids), y, 1, 64).backward()
-    tables = low_precision_tables(model)
-    tensors = [*train_module._dense_parameters(model), tables[0]._pending[1]]
-    ref = [t.grad.clone() for t in tensors]
-    holders = [torch.zeros_like(g, requires_grad=True) for g in ref]
-    for h, g in zip(holders, ref, strict=True):
+    table_opt = TableOptimizer(model)
+    train_module.batch_loss(model(ids), y, 1, 64).backward()
+    grads = [p.grad for p in train_module.dense_parameters(model)] + [t.grad for t in table_opt.touched_rows()]
+    assert len(grads) == len(train_module.dense_parameters(model)) + 1  # the dense layers and the table's rows
+    holders = [torch.zeros_like(g, requires_grad=True) for g in grads]
+    for h, g in zip(holders, grads, strict=True):
         h.grad = g.clone()
     ref_norm = torch.nn.utils.clip_grad_norm_(holders, 0.01)
     assert float(ref_norm) > 0.01  # the clip acts
-    train_module._clip(model, tables, 0.01, Local())
-    for t, h in zip(tensors, holders, strict=True):
-        torch.testing.assert_close(t.grad, h.grad)
+    train_module.clip_touched(model, table_opt, 0.01, Local())
+    for g, h in zip(grads, holders, strict=True):
+        torch.testing.assert_close(g, h.grad)
+    # the clipped row gradient is what the update reads: the step moves the rows by -lr * clipped gradient
+    (touched,) = table_opt.touched_rows()
+    assert touched.grad is grads[-1]
 
 
 def _fuxictr_lrs(aucs, lr, factor=0.1, min_lr=1e-6, min_delta=1e-6):

@@ -71,8 +71,8 @@ def test_non_finite_loss_stops_and_keeps_the_checkpoint(small_data, tmp_path, mo
     saved = (tmp_path / "checkpoint.pt").read_bytes()
     import lptsim.ctr.train as train_module
 
-    real = train_module._batch_loss
-    monkeypatch.setattr(train_module, "_batch_loss", lambda *a: real(*a) * float("nan"))
+    real = train_module.batch_loss
+    monkeypatch.setattr(train_module, "batch_loss", lambda *a: real(*a) * float("nan"))
     with pytest.raises(TrainingError, match="non-finite loss"):
         train(data, cfg, tmp_path, resume=True, progress=False)
     assert (tmp_path / "checkpoint.pt").read_bytes() == saved

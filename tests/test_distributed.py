@@ -25,10 +25,10 @@ def data(tmp_path_factory) -> Path:
     return prepared
 
 
-def _args(data: Path, out: Path, epochs: int, *extra: str) -> list[str]:
+def _args(data: Path, out: Path, epochs: int, *extra: str, distributed: bool = True) -> list[str]:
     return ["-m", "lptsim", "ctr", "train", "--data", str(data), "--model", "dcn", "--hidden", "32",
             "--batch-size", "256", "--epochs", str(epochs), "--patience", "5", "--method", "alpt", "--bits", "4",
-            "--quiet", "--distributed", "--out", str(out), *extra]
+            "--quiet", *(["--distributed"] if distributed else []), "--out", str(out), *extra]
 
 
 def _torchrun(nproc: int, args: list[str], **kw) -> subprocess.CompletedProcess:
@@ -40,22 +40,50 @@ def _metrics(run: Path) -> dict:
     return json.loads((run / "metrics.json").read_text())
 
 
-def _table(run: Path, name: str = "checkpoint") -> dict[str, torch.Tensor]:
-    """The whole first embedding table, reassembled from the shards."""
+def _table(run: Path, name: str = "checkpoint", keys: tuple[str, ...] = ("codes.data", "step")) -> dict:
+    """The whole first embedding table, reassembled from the shards (or read from a plain run's checkpoint)."""
+    if (run / f"{name}.pt").exists():
+        state = checkpoint.load(run / f"{name}.pt")["model"]
+        return {k: state[f"embedding.{k}"] for k in keys}
     pointer = json.loads((run / f"{name}.json").read_text())
     folder = run / pointer["folder"]
     shards = [checkpoint.load(folder / f"shard-{r}-of-{pointer['world']}.pt") for r in range(pointer["world"])]
-    return {k: torch.cat([s["embedding"]["state"][k] for s in shards]) for k in ("codes.data", "step")}
+
+    def whole(key: str) -> torch.Tensor:  # per-row state: the shards' rows in order; a counter: rank 0's
+        parts = [s["embedding"]["state"][key] for s in shards]
+        return torch.cat(parts) if parts[0].dim() else parts[0]
+
+    return {k: whole(k) for k in keys}
 
 
 @pytest.fixture(scope="module")
 def runs(data, tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("runs")
-    out = {"one": root / "one", "two": root / "two"}
+    out = {"one": root / "one", "two": root / "two", "plain": root / "plain"}
     for n, key in ((1, "one"), (2, "two")):
         proc = _torchrun(n, _args(data, out[key], 2))
         assert proc.returncode == 0, proc.stderr[-3000:]
+    proc = subprocess.run([sys.executable, *_args(data, out["plain"], 2, distributed=False)], capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
     return out
+
+
+TABLE_STATE = ("codes.data", "step", "updates", "row_state.sum_sq", "step_state.m", "step_state.v")
+
+
+def test_plain_run_equals_one_rank_distributed(runs):
+    """The same seed, with and without torchrun (1 rank): identical metrics, logs and tables (each table's seed
+    comes from the run's seed and the table's name, however the model is built)."""
+    plain, one = _metrics(runs["plain"]), _metrics(runs["one"])
+    assert plain["world_size"] == 1 and one["world_size"] == 1
+    for key in ("test_auc", "test_logloss", "best_val_auc", "best_epoch"):
+        assert plain[key] == one[key], key
+    logs = [json.loads((runs[r] / "log.json").read_text()) for r in ("plain", "one")]
+    assert [r["val_auc"] for r in logs[0]] == [r["val_auc"] for r in logs[1]]
+    a, b = _table(runs["plain"], keys=TABLE_STATE), _table(runs["one"], keys=TABLE_STATE)
+    for key in TABLE_STATE:
+        assert torch.equal(a[key], b[key]), key
 
 
 def test_two_processes_match_one(runs):

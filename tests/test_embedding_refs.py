@@ -1,4 +1,4 @@
-"""LowPrecisionEmbedding's maths against independent references (no Triton: these hold without the kernels).
+"""The tables' maths against independent references (no Triton: these hold without the kernels).
 
 Row optimizers against torch.optim (SparseAdam and SGD on a sparse nn.Embedding) and a float64 row-wise
 Adagrad written out here; ALPT's step update against the LSQ definition computed in numpy; LSQ and PACT
@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from lptsim.ctr.embedding import LowPrecisionEmbedding
+from lptsim.ctr.table import TableOptimizer
 
 ROWS, DIM = 12, 5
 BATCHES = [torch.tensor(b) for b in ([0, 3, 3, 7], [3, 4, 11], [0, 7, 8, 3], [1, 2])]
@@ -26,9 +27,10 @@ def _grads(step: int, n: int) -> torch.Tensor:
 
 def _run_fp(optimizer: str, lr: float) -> torch.Tensor:
     emb = LowPrecisionEmbedding(ROWS, DIM, method="fp", optimizer=optimizer, lr=lr, init_std=0.1)
+    opt = TableOptimizer(emb)
     for k, ids in enumerate(BATCHES):
         (emb(ids) * _grads(k, len(ids))).sum().backward()
-        emb.apply_update()
+        opt.step()
     return emb.weight
 
 
@@ -84,7 +86,7 @@ def test_alpt_step_update_follows_lsq():
     step = emb.step[ids].double().numpy()
     g = torch.randn(len(ids), DIM, generator=torch.Generator().manual_seed(3)) * 0.05
     (emb(ids) * g).sum().backward()
-    emb.apply_update()
+    TableOptimizer(emb).step()
     w_new = w - row_lr * g.double().numpy()
     expected = step - step_lr * emb.step0 * _lsq_gradient(w_new, step, g.double().numpy(), -8, 7)
     np.testing.assert_allclose(emb.step[ids].double().numpy(), expected, rtol=1e-5)

@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 import torch
 
-from lptsim.ctr.embedding import LowPrecisionEmbedding, normal_rows
+from lptsim.ctr.embedding import LowPrecisionEmbedding
 from lptsim.ctr.memory import memory_plan
+from lptsim.ctr.table import TableOptimizer, normal_rows
 from lptsim.quant.floats import stochastic_cast
 
 SIGMAS = 4.0
@@ -84,14 +85,14 @@ def test_bf16_adagrad_state_keeps_small_increments():
     (spacing 2^-7); SR keeps them on average."""
     rows, steps = 2000, 20
     emb = LowPrecisionEmbedding(rows, 4, bits=8, method="lpt-sr", optimizer="adagrad", state_dtype="bfloat16")
-    emb.row_optimizer.sum_sq.fill_(1.0)
+    emb.row_state.sum_sq.fill_(1.0)
+    opt = TableOptimizer(emb)
     ids = torch.arange(rows)
     g = torch.full((rows, 4), math.sqrt(1e-3))
     for _ in range(steps):
-        emb(ids)
-        emb._pending[1].grad = g.clone()
-        emb.apply_update()
-    mean = emb.row_optimizer.sum_sq.double().mean().item()
+        (emb(ids) * g).sum().backward()  # distinct ids: each row's gradient is g
+        opt.step()
+    mean = emb.row_state.sum_sq.double().mean().item()
     expected = 1.0 + steps * 1e-3
     spacing = 2.0**-7
     sigma = spacing / 2 * math.sqrt(steps / rows)  # each write adds at most Var = spacing^2/4
@@ -118,12 +119,11 @@ def test_stochastic_initial_rounding_is_unbiased_and_sharded_alike():
 
 
 # -- step granularity -------------------------------------------------------------------------------------------
-def _one_update(emb: LowPrecisionEmbedding, ids: torch.Tensor, grad_of_rows: torch.Tensor) -> None:
-    out = emb(ids)
-    (out * grad_of_rows).sum().backward()
-    emb.stage()
-    assert not emb.needs_second_pass  # one-pass ALPT: the first backward's gradient
-    emb.commit()
+def _one_update(emb, ids: torch.Tensor, grad_of_rows: torch.Tensor) -> None:
+    assert not emb.config.two_pass  # one-pass ALPT: the first backward's gradient, no closure
+    opt = TableOptimizer(emb)
+    (emb(ids) * grad_of_rows).sum().backward()
+    opt.step()
 
 
 @pytest.mark.parametrize("granularity", ["table", "field"])
@@ -167,7 +167,7 @@ def test_step_adagrad_matches_torch_optim():
     ref.grad = grad
     opt.step()
     torch.testing.assert_close(ada.step, ref.detach().clamp_min(1e-8), rtol=1e-5, atol=1e-10)
-    torch.testing.assert_close(ada.step_sum_sq, opt.state[ref]["sum"], rtol=1e-5, atol=1e-14)
+    torch.testing.assert_close(ada.step_state.sum_sq, opt.state[ref]["sum"], rtol=1e-5, atol=1e-14)
 
 
 def test_defaults_keep_training_state_within_codes_plus_8_bytes_per_row():
@@ -175,12 +175,12 @@ def test_defaults_keep_training_state_within_codes_plus_8_bytes_per_row():
     low-precision tables, float32 for the FP baseline; ALPT-2 at dim 16 holds codes + at most 8 B/row."""
     rows = 500
     alpt = LowPrecisionEmbedding(rows, 16, bits=2, method="alpt")
-    assert alpt.init_rounding == "stochastic" and alpt.step.dtype == torch.bfloat16
-    assert alpt.row_optimizer.sum_sq.dtype == torch.bfloat16 and alpt.step_m.dtype == torch.bfloat16
+    assert alpt.config.init_rounding == "stochastic" and alpt.step.dtype == torch.bfloat16
+    assert alpt.row_state.sum_sq.dtype == torch.bfloat16 and alpt.step_state.m.dtype == torch.bfloat16
     codes = rows * 4
     assert alpt.memory_bytes() - codes <= 8 * rows + 16  # + the two int64 counters
     fp = LowPrecisionEmbedding(rows, 16, method="fp")
-    assert fp.row_optimizer.sum_sq.dtype == torch.float32
+    assert fp.row_state.sum_sq.dtype == torch.float32
 
 
 def test_field_granularity_needs_field_starts():

@@ -1,4 +1,4 @@
-"""The Triton kernels against the torch reference path of LowPrecisionEmbedding, bit for bit.
+"""The Triton kernels against the torch reference backend of the low-precision table, bit for bit.
 
 Run with ``-k kernel``. With CUDA the kernels run compiled on CUDA tensors; without, under
 TRITON_INTERPRET=1 on CPU tensors (conftest.py sets it), at small sizes. The numerical contract
@@ -21,7 +21,10 @@ import torch
 pytest.importorskip("triton")
 
 from lptsim.ctr import kernels  # noqa: E402
-from lptsim.ctr.embedding import LowPrecisionEmbedding, step_seed  # noqa: E402
+from lptsim.ctr.contract import step_seed  # noqa: E402
+from lptsim.ctr.embedding import LowPrecisionEmbedding  # noqa: E402
+from lptsim.ctr.table import TableOptimizer  # noqa: E402
+from lptsim.ctr.table.backends.triton_launch import kernel_view  # noqa: E402
 from lptsim.quant import QuantSpec, unpack  # noqa: E402
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
@@ -52,10 +55,22 @@ def _pair(rows, dim, bits, method, opt, extra, row_offset=0, seed=5):
     return ref, ker
 
 
-def _step(emb, ids, upstream, lr_scale=1.0):
+def _step(emb, ids, upstream, lr_factor=1.0, upstream2=None, second=None):
+    """One training step through the public API: forward, backward, TableOptimizer.step (with the table's row lr
+    times ``lr_factor``); two-pass ALPT's closure weighs the second pass's rows by ``upstream2`` and appends them
+    to ``second``."""
+    opt = TableOptimizer(emb)
+    opt.param_groups[0]["lr"] *= lr_factor
+
+    def closure():
+        out2 = emb(ids)
+        if second is not None:
+            second.append(out2.detach())
+        return (out2 * (upstream if upstream2 is None else upstream2)).sum()
+
     out = emb(ids)
     (out * upstream).sum().backward()
-    emb.apply_update(lr_scale)
+    opt.step(closure)
     return out.detach()
 
 
@@ -63,33 +78,32 @@ def _compare(ref, ker):
     assert torch.equal(ref.codes.data, ker.codes.data), "codes differ"
     assert torch.equal(ref.step, ker.step), "steps differ"
     assert int(ref.updates) == int(ker.updates)
-    for name in ("step_m", "step_v", "step_sum_sq"):
-        if hasattr(ref, name):
-            assert torch.equal(getattr(ref, name), getattr(ker, name)), name
-    for name, buf in ref.row_optimizer.named_buffers():
-        assert torch.equal(buf, getattr(ker.row_optimizer, name)), name
+    for module in ("row_state", "step_state"):
+        mine = dict(getattr(ker, module).named_buffers())
+        for name, buf in getattr(ref, module).named_buffers():
+            assert torch.equal(buf, mine[name]), f"{module}.{name}"
 
 
 @pytest.mark.parametrize("bits, variant, opt, dim", CASES,
                          ids=[f"b{b}-{v[0]}-{v[1].get('step_optimizer') or v[1].get('step_granularity', 'row')}"
                               f"-{o}-d{d}" for b, v, o, d in CASES])
 def test_kernel_matches_reference(bits, variant, opt, dim):
-    """Three steps carrying state: duplicate-heavy, all-unique, duplicate-heavy; row_offset != 0, lr_scale != 1."""
+    """Three steps carrying state: duplicate-heavy, all-unique, duplicate-heavy; row_offset != 0, lr_factor != 1."""
     method, extra = variant
     rows, row_offset = 24, 1000 + bits
     if extra.get("step_granularity") == "field":  # three fields: local rows 0-1, 2-8, 9-23
         extra = dict(extra, field_starts=[0, row_offset + 2, row_offset + 9])
     ref, ker = _pair(rows, dim, bits, method, opt, extra, row_offset=row_offset, seed=2**40 + bits)
-    assert ker.uses_kernels() and not ref.uses_kernels()
+    assert ker.backend.name == "triton" and ref.backend.name == "torch"
     gen = torch.Generator().manual_seed(bits * 1000 + dim)
-    for lr_scale, batch in ((1.0, "dup"), (0.5, "unique"), (0.25, "dup")):
+    for lr_factor, batch in ((1.0, "dup"), (0.5, "unique"), (0.25, "dup")):
         if batch == "dup":
             ids = torch.randint(0, 5, (12, 3), generator=gen)
         else:
             ids = torch.randperm(rows, generator=gen)[:18].view(6, 3)
         upstream = torch.randn(*ids.shape, dim, generator=gen)
         ids, upstream = ids.to(DEVICE), upstream.to(DEVICE)
-        out_ref, out_ker = _step(ref, ids, upstream, lr_scale), _step(ker, ids, upstream, lr_scale)
+        out_ref, out_ker = _step(ref, ids, upstream, lr_factor), _step(ker, ids, upstream, lr_factor)
         assert torch.equal(out_ker, out_ref)
         _compare(ref, ker)
 
@@ -152,23 +166,15 @@ def test_kernel_two_pass_alpt_matches_reference(bits, opt, step_opt, dim):
     rows = 20
     ref, ker = _pair(rows, dim, bits, "alpt", opt, {"alpt_variant": "two-pass", "step_optimizer": step_opt},
                      row_offset=77, seed=9)
-    assert ker.uses_kernels()
+    assert ker.backend.name == "triton" and ker.config.two_pass
     gen = torch.Generator().manual_seed(bits)
-    for lr_scale in (1.0, 0.5, 1.0):
+    for lr_factor in (1.0, 0.5, 1.0):
         ids = torch.randint(0, 6, (10, 3), generator=gen).to(DEVICE)
         up, up2 = (torch.randn(10, 3, dim, generator=gen).to(DEVICE) for _ in range(2))
         second = []
         for emb in (ref, ker):
-            (emb(ids) * up).sum().backward()
-            emb.stage(lr_scale)
-            assert emb.needs_second_pass
-            leaf = emb.begin_second_pass()
-            out2 = emb(ids)
-            (g,) = torch.autograd.grad((out2 * up2).sum(), [leaf])
-            emb.end_second_pass(g)
-            emb.commit()
-            second.append(out2.detach())
-        assert torch.equal(second[0], second[1])
+            _step(emb, ids, up, lr_factor, upstream2=up2, second=second)
+        assert len(second) == 2 and torch.equal(second[0], second[1])
         _compare(ref, ker)
 
 
@@ -191,27 +197,19 @@ def test_kernel_shared_alpt_steps_match_reference(granularity, variant, step_opt
               step_lr=1.0)
     ref = LowPrecisionEmbedding(rows, dim, backend="torch", **kw).to(DEVICE)
     ker = LowPrecisionEmbedding(rows, dim, backend="triton", **kw).to(DEVICE)
-    assert ker.uses_kernels() and not ref.uses_kernels()
+    assert ker.backend.name == "triton" and ref.backend.name == "torch"
     gen = torch.Generator().manual_seed(bits * 100 + dim)
     start = ref.step.clone()
-    for lr_scale, ids in ((1.0, torch.randint(0, 9, (8, 3), generator=gen)),
+    for lr_factor, ids in ((1.0, torch.randint(0, 9, (8, 3), generator=gen)),
                           (0.5, torch.randperm(rows, generator=gen).view(8, 5)),
                           (1.0, torch.randint(0, rows, (6, 7), generator=gen))):
         up, up2 = (torch.randn(*ids.shape, dim, generator=gen).to(DEVICE) for _ in range(2))
         ids = ids.to(DEVICE)
-        outs = []
+        outs, second = [], []
         for emb in (ref, ker):
-            out = emb(ids)
-            (out * up).sum().backward()
-            emb.stage(lr_scale)
-            if variant == "two-pass":
-                leaf = emb.begin_second_pass()
-                out = emb(ids)
-                (g,) = torch.autograd.grad((out * up2).sum(), [leaf])
-                emb.end_second_pass(g)
-            emb.commit()
-            outs.append(out.detach())
-        assert torch.equal(outs[0], outs[1])
+            outs.append(_step(emb, ids, up, lr_factor, upstream2=up2, second=second))
+        assert torch.equal(outs[0], outs[1]) and (variant == "one-pass" or torch.equal(second[0], second[1]))
+        assert len(second) == (2 if variant == "two-pass" else 0)
         _compare(ref, ker)
     assert not torch.equal(ref.step, start)  # the steps learned: the comparison is not of untouched steps
 
@@ -232,7 +230,7 @@ def test_kernel_bfloat16_state_matches_reference(method, opt, extra):
               state_dtype="bfloat16", **extra)
     ref = LowPrecisionEmbedding(30, 13, backend="torch", **kw).to(DEVICE)
     ker = LowPrecisionEmbedding(30, 13, backend="triton", **kw).to(DEVICE)
-    assert ker.uses_kernels() and ker.step.dtype == torch.bfloat16
+    assert ker.backend.name == "triton" and ker.step.dtype == torch.bfloat16
     gen = torch.Generator().manual_seed(0)
     for _ in range(3):
         ids = torch.randint(0, 8, (16, 3), generator=gen).to(DEVICE)
@@ -246,7 +244,7 @@ def test_kernel_empty_batch():
     ref, ker = _pair(10, 16, 4, "lpt-sr", "adagrad", {})
     ids = torch.zeros(0, 3, dtype=torch.int64, device=DEVICE)
     assert ker(ids).shape == (0, 3, 16)
-    ker.apply_update()
+    TableOptimizer(ker).step()
     _compare(ref, ker)
 
 
@@ -277,7 +275,7 @@ def test_kernel_gather_alone(bits, per_row):
     ids = torch.tensor([0, 29, 3, 3, 17], device=DEVICE)
     codes = unpack(emb.codes.data.cpu(), bits, (30, emb.codes.padded_dim)) if bits < 8 else emb.codes.data.cpu()
     want = codes[ids.cpu(), :11].float() * (emb.step.cpu()[ids.cpu()] if per_row else emb.step.cpu()).reshape(-1, 1)
-    assert torch.equal(kernels.gather_dequant(emb, ids).cpu(), want)
+    assert torch.equal(kernels.gather_dequant(kernel_view(emb), ids).cpu(), want)
 
 
 def test_kernel_gather_with_a_step_index():
@@ -288,7 +286,7 @@ def test_kernel_gather_with_a_step_index():
     ids = torch.tensor([0, 5, 11, 4, 8, 3], device=DEVICE)
     field = torch.tensor([0, 1, 2, 1, 2, 0])  # global rows 3, 8, 14, 7, 11, 6
     want = emb.codes.read(ids).float().cpu() * emb.step.cpu()[field].unsqueeze(1)
-    assert torch.equal(kernels.gather_dequant(emb, ids).cpu(), want)
+    assert torch.equal(kernels.gather_dequant(kernel_view(emb), ids).cpu(), want)
 
 
 @pytest.mark.parametrize("bits", [2, 3, 8])
@@ -297,8 +295,13 @@ def test_kernel_sum_pooling(bits):
     gen = torch.Generator().manual_seed(bits)
     ids = torch.randint(0, 50, (40,), generator=gen).to(DEVICE)
     bag_starts = torch.tensor([0, 0, 3, 4, 17, 40], device=DEVICE)  # an empty bag, a bag of one, long bags
-    got = kernels.gather_sum(emb, ids, bag_starts)
-    assert torch.equal(got, kernels.gather_sum_reference(emb, ids, bag_starts))  # same order of additions
+    got = kernels.gather_sum(kernel_view(emb), ids, bag_starts)
+    rows = emb.dequantized_rows(ids)  # the reference backend's rows, added bag by bag in order
+    want = torch.zeros(len(bag_starts) - 1, 24, device=DEVICE)
+    for b in range(len(bag_starts) - 1):
+        for k in range(int(bag_starts[b]), int(bag_starts[b + 1])):
+            want[b] += rows[k]
+    assert torch.equal(got, want)
     assert torch.equal(got[0], torch.zeros(24, device=DEVICE))
 
 
@@ -312,8 +315,7 @@ def test_kernel_dr_ties_round_up(bits):
     assert step == 0.125
     halves = torch.tensor([[0.5, -0.5, 1.5, -1.5], [2.5, -2.5, -3.5, 0.0]])
     ids = torch.tensor([[1], [6]], device=DEVICE)
-    (emb(ids) * (-halves * step).to(DEVICE).unsqueeze(1)).sum().backward()  # w_new = 0 + halves * step
-    emb.apply_update()
+    _step(emb, ids, (-halves * step).to(DEVICE).unsqueeze(1))  # w_new = 0 + halves * step
     want = torch.clamp(torch.floor(halves + 0.5), spec.qmin, spec.qmax)
     assert torch.equal(emb.codes.read(ids.reshape(-1)).float().cpu(), want)
 
@@ -326,8 +328,7 @@ def test_kernel_sr_rate_and_independence_within_a_row():
     step = float(emb.step)  # 0.125
     ids = torch.arange(rows, device=DEVICE).view(-1, 1)
     up = torch.full((rows, 1, dim), -2.3 * step, device=DEVICE)  # w_new = 2.3 steps
-    (emb(ids) * up).sum().backward()
-    emb.apply_update()
+    _step(emb, ids, up)
     codes = emb.codes.read(ids.reshape(-1)).cpu()
     assert set(codes.unique().tolist()) <= {2, 3}
     n, p = codes.numel(), 0.3

@@ -171,12 +171,12 @@ def test_divergence_after_a_good_epoch_names_that_checkpoint(data, tmp_path, mon
     train(prepared, TrainConfig(**{**cfg.__dict__, "epochs": 1}), tmp_path, progress=False)
     import lptsim.ctr.train as train_module
 
-    real = train_module._batch_loss
-    monkeypatch.setattr(train_module, "_batch_loss", lambda *a: real(*a) * 20)  # over 10x a constant predictor
+    real = train_module.batch_loss
+    monkeypatch.setattr(train_module, "batch_loss", lambda *a: real(*a) * 20)  # over 10x a constant predictor
     with pytest.raises(TrainingError, match=r"diverged .* The last good checkpoint \(epoch 1\) is .*checkpoint\.pt"):
         train(prepared, cfg, tmp_path, resume=True, progress=False)
     assert checkpoint.load(tmp_path / "checkpoint.pt")["state"]["epoch"] == 1
-    monkeypatch.setattr(train_module, "_batch_loss", lambda *a: real(*a) * 5)  # high, but not diverged
+    monkeypatch.setattr(train_module, "batch_loss", lambda *a: real(*a) * 5)  # high, but not diverged
     train(prepared, cfg, tmp_path, resume=True, progress=False)
 
 
@@ -254,7 +254,7 @@ def test_table_never_reuses_a_finished_run_of_other_options(data, tmp_path, caps
     """A run folder moved under another cell's name (by hand, or a hash collision) is checked, not trusted."""
     from dataclasses import replace
 
-    from lptsim.ctr.table import cell_key
+    from lptsim.ctr.grid import cell_key
 
     argv = ["ctr", "table", "--data", str(data), *FAST, "--methods", "fp", "--seeds", "1", "--out", str(tmp_path)]
     assert run_cli(capsys, *argv, "--epochs", "1")[0] == 0

@@ -28,32 +28,34 @@ from pathlib import Path
 import numpy as np
 import torch
 from safetensors.numpy import load_file, save
+from torch import nn
 
 from lptsim.atomic import write_bytes_atomic
 from lptsim.ctr.data.prepare import load_json, schema_record
-from lptsim.ctr.embedding import LowPrecisionEmbedding
+from lptsim.ctr.embedding import EMBEDDINGS
 from lptsim.ctr.inference import data_folder_of, load_run, run_schema
+from lptsim.ctr.qat import LSQEmbedding
 from lptsim.quant import quantize
 
 FORMAT, VERSION = "lptsim-ctr-export", "1"
 
 
-def table_arrays(table: LowPrecisionEmbedding) -> dict[str, np.ndarray]:
+def table_arrays(table: nn.Module) -> dict[str, np.ndarray]:
     """``codes`` and ``step`` (or ``weight`` for fp) of one table, as its forward pass sees it."""
-    n = table.num_embeddings
+    n, config = table.num_embeddings, table.config
     with torch.no_grad():
-        if table.method == "fp":
+        if config.method == "fp":
             return {"weight": table.weight.detach().cpu().float().numpy()}
-        if table.method in ("lpt-dr", "lpt-sr", "alpt"):
+        if config.quantized:
             rows = torch.arange(n, device=table.codes.data.device)
             codes = table.codes.read(rows)
             # one step per field is written out per row, so a row's value stays codes[r] * step[r]
-            step = table.step[table.step_index(rows)] if table.step_granularity == "field" else table.step
-        elif table.method == "lsq":
-            step = (table.step0 * table.step_scale).clamp_min(table.min_step)
+            step = table.step[table.step_index(rows)] if config.step_granularity == "field" else table.step
+        elif isinstance(table, LSQEmbedding):
+            step = table.steps()
             codes = quantize(table.weight, step.unsqueeze(1), table.spec, "nearest")
         else:  # pact
-            alpha = (table.clip * table.alpha_scale).clamp_min(table.min_step)
+            alpha = table.alpha()
             step = (alpha / table.spec.qmax).reshape(1)
             clipped = torch.maximum(torch.minimum(table.weight, alpha), -alpha)
             codes = quantize(clipped, step, table.spec, "nearest")
@@ -74,8 +76,8 @@ def export_run(run: str | Path, out: str | Path, data: str | Path | None = None)
         table = getattr(model, name, None)
         if table is None:
             continue
-        if not isinstance(table, LowPrecisionEmbedding):
-            raise ValueError(f"{run}: table {name} is a {type(table).__name__}; export reads LowPrecisionEmbedding")
+        if not isinstance(table, EMBEDDINGS):
+            raise ValueError(f"{run}: table {name} is a {type(table).__name__}; export reads lptsim's tables")
         names.append(name)
         tensors.update({f"{name}.{k}": v for k, v in table_arrays(table).items()})
     with np.load(data_dir / "vocab.npz", allow_pickle=False) as z:

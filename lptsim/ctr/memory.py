@@ -1,8 +1,8 @@
-"""Training memory of a LowPrecisionEmbedding, computed without allocating it.
+"""Training memory of an embedding table, computed without allocating it.
 
 ``memory_plan(num_rows, dim, bits, ...)`` returns the bytes each part of a table would hold
 (codes, steps, row optimizer state, step optimizer state, counters): the numbers
-``LowPrecisionEmbedding(...).memory_bytes()`` reports once allocated, for tables of any size
+``LowPrecisionEmbedding(...).memory_bytes()`` (lptsim.ctr.embedding) reports once allocated, for tables of any size
 (e.g. Criteo's 33.76M rows), so a configuration can be sized before it is built.
 """
 
@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from lptsim.ctr.embedding import METHODS, ROW_OPTIMIZERS, STEP_GRANULARITIES, STEP_OPTIMIZERS, code_row_bytes
+from lptsim.ctr.contract import ROW_OPTIMIZERS, STEP_OPTIMIZERS
+from lptsim.ctr.table.config import METHODS, STEP_GRANULARITIES
+from lptsim.ctr.table.store import code_row_bytes
 from lptsim.quant import QuantSpec
 from lptsim.quant.floats import float_dtype
 

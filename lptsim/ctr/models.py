@@ -1,8 +1,10 @@
 """The paper's CTR models: LR, FM, DNN, DeepFM, DCN, DCNv2, IPNN.
 
-Every model gets its tables from one ``EmbeddingFactory`` (num_embeddings, dim) -> module
-mapping ids (B, fields) to (B, fields, dim), so a low-precision embedding drops in without
-touching the models. Each returns logits of shape (B,).
+Every model gets its tables from one ``EmbeddingFactory``: ``factory(num_embeddings, dim, name=...)`` -> a module
+mapping ids (B, fields) to (B, fields, dim), so a low-precision embedding drops in without touching the models.
+``name`` is the table's attribute (``embedding``, or ``linear`` for the first-order table): a factory that seeds
+each table from its name (lptsim.ctr.embedding.TableFactory) gets the same tables however the model is built.
+Each model returns logits of shape (B,).
 """
 
 from __future__ import annotations
@@ -12,10 +14,10 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
-EmbeddingFactory = Callable[[int, int], nn.Module]
+EmbeddingFactory = Callable[..., nn.Module]  # (num_embeddings, dim, name=...) -> module
 
 
-def fp32_embedding(num_embeddings: int, dim: int) -> nn.Module:
+def fp32_embedding(num_embeddings: int, dim: int, name: str = "embedding") -> nn.Module:
     """The full-precision baseline table: nn.Embedding initialised N(0, 1e-4^2) as in FuxiCTR."""
     emb = nn.Embedding(num_embeddings, dim)
     nn.init.normal_(emb.weight, std=1e-4)
@@ -50,8 +52,8 @@ class CTRModel(nn.Module):
                  cross_layers: int = 3):
         super().__init__()
         self.num_fields, self.dim = num_fields, dim
-        self.embedding = embedding(num_embeddings, dim)
-        self.linear = embedding(num_embeddings, 1) if self.first_order else None
+        self.embedding = embedding(num_embeddings, dim, name="embedding")
+        self.linear = embedding(num_embeddings, 1, name="linear") if self.first_order else None
         self.bias = nn.Parameter(torch.zeros(1)) if self.first_order else None  # every parameter is used (DDP)
         self.build(hidden=tuple(hidden), dropout=dropout, batch_norm=batch_norm, cross_layers=cross_layers)
 
@@ -82,7 +84,7 @@ class LR(CTRModel):
                  embedding: EmbeddingFactory = fp32_embedding, **_: object):
         nn.Module.__init__(self)
         self.num_fields, self.dim = num_fields, 1
-        self.linear = embedding(num_embeddings, 1)
+        self.linear = embedding(num_embeddings, 1, name="linear")
         self.bias = nn.Parameter(torch.zeros(1))
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:

@@ -7,7 +7,8 @@ the metrics, and checkpoints (one file, or one shard per rank that reshards on l
 Distributed layout (the scheme TorchRec uses for row-wise sharded tables): every low-precision
 table is split by rows, rank r owning rows [r*ceil(n/W), (r+1)*ceil(n/W)); ids travel to their
 owners and embeddings (and, backwards, gradients) come back with all-to-all. SR draws and initial
-values are keyed by global row, so results do not depend on the number of ranks.
+values are keyed by global row, and each table's seed by its name (lptsim.ctr.embedding.TableFactory), so
+results do not depend on the number of ranks, nor on whether the run is distributed at all.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ from torch import nn
 
 from lptsim.atomic import write_json_atomic
 from lptsim.ctr import checkpoint
-from lptsim.ctr.embedding import LowPrecisionEmbedding
+from lptsim.ctr.embedding import TableFactory
+from lptsim.ctr.table.state import migrate_table_state
 
 
 class Local:
@@ -129,7 +131,7 @@ class _ScaleGrad(torch.autograd.Function):
 
 
 class ShardedEmbedding(nn.Module):
-    """A row-wise shard of a LowPrecisionEmbedding, looked up for all ranks through all-to-all."""
+    """A row-wise shard of an embedding table, looked up for all ranks through all-to-all."""
 
     def __init__(self, num_embeddings: int, dim: int, rank: int, world: int, make_local):
         super().__init__()
@@ -174,7 +176,7 @@ class ShardedEmbedding(nn.Module):
         return self.local.fp32_bytes()
 
 
-def _row_buffers(table: LowPrecisionEmbedding) -> dict[str, torch.Tensor]:
+def _row_buffers(table: nn.Module) -> dict[str, torch.Tensor]:
     """The table's per-row state (first dimension = its rows); the rest is per-table."""
     return {k: v for k, v in table.state_dict().items() if v.dim() >= 1 and v.shape[0] == table.num_embeddings}
 
@@ -188,13 +190,13 @@ class Distributed(Local):
             dist.init_process_group(backend, timeout=timedelta(seconds=timeout_s))
         self.rank, self.world = dist.get_rank(), dist.get_world_size()
 
-    def embedding(self, factory):
-        probe = factory(1, 1)  # a learned step shared across shards would drift apart on each of them
-        if getattr(probe, "method", None) == "alpt" and probe.step_granularity != "row":
+    def embedding(self, factory: TableFactory):
+        config = factory.config  # a learned step shared across shards would drift apart on each of them
+        if config.learns_steps and config.step_granularity != "row":
             raise ValueError("distributed training shards the table by rows: ALPT needs step_granularity='row' "
-                             f"there, got {probe.step_granularity!r}")
-        return lambda n, d: ShardedEmbedding(n, d, self.rank, self.world,
-                                             lambda rows, dim, start: factory(rows, dim, row_offset=start))
+                             f"there, got {config.step_granularity!r}")
+        return lambda n, d, name: ShardedEmbedding(
+            n, d, self.rank, self.world, lambda rows, dim, start: factory(rows, dim, name, row_offset=start))
 
     def wrap(self, model: nn.Module) -> nn.Module:
         # Tables are sharded buffers: DDP must not broadcast them from rank 0.
@@ -311,6 +313,7 @@ class Distributed(Local):
                 per_row = _row_buffers(m.local)
                 for shard in shards:
                     s = shard[module_name]
+                    migrate_table_state(s["state"])  # a shard saved by lptsim 0.1.0: this release's names
                     lo, hi = max(s["start"], m.start), min(s["start"] + s["count"], m.start + m.count)
                     for key, value in s["state"].items():
                         if key in per_row and hi > lo:

@@ -1,8 +1,8 @@
 """Peers' training protocols as presets, and TOML config files that hold a whole TrainConfig.
 
 A config file is TOML: the top-level keys are :class:`~lptsim.ctr.train.TrainConfig` fields and the
-``[embedding_options]`` table holds LowPrecisionEmbedding keyword arguments (``optimizer``, ``lr``,
-``init_std``, ``clip``, ``step_lr``, ...). Any subset may be given; the rest keep their defaults.
+``[embedding_options]`` table holds the tables' options (lptsim.ctr.table.TableConfig fields: ``optimizer``,
+``lr``, ``init_std``, ``clip``, ``step_lr``, ...). Any subset may be given; the rest keep their defaults.
 The command line resolves a configuration as: defaults < ``--preset`` < ``--config FILE`` < flags.
 
 Presets (values from the peers' published code and configs, Criteo):
@@ -23,28 +23,23 @@ Presets (values from the peers' published code and configs, Criteo):
 
 from __future__ import annotations
 
-import inspect
 import sys
 from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
-from lptsim.ctr.embedding import LowPrecisionEmbedding
-from lptsim.ctr.train import TrainConfig
+from lptsim.ctr.table import TableConfig
+from lptsim.ctr.trainconfig import SET_BY_RUN, TrainConfig
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-# LowPrecisionEmbedding arguments the trainer sets itself; the others may go in [embedding_options].
-_SET_BY_TRAINER = {"self", "num_embeddings", "dim", "bits", "method", "seed", "row_offset"}
-
-
 def embedding_defaults() -> dict[str, Any]:
-    """The LowPrecisionEmbedding options a config may set, with their defaults (read from its signature)."""
-    params = inspect.signature(LowPrecisionEmbedding.__init__).parameters
-    return {k: p.default for k, p in params.items() if k not in _SET_BY_TRAINER}
+    """The table options a config's [embedding_options] may set, with their defaults (TableConfig's fields but
+    the run's own method, bits and seed)."""
+    return {k: v for k, v in TableConfig.options().items() if k not in SET_BY_RUN}
 
 
 def _fuxictr(bits: int) -> dict:
@@ -94,8 +89,8 @@ def check_config(values: dict, source: str) -> dict:
             allowed = embedding_defaults()
             for k in value:
                 if k not in allowed:
-                    raise ValueError(f"{source}: unknown key 'embedding_options.{k}'; LowPrecisionEmbedding "
-                                     f"takes: {', '.join(sorted(allowed))}")
+                    raise ValueError(f"{source}: unknown key 'embedding_options.{k}'; the tables "
+                                     f"take: {', '.join(sorted(allowed))}")
         elif isinstance(default, bool):
             if not isinstance(value, bool):
                 raise ValueError(f"{source}: {key!r} should be true or false, got {value!r}")
@@ -137,7 +132,8 @@ def config_text(cfg: TrainConfig, origin: str) -> str:
     options = values.pop("embedding_options")
     header = (f"# lptsim CTR training configuration ({origin}).\n"
               "# Pass it back with `lptsim ctr train --config FILE`; command-line flags override it.\n"
-              "# Keys: lptsim.ctr.train.TrainConfig fields; [embedding_options]: LowPrecisionEmbedding arguments.\n")
+              "# Keys: lptsim.ctr.train.TrainConfig fields; [embedding_options]: lptsim.ctr.table.TableConfig "
+              "fields.\n")
     return header + tomli_w.dumps({**values, "embedding_options": options})
 
 

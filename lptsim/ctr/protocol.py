@@ -67,13 +67,13 @@ def embedding_modules(model: nn.Module) -> list[nn.Module]:
     return [m for m in (getattr(model, "embedding", None), getattr(model, "linear", None)) if m is not None]
 
 
-def clip_gradients(tensors: list[torch.Tensor], max_norm: float, total_sq_extra: float = 0.0) -> float:
-    """Scale the ``.grad`` of ``tensors`` so their joint 2-norm is at most ``max_norm``; return the norm before.
+def clip_gradients(grads: list[torch.Tensor], max_norm: float, total_sq_extra: float = 0.0) -> float:
+    """Scale the gradient tensors ``grads`` in place so their joint 2-norm is at most ``max_norm``; return the norm
+    before.
 
     The same rule as ``torch.nn.utils.clip_grad_norm_`` (coefficient ``max_norm / (norm + 1e-6)``,
     capped at 1). ``total_sq_extra`` adds squared norms held elsewhere (other ranks' table shards).
     """
-    grads = [t.grad for t in tensors if t.grad is not None]
     sq = sum(float(g.detach().double().pow(2).sum()) for g in grads) + total_sq_extra
     norm = math.sqrt(sq)
     coef = max_norm / (norm + 1e-6)
@@ -84,10 +84,10 @@ def clip_gradients(tensors: list[torch.Tensor], max_norm: float, total_sq_extra:
 
 
 def make_scheduler(kind: str, optimizer: torch.optim.Optimizer, milestones: tuple[int, ...], gamma: float,
-                   patience: int, min_lr: float):
+                   patience: int, min_lr: float | list[float]):
     """``step`` (divide by 1/gamma after the milestone epochs), ``plateau`` (FuxiCTR's reduce-on-plateau on
     validation AUC: times gamma after ``patience`` + 1 epochs without an AUC gain over 1e-6, not below
-    ``min_lr``) or ``none``."""
+    ``min_lr``, one value or one per parameter group) or ``none``."""
     if kind == "plateau":
         return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=gamma, patience=patience,
                                                           threshold=1e-6, threshold_mode="abs", min_lr=min_lr)

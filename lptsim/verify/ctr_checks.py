@@ -171,8 +171,9 @@ def dr_freeze(s: Setup, b: Budget) -> list[CheckResult]:
 def _mean_write_back_error(method: str, bits: int, codes: torch.Tensor, g: torch.Tensor, lr: float, trials: int,
                            seed: int) -> np.ndarray:
     """The mean over ``trials`` seeds of (dequantized row after one SGD update - the full-precision update) / Delta,
-    through LowPrecisionEmbedding's own forward, backward, stage, commit and (packed) storage."""
+    through LowPrecisionEmbedding's own forward, backward, TableOptimizer step and (packed) storage."""
     from lptsim.ctr.embedding import LowPrecisionEmbedding
+    from lptsim.ctr.table import TableOptimizer
 
     rows, dim = codes.shape
     ids = torch.arange(rows)
@@ -185,8 +186,7 @@ def _mean_write_back_error(method: str, bits: int, codes: torch.Tensor, g: torch
                                     state_dtype="float32")  # Delta exactly as predicted (bf16 would round it)
         emb.codes.write(ids, codes)
         (emb(ids) * g).sum().backward()
-        emb.stage()
-        emb.commit()
+        TableOptimizer(emb).step()
         acc += emb.dequantized_rows(ids).double()
     return ((acc / trials - target) / delta).numpy()
 

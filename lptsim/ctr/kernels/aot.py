@@ -26,10 +26,12 @@ import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
+from lptsim.ctr.contract import OPT_CODE, ROW_OPTIMIZERS, STEP_MODE
+
 BITS = tuple(range(1, 9))
 DIMS = (16, 5, 64, 13, 1, 128, 40, 8)  # odd and even; the row's byte count and the loop trip counts change
 METHODS = ("lpt-dr", "lpt-sr", "alpt-sgd", "alpt-adam", "alpt-adagrad")
-OPTIMIZERS = ("sgd", "adagrad", "adam")
+OPTIMIZERS = ROW_OPTIMIZERS
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,11 @@ def specializations(quick: bool = False) -> list[Spec]:
     return specs
 
 
+def _step_mode(method: str) -> int:
+    """The contract's STEP_MODE of an AOT method name (``alpt-<step optimizer>``; LPT: fixed steps)."""
+    return STEP_MODE[method.split("-", 1)[1] if method.startswith("alpt-") else None]
+
+
 def _row_bytes(bits: int, dim: int) -> tuple[int, int]:
     per = 8 // math.gcd(8, bits)
     padded = -(-dim // per) * per if bits < 8 else dim
@@ -120,8 +127,7 @@ def _source(spec: Spec):
                    updates_ptr="*i64", bc_ptr="*fp32", n="i32", num_steps="i32")
         for name in ("step_lr", "min_step", "sb1", "one_minus_sb1", "sb2", "one_minus_sb2", "step_eps"):
             sig[name] = "fp32"
-        const = dict(STEP_MODE={"alpt-sgd": 1, "alpt-adam": 2, "alpt-adagrad": 3}[spec.method],
-                     BF16=spec.state == "bf16", BLOCK=BLOCK)
+        const = dict(STEP_MODE=_step_mode(spec.method), BF16=spec.state == "bf16", BLOCK=BLOCK)
     else:
         from lptsim.quant import QuantSpec
 
@@ -134,9 +140,8 @@ def _source(spec: Spec):
         for name in ("lr", "eps", "b1", "one_minus_b1", "b2", "one_minus_b2", "step_lr", "grad_scale", "min_step",
                      "sb1", "one_minus_sb1", "sb2", "one_minus_sb2", "step_eps"):
             sig[name] = "fp32"
-        step_mode = {"alpt-sgd": 1, "alpt-adam": 2, "alpt-adagrad": 3}.get(spec.method, 0)
         const = dict(common, PADDED=padded, QMIN=float(q.qmin), QMAX=float(q.qmax),
-                     OPT=OPTIMIZERS.index(spec.opt), STEP_MODE=step_mode, STOCHASTIC=spec.method != "lpt-dr",
+                     OPT=OPT_CODE[spec.opt], STEP_MODE=_step_mode(spec.method), STOCHASTIC=spec.method != "lpt-dr",
                      BLOCK=BLOCK, PHASE=spec.phase, BF16=spec.state == "bf16")
     for name in const:
         sig[name] = "constexpr"

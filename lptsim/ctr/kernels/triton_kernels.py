@@ -1,4 +1,4 @@
-"""Triton kernels for LowPrecisionEmbedding: gather + dequantize, sum pooling, and the fused row update.
+"""Triton kernels of the low-precision table: gather + dequantize, sum pooling, and the fused row update.
 
 Numerical contract (the same on a GPU and under ``TRITON_INTERPRET=1``):
 
@@ -13,16 +13,20 @@ Numerical contract (the same on a GPU and under ``TRITON_INTERPRET=1``):
   lookup's backward), so codes, steps and optimizer state match **bit for bit**.
 * Scalars that depend on the training step (Adam bias corrections, the SR seed) are derived
   on the device from the module's counters, never read back to the host.
+* Random draws follow :mod:`lptsim.ctr.contract`: every draw of update ``t`` is keyed by
+  ``step_seed(seed, t)`` (:func:`_splitmix64` on the device) and counted in its stream's own range
+  (the stream bases below are the contract's, imported, never retyped).
 * bfloat16 steps and optimizer state are computed in float32 and stored with the reference's
-  stochastic rounding (:func:`lptsim.quant.floats.stochastic_cast`: the update's state stream,
-  the buffer's tag, the global element as counter); float16 state is not covered.
+  stochastic rounding (:func:`lptsim.quant.floats.stochastic_cast`: the update's key, the buffer's
+  stream, the global element as counter); float16 state is not covered.
 
 Layout: the update kernel gives each program ``BLOCK`` sorted positions, one per lane (one or
 two warps), and loops over the columns; the rows of a block are independent lanes, so the
 row sums are sequential per lane. Codes of any width 1-8 are read and written as the LSB-first
 bit stream of :func:`lptsim.quant.pack` (a code may straddle two bytes for 3/5/6/7 bits).
-SR uses ``tl.philox`` with the mapping of :mod:`lptsim.quant.philox` (key = the step's seed,
-counter = global element ``(row + row_offset) * dim + col`` split into two 32-bit words) and
+SR uses ``tl.philox`` with the mapping of :mod:`lptsim.quant.philox` (key = the update's key,
+counter = the write-back stream's base + global element ``(row + row_offset) * dim + col``, split into
+two 32-bit words) and
 rounds up when ``U < frac(v)`` with ``U = (r >> 8) * 2**-24``; DR rounds up when
 ``frac(v) >= 1/2`` (ties go up: ``floor(v + 1/2)``).
 
@@ -37,14 +41,30 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-OPT_SGD, OPT_ADAGRAD, OPT_ADAM = 0, 1, 2
-STEP_FIXED, STEP_SGD, STEP_ADAM, STEP_ADAGRAD = 0, 1, 2, 3
-STEP_TABLE, STEP_ROW, STEP_INDEXED = 0, 1, 2  # one step per table / per row / step_idx per position
+from lptsim.ctr.contract import OPT_CODE, STEP_KIND, STEP_MODE, Stream, counter_base
+
+OPT_SGD = tl.constexpr(OPT_CODE["sgd"])  # the contract's codes, as compile-time constants
+OPT_ADAGRAD = tl.constexpr(OPT_CODE["adagrad"])
+OPT_ADAM = tl.constexpr(OPT_CODE["adam"])
+STEP_FIXED = tl.constexpr(STEP_MODE[None])
+STEP_SGD = tl.constexpr(STEP_MODE["sgd"])
+STEP_ADAGRAD = tl.constexpr(STEP_MODE["adagrad"])
+STEP_TABLE = tl.constexpr(STEP_KIND["table"])
+STEP_ROW = tl.constexpr(STEP_KIND["row"])
+# The first counter of each stream (add them to a tensor, tensor first: constexpr + tensor stays a constexpr).
+WRITE_BACK = tl.constexpr(counter_base(Stream.WRITE_BACK))
+ROW_SUM_SQ = tl.constexpr(counter_base(Stream.ROW_SUM_SQ))
+ROW_EXP_AVG = tl.constexpr(counter_base(Stream.ROW_EXP_AVG))
+ROW_EXP_AVG_SQ = tl.constexpr(counter_base(Stream.ROW_EXP_AVG_SQ))
+STEP_SUM_SQ = tl.constexpr(counter_base(Stream.STEP_SUM_SQ))
+STEP_M = tl.constexpr(counter_base(Stream.STEP_M))
+STEP_V = tl.constexpr(counter_base(Stream.STEP_V))
+STEP_ITSELF = tl.constexpr(counter_base(Stream.STEP))
 
 
 @triton.jit
 def _splitmix64(seed, t):
-    """lptsim.ctr.embedding.step_seed(seed, t) in uint64 arithmetic."""
+    """lptsim.ctr.contract.step_seed(seed, t) in uint64 arithmetic: the key of update t."""
     z = tl.cast(seed, tl.uint64) * 0x9E3779B97F4A7C15 + tl.cast(t, tl.uint64) + 1
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9
     z = (z ^ (z >> 27)) * 0x94D049BB133111EB
@@ -69,9 +89,9 @@ def _code(codes_ptr, row, col, mask, ROW_BYTES: tl.constexpr, BITS: tl.constexpr
 
 @triton.jit
 def _step_of(steps_ptr, step_idx_ptr, pos, row, mask, STEP_KIND: tl.constexpr):
-    if STEP_KIND == 0:
+    if STEP_KIND == STEP_TABLE:
         s = tl.load(steps_ptr + row * 0, mask=mask, other=1.0)
-    elif STEP_KIND == 1:
+    elif STEP_KIND == STEP_ROW:
         s = tl.load(steps_ptr + row, mask=mask, other=1.0)
     else:
         s = tl.load(steps_ptr + tl.load(step_idx_ptr + pos, mask=mask, other=0).to(tl.int64), mask=mask, other=1.0)
@@ -107,27 +127,28 @@ def _put(ptr, x, mask, seed, counter, BF16: tl.constexpr):
 
 
 @triton.jit
-def _step_update(step, gs, sidx, mask, counter, steps_ptr, step_m_ptr, step_v_ptr, bc_ptr, stream, step_lr, min_step,
+def _step_update(step, gs, sidx, mask, index, steps_ptr, step_m_ptr, step_v_ptr, bc_ptr, ukey, step_lr, min_step,
                  sb1, one_minus_sb1, sb2, one_minus_sb2, step_eps, STEP_MODE: tl.constexpr, BF16: tl.constexpr):
     """ALPT's step update (SGD, Adagrad, Adam) of the steps at ``sidx`` from their gradient ``gs``; stores state
-    and step (16-bit state drawn at ``counter``) and returns the step the codes are made with (the stored one)."""
-    if STEP_MODE == 1:
+    and step (16-bit writes drawn under the update's key ``ukey`` at each buffer's stream + ``index``) and returns
+    the step the codes are made with (the stored one)."""
+    if STEP_MODE == STEP_SGD:
         new_step = step - step_lr * gs
-    elif STEP_MODE == 3:  # Adagrad on the step: one accumulator per step (in step_m)
+    elif STEP_MODE == STEP_ADAGRAD:  # Adagrad on the step: one accumulator per step (in step_m)
         sacc = tl.load(step_m_ptr + sidx, mask=mask, other=0.0).to(tl.float32) + gs * gs
-        _put(step_m_ptr + sidx, sacc, mask, _splitmix64(stream, 4), counter, BF16)
+        _put(step_m_ptr + sidx, sacc, mask, ukey, index + STEP_SUM_SQ, BF16)
         new_step = step - tl.math.div_rn(step_lr * gs, tl.math.sqrt_rn(sacc) + step_eps)
     else:
         bc1 = tl.load(bc_ptr + 2)
         bc2 = tl.load(bc_ptr + 3)
         m = tl.load(step_m_ptr + sidx, mask=mask, other=0.0).to(tl.float32) * sb1 + one_minus_sb1 * gs
         s2 = tl.load(step_v_ptr + sidx, mask=mask, other=0.0).to(tl.float32) * sb2 + one_minus_sb2 * gs * gs
-        _put(step_m_ptr + sidx, m, mask, _splitmix64(stream, 5), counter, BF16)
-        _put(step_v_ptr + sidx, s2, mask, _splitmix64(stream, 6), counter, BF16)
+        _put(step_m_ptr + sidx, m, mask, ukey, index + STEP_M, BF16)
+        _put(step_v_ptr + sidx, s2, mask, ukey, index + STEP_V, BF16)
         new_step = step - tl.math.div_rn(step_lr * tl.math.div_rn(m, bc1),
                                          tl.math.sqrt_rn(tl.math.div_rn(s2, bc2)) + step_eps)
     step = tl.maximum(new_step, min_step)
-    _put(steps_ptr + sidx, step, mask, _splitmix64(stream, 7), counter, BF16)
+    _put(steps_ptr + sidx, step, mask, ukey, index + STEP_ITSELF, BF16)
     if BF16:  # the codes are made with the stored (rounded) step
         step = tl.load(steps_ptr + sidx, mask=mask, other=1.0).to(tl.float32)
     return step
@@ -212,13 +233,14 @@ def fused_update_kernel(sorted_ptr, gseg_ptr, wnew_ptr, gstep_ptr, codes_ptr, st
     ``sorted`` holds the batch's ids stably sorted; ``gseg`` at the head of each run of equal ids holds the
     run's summed upstream gradient (``segment_sum_kernel``). The lane at the head of a run owns that row: it
     applies the row optimizer (SGD, row-wise Adagrad, Adam), (ALPT, one pass) updates the row's step, and
-    writes the row back re-quantized. ``key`` = (seed, row_offset); ``updates`` = steps done so far (this is
-    step updates + 1); ``bc`` = Adam bias corrections (rows 1-b1^t, 1-b2^t; steps 1-b1^t, 1-b2^t). Scratch
-    ``wnew`` holds (n, D) float32. ``PHASE``: 0 the whole one-pass step; two-pass ALPT runs 1 (row optimizer
-    into ``wnew``) after the first backward and 2 (step update from the second pass's run sums in ``gseg``,
-    re-quantization of ``wnew``) after the second. A step shared by many rows (per field or per table) needs
-    a sum over rows first: phase 3 stores each run head's step gradient (from ``wnew`` and ``gseg``) in
-    ``gstep`` (n,), ``shared_step_kernel`` updates the steps, and phase 4 re-quantizes ``wnew`` on them.
+    writes the row back re-quantized. ``key`` = (seed, row_offset); ``updates`` = write-backs done so far (this
+    is update ``updates + 1``, keyed ``step_seed(seed, updates + 1)``); ``bc`` = Adam bias corrections (rows
+    1-b1^t, 1-b2^t; steps 1-b1^t, 1-b2^t). Scratch ``wnew`` holds (n, D) float32. ``PHASE``: 0 the whole
+    one-pass step; two-pass ALPT runs 1 (row optimizer into ``wnew``) after the first backward and 2 (step update
+    from the second pass's run sums in ``gseg``, re-quantization of ``wnew``) after the second. A step shared by
+    many rows (per field or per table) needs a sum over rows first: phase 3 stores each run head's step gradient
+    (from ``wnew`` and ``gseg``) in ``gstep`` (n,), ``shared_step_kernel`` updates the steps, and phase 4
+    re-quantizes ``wnew`` on them.
     """
     pos = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     live = pos < n
@@ -226,21 +248,19 @@ def fused_update_kernel(sorted_ptr, gseg_ptr, wnew_ptr, gstep_ptr, codes_ptr, st
     prev = tl.load(sorted_ptr + pos - 1, mask=live & (pos > 0), other=-1).to(tl.int64)
     head = live & ((pos == 0) | (row != prev))
     step = _step_of(steps_ptr, step_idx_ptr, pos, row, head, STEP_KIND)
-    rglob = (row + tl.load(key_ptr + 1)).to(tl.uint64)  # global row: the counter of 16-bit state draws
-    stream = tl.load(updates_ptr).to(tl.uint64) * 0
-    if BF16:  # step_seed(seed, t) ^ STATE_STREAM (2**62 + 1); a buffer's draws use step_seed(stream, tag)
-        stream = _splitmix64(tl.load(key_ptr), tl.load(updates_ptr) + 1) ^ tl.cast(4611686018427387905, tl.uint64)
+    rglob = (row + tl.load(key_ptr + 1)).to(tl.uint64)  # global row: the index of per-row draws
+    ukey = _splitmix64(tl.load(key_ptr), tl.load(updates_ptr) + 1)  # this update's key: all its draws
 
     # Pass 1: Adagrad's sum of squares of the row's gradient, columns in order.
     ss = tl.zeros((BLOCK,), dtype=tl.float32)
     for c in range(D):
         g = tl.load(gseg_ptr + pos * D + c, mask=head, other=0.0)
         ss = ss + g * g
-    if OPT == 1 and PHASE <= 1:
+    if OPT == OPT_ADAGRAD and PHASE <= 1:
         acc = tl.load(sum_sq_ptr + row, mask=head, other=0.0).to(tl.float32) + tl.math.div_rn(ss, D * 1.0)
-        _put(sum_sq_ptr + row, acc, head, _splitmix64(stream, 1), rglob, BF16)
+        _put(sum_sq_ptr + row, acc, head, ukey, rglob + ROW_SUM_SQ, BF16)
         denom = tl.math.sqrt_rn(acc) + eps
-    if OPT == 2 and PHASE <= 1:
+    if OPT == OPT_ADAM and PHASE <= 1:
         row_bc1 = tl.load(bc_ptr)
         row_bc2 = tl.load(bc_ptr + 1)
 
@@ -252,21 +272,21 @@ def fused_update_kernel(sorted_ptr, gseg_ptr, wnew_ptr, gstep_ptr, codes_ptr, st
         w = _code(codes_ptr, row, cv, head, ROW_BYTES, BITS).to(tl.float32) * step
         if PHASE >= 2:  # two-pass commit (or shared steps): g may be the second pass's gradient, wnew was staged
             w_new = tl.load(wnew_ptr + pos * D + c, mask=head, other=0.0)
-        elif OPT == 0:
+        elif OPT == OPT_SGD:
             w_new = w - lr * g
-        elif OPT == 1:
+        elif OPT == OPT_ADAGRAD:
             w_new = w - tl.math.div_rn(lr * g, denom)
         else:
             m = tl.load(exp_avg_ptr + row * D + c, mask=head, other=0.0).to(tl.float32) * b1 + one_minus_b1 * g
             v2 = (tl.load(exp_avg_sq_ptr + row * D + c, mask=head, other=0.0).to(tl.float32) * b2
                   + one_minus_b2 * g * g)
-            _put(exp_avg_ptr + row * D + c, m, head, _splitmix64(stream, 2), rglob * D + c, BF16)
-            _put(exp_avg_sq_ptr + row * D + c, v2, head, _splitmix64(stream, 3), rglob * D + c, BF16)
+            _put(exp_avg_ptr + row * D + c, m, head, ukey, rglob * D + c + ROW_EXP_AVG, BF16)
+            _put(exp_avg_sq_ptr + row * D + c, v2, head, ukey, rglob * D + c + ROW_EXP_AVG_SQ, BF16)
             w_new = w - tl.math.div_rn(lr * tl.math.div_rn(m, row_bc1),
                                        tl.math.sqrt_rn(tl.math.div_rn(v2, row_bc2)) + eps)
         if PHASE <= 1:
             tl.store(wnew_ptr + pos * D + c, w_new, mask=head)
-        if STEP_MODE != 0 and PHASE != 1 and PHASE != 4:  # LSQ gradient of the updated row (DR codes) x upstream
+        if STEP_MODE != STEP_FIXED and PHASE != 1 and PHASE != 4:  # LSQ gradient of the updated row x upstream
             v = tl.math.div_rn(w_new, step)
             f = tl.floor(v)
             rnd = tl.minimum(tl.maximum(f + tl.where(v - f >= 0.5, 1.0, 0.0), QMIN), QMAX)
@@ -278,14 +298,13 @@ def fused_update_kernel(sorted_ptr, gseg_ptr, wnew_ptr, gstep_ptr, codes_ptr, st
     if PHASE == 3:  # a shared step: the row's step gradient, summed per step by the wrapper
         tl.store(gstep_ptr + pos, gs, mask=head)
         return
-    if STEP_MODE != 0 and PHASE != 4:
-        step = _step_update(step, gs, row, head, rglob, steps_ptr, step_m_ptr, step_v_ptr, bc_ptr, stream, step_lr,
+    if STEP_MODE != STEP_FIXED and PHASE != 4:
+        step = _step_update(step, gs, row, head, rglob, steps_ptr, step_m_ptr, step_v_ptr, bc_ptr, ukey, step_lr,
                             min_step, sb1, one_minus_sb1, sb2, one_minus_sb2, step_eps, STEP_MODE, BF16)
 
     # Pass 3: re-quantize (DR or SR) and write the row back.
     if STOCHASTIC:
-        seed = _splitmix64(tl.load(key_ptr), tl.load(updates_ptr) + 1)
-        base = (row + tl.load(key_ptr + 1)).to(tl.uint64) * D
+        base = (row + tl.load(key_ptr + 1)).to(tl.uint64) * D + WRITE_BACK
         zero = tl.zeros((BLOCK,), dtype=tl.uint32)
     word = tl.zeros((BLOCK,), dtype=tl.int32)
     for c in range(PADDED):
@@ -297,7 +316,7 @@ def fused_update_kernel(sorted_ptr, gseg_ptr, wnew_ptr, gstep_ptr, codes_ptr, st
         p = v - f
         if STOCHASTIC:
             counter = base + cv.to(tl.uint64)
-            r0, _, _, _ = tl.philox(seed, (counter & 0xFFFFFFFF).to(tl.uint32), (counter >> 32).to(tl.uint32),
+            r0, _, _, _ = tl.philox(ukey, (counter & 0xFFFFFFFF).to(tl.uint32), (counter >> 32).to(tl.uint32),
                                     zero, zero)
             up = ((r0 >> 8).to(tl.float32) * 5.9604644775390625e-08) < p
         else:
@@ -321,16 +340,14 @@ def shared_step_kernel(keys_ptr, gsum_ptr, steps_ptr, step_m_ptr, step_v_ptr, ke
     """ALPT's update of steps shared by many rows. ``keys`` holds, stably sorted, the step index of each run
     head of the batch (``num_steps`` for the other positions); ``gsum`` at the head of each run of equal keys
     holds the step's gradient, its rows' gradients summed in a fixed order (``segment_sum_kernel``). That lane
-    updates the step and its state (16-bit draws at the step's index, as in the reference)."""
+    updates the step and its state (16-bit draws at the step's index in each stream, as in the reference)."""
     pos = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     live = pos < n
     sidx = tl.load(keys_ptr + pos, mask=live, other=0).to(tl.int64)
     prev = tl.load(keys_ptr + pos - 1, mask=live & (pos > 0), other=-1).to(tl.int64)
     head = live & ((pos == 0) | (sidx != prev)) & (sidx < num_steps)
-    stream = tl.load(updates_ptr).to(tl.uint64) * 0
-    if BF16:  # the update's state stream, as in fused_update_kernel
-        stream = _splitmix64(tl.load(key_ptr), tl.load(updates_ptr) + 1) ^ tl.cast(4611686018427387905, tl.uint64)
+    ukey = _splitmix64(tl.load(key_ptr), tl.load(updates_ptr) + 1)  # the update's key, as in fused_update_kernel
     step = tl.load(steps_ptr + sidx, mask=head, other=1.0).to(tl.float32)
     gs = tl.load(gsum_ptr + pos, mask=head, other=0.0)
-    _step_update(step, gs, sidx, head, sidx.to(tl.uint64), steps_ptr, step_m_ptr, step_v_ptr, bc_ptr, stream,
+    _step_update(step, gs, sidx, head, sidx.to(tl.uint64), steps_ptr, step_m_ptr, step_v_ptr, bc_ptr, ukey,
                  step_lr, min_step, sb1, one_minus_sb1, sb2, one_minus_sb2, step_eps, STEP_MODE, BF16)

@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from lptsim.ctr.data.dataset import PreparedData
-from lptsim.ctr.train import TrainConfig, data_fingerprint, train
+from lptsim.ctr.runstore import data_fingerprint
+from lptsim.ctr.train import TrainConfig, train
 
 # Table method name -> (embedding method, extra embedding options)
 TABLE_METHODS = {

@@ -1,0 +1,130 @@
+"""QAT embeddings, the baselines apart from the low-precision table: FP32 weights fake-quantized in the forward.
+
+``lsq`` (Esser et al., 2020): a learned step per row, ``step0 * step_scale``, with LSQ's step gradient; ``pact``
+(Choi et al., 2018): a learned clip ``alpha = clip * alpha_scale`` and step ``alpha / qmax``. Both keep FP32
+parameters, trained by the model's dense optimizer (Adam); the codes come from :mod:`lptsim.quant` (nearest).
+They take the same :class:`~lptsim.ctr.table.TableConfig` as the tables (options that concern row training are
+ignored) and start from the same initial rows.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F  # noqa: N812
+from torch import nn
+
+from lptsim.ctr.table.config import TableConfig
+from lptsim.ctr.table.store import normal_rows
+from lptsim.quant import dequantize, lsq_step_grad, quantize
+
+
+class _FakeQuantLSQ(torch.autograd.Function):
+    """LSQ fake quantization: codes by lptsim.quant (nearest), STE for w, LSQ gradient for the step."""
+
+    @staticmethod
+    def forward(ctx, w, step, spec, scale):  # noqa: D102
+        codes = quantize(w.detach(), step.detach().unsqueeze(-1), spec, "nearest")
+        ctx.save_for_backward(w, step, codes)
+        ctx.spec, ctx.scale = spec, scale
+        return dequantize(codes, step.detach().unsqueeze(-1))
+
+    @staticmethod
+    def backward(ctx, grad):  # noqa: D102
+        w, step, codes = ctx.saved_tensors
+        v = w / step.unsqueeze(-1)
+        inside = ((v > ctx.spec.qmin) & (v < ctx.spec.qmax)).to(grad.dtype)
+        g_step = (grad * lsq_step_grad(w, step.unsqueeze(-1), ctx.spec, codes=codes)).sum(-1) * ctx.scale
+        return grad * inside, g_step, None, None
+
+
+class _FakeQuantPACT(torch.autograd.Function):
+    """PACT: clip to [-alpha, alpha], quantize with step alpha/qmax; STE inside."""
+
+    @staticmethod
+    def forward(ctx, w, alpha, spec):  # noqa: D102
+        a = alpha.detach()
+        step = a / spec.qmax
+        clipped = torch.maximum(torch.minimum(w.detach(), a), -a)
+        ctx.save_for_backward(w, alpha)
+        return dequantize(quantize(clipped, step, spec, "nearest"), step)
+
+    @staticmethod
+    def backward(ctx, grad):  # noqa: D102
+        w, alpha = ctx.saved_tensors
+        outside = w.abs() >= alpha
+        return grad * (~outside), (grad * torch.sign(w) * outside).sum().reshape(alpha.shape), None
+
+
+class QATEmbedding(nn.Module):
+    """Shared by LSQ and PACT: FP32 weights (rows start as the tables' do), id checks and memory accounting."""
+
+    def __init__(self, num_embeddings: int, dim: int, config: TableConfig, row_offset: int = 0):
+        super().__init__()
+        config.check_shape(num_embeddings, dim, row_offset)
+        self.config, self.num_embeddings, self.dim, self.row_offset = config, num_embeddings, dim, int(row_offset)
+        self.spec, self.clip, self.min_step = config.spec, float(config.clip), config.min_step
+        self.step0, self.grad_scale = config.step0, config.step_grad_scale(dim)
+        self.weight = nn.Parameter(normal_rows(config.seed, self.row_offset, num_embeddings, dim, config.init_std))
+
+    @property
+    def method(self) -> str:
+        return self.config.method
+
+    @property
+    def bits(self) -> int:
+        return self.config.bits
+
+    def check_ids(self, ids: torch.Tensor) -> None:
+        if ids.numel():
+            lo, hi = int(ids.min()), int(ids.max())
+            if lo < 0 or hi >= self.num_embeddings:
+                raise IndexError(f"embedding id {lo if lo < 0 else hi} is outside [0, {self.num_embeddings})")
+
+    def memory_bytes(self) -> int:
+        """FP32 parameters plus the dense Adam's two state tensors per parameter (held by the trainer's optimizer,
+        counted here): 3x the parameter bytes."""
+        return 3 * self.table_bytes()
+
+    def table_bytes(self) -> int:
+        """The FP32 parameters (what the model holds)."""
+        return sum(p.numel() * p.element_size() for p in self.parameters())
+
+    def fp32_bytes(self) -> int:
+        return 4 * self.num_embeddings * self.dim
+
+    def extra_repr(self) -> str:
+        return f"{self.num_embeddings}, {self.dim}, method={self.method!r}, bits={self.bits}"
+
+
+class LSQEmbedding(QATEmbedding):
+    """LSQ: step = step0 * step_scale per row (Adam then moves it in relative terms), clamped to ``min_step``."""
+
+    def __init__(self, num_embeddings: int, dim: int, config: TableConfig, row_offset: int = 0):
+        super().__init__(num_embeddings, dim, config, row_offset)
+        self.step_scale = nn.Parameter(torch.ones(num_embeddings))
+
+    def steps(self) -> torch.Tensor:
+        return (self.step0 * self.step_scale).clamp_min(self.min_step)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        self.check_ids(ids)
+        step_rows = F.embedding(ids, self.steps().unsqueeze(1)).squeeze(-1)
+        return _FakeQuantLSQ.apply(F.embedding(ids, self.weight), step_rows, self.spec, self.grad_scale)
+
+
+class PACTEmbedding(QATEmbedding):
+    """PACT: alpha = clip * alpha_scale (one per table), clamped to ``min_step``."""
+
+    def __init__(self, num_embeddings: int, dim: int, config: TableConfig, row_offset: int = 0):
+        super().__init__(num_embeddings, dim, config, row_offset)
+        self.alpha_scale = nn.Parameter(torch.ones(()))
+
+    def alpha(self) -> torch.Tensor:
+        return (self.clip * self.alpha_scale).clamp_min(self.min_step)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        self.check_ids(ids)
+        return _FakeQuantPACT.apply(F.embedding(ids, self.weight), self.alpha(), self.spec)
+
+
+QAT_EMBEDDINGS = {"lsq": LSQEmbedding, "pact": PACTEmbedding}
