@@ -9,9 +9,10 @@ import pytest
 
 from lptsim import cli
 from lptsim.ctr.data.dataset import PreparedData
-from lptsim.ctr.data.prepare import load_vocabulary, prepare, read_split_file
+from lptsim.ctr.data.prepare import prepare, read_split_file
 from lptsim.ctr.data.schema import CRITEO
 from lptsim.ctr.data.synthetic import SyntheticSpec, write_criteo_text
+from lptsim.ctr.data.vocab import load_vocabulary
 
 
 @pytest.fixture(scope="module")

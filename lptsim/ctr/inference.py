@@ -17,9 +17,10 @@ import torch
 
 from lptsim.atomic import open_new, temporary_path
 from lptsim.ctr.data.dataset import PreparedData
-from lptsim.ctr.data.prepare import load_json, load_vocabulary, schema_from_record
+from lptsim.ctr.data.prepare import load_json, schema_from_record
 from lptsim.ctr.data.reader import BlockReader
 from lptsim.ctr.data.schema import SCHEMAS, Schema
+from lptsim.ctr.data.vocab import load_vocabulary
 from lptsim.ctr.parallel import Local
 from lptsim.ctr.train import TrainConfig, auc_logloss, make_model
 

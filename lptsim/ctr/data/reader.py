@@ -28,14 +28,14 @@ import pyarrow as pa
 import pyarrow.csv as pcsv
 
 from lptsim.ctr.data import transforms
+from lptsim.ctr.data.pieces import Broken, Layout, Overlong, line_of, pieces
 from lptsim.ctr.data.schema import SCHEMAS, DataFormatError, Schema
-from lptsim.ctr.data.source import UTF8_BOM, Source, StreamError, read_head
+from lptsim.ctr.data.source import UTF8_BOM, Source, read_head
 
 BLOCK_BYTES = 32 << 20
 MAX_LINE_BYTES = 1 << 20
 SNIFF_BYTES = 1 << 20
 SNIFF_LINES = 2000
-REJECT_TEXT_BYTES = 64 << 10  # the rejects file holds at most this much of one line
 _DELIMITER_NAMES = {"\t": "tab", ",": "comma", ";": "semicolon", "|": "pipe", " ": "space"}
 
 
@@ -64,105 +64,6 @@ class Block:
     labels: np.ndarray
     values: np.ndarray
     lines: np.ndarray
-
-
-@dataclass
-class _Overlong:
-    """A line longer than the limit, skipped without holding it in memory."""
-
-    line: int
-    length: int
-    head: bytes
-
-
-@dataclass
-class _Broken:
-    """The (compressed) stream cannot be read past this line."""
-
-    line: int
-    message: str
-
-
-def _pieces(src: Source, block_bytes: int, max_line: int) -> Iterator[tuple[int, int, bytearray] | _Overlong | _Broken]:
-    """Yield (0-based number of the first line, line count, bytes ending at a newline), or an
-    :class:`_Overlong` / :class:`_Broken` record, in file order. Each piece is a fresh bytearray."""
-    line0, rest = 0, b""
-    while True:
-        try:
-            new = src.read(max(block_bytes, len(rest)))  # grows geometrically while a line is unfinished
-        except StreamError as exc:
-            yield _Broken(line0, exc.detail)
-            return
-        buf = bytearray(rest)
-        buf += new
-        if not new:  # the end of the file; its last line may have no newline
-            if buf:
-                if not buf.endswith(b"\n"):
-                    buf += b"\n"
-                yield line0, buf.count(b"\n"), buf
-            return
-        cut = buf.rfind(b"\n") + 1
-        if cut == 0:
-            if len(buf) <= max_line:
-                rest = bytes(buf)
-                continue
-            length, head = len(buf), bytes(buf[:REJECT_TEXT_BYTES]) + b"..."
-            del buf
-            rest = None
-            while rest is None:  # skip to the end of the line without holding it
-                try:
-                    chunk = src.read(block_bytes)
-                except StreamError as exc:
-                    yield _Overlong(line0, length, head)
-                    yield _Broken(line0 + 1, exc.detail)
-                    return
-                if not chunk:
-                    rest = b""
-                    break
-                i = chunk.find(b"\n")
-                if i >= 0:
-                    length += i
-                    rest = chunk[i + 1:]
-                else:
-                    length += len(chunk)
-            yield _Overlong(line0, length, head)
-            line0 += 1
-            continue
-        rest = bytes(buf[cut:])
-        del buf[cut:]
-        n = buf.count(b"\n")
-        yield line0, n, buf
-        line0 += n
-
-
-class _Layout:
-    """Line starts and ends (newline positions) of a block, worked out on first use."""
-
-    def __init__(self, buf: bytearray):
-        self.buf = buf
-        self._ends: np.ndarray | None = None
-
-    @property
-    def ends(self) -> np.ndarray:
-        if self._ends is None:
-            self._ends = np.flatnonzero(np.frombuffer(self.buf, dtype=np.uint8) == 10)
-        return self._ends
-
-    @property
-    def starts(self) -> np.ndarray:
-        return np.concatenate([[0], self.ends[:-1] + 1])
-
-    def text(self, k: int) -> bytes:
-        """Line ``k`` without its newline (the first REJECT_TEXT_BYTES of a longer one, then "...")."""
-        start = 0 if k == 0 else int(self.ends[k - 1]) + 1
-        end = int(self.ends[k])
-        return bytes(self.buf[start: min(end, start + REJECT_TEXT_BYTES)]) + (
-            b"..." if end - start > REJECT_TEXT_BYTES else b"")
-
-
-def _line_of(positions: np.ndarray, ends: np.ndarray) -> np.ndarray:
-    """Index of the line holding each byte position."""
-    return np.unique(np.searchsorted(ends, positions))
 
 
 class BlockReader:
@@ -259,12 +160,12 @@ class BlockReader:
     # -- reading ---------------------------------------------------------------------------------------------
     def __iter__(self) -> Iterator[Block]:
         with self.source:
-            for piece in _pieces(self.source, self.block_bytes, self.max_line_bytes):
-                if isinstance(piece, _Overlong):
+            for piece in pieces(self.source, self.block_bytes, self.max_line_bytes):
+                if isinstance(piece, Overlong):
                     self._report([(np.array([piece.line]), self.reasons["long"])], {piece.line: piece.head})
                     self.lines_read = piece.line + 1
                     continue
-                if isinstance(piece, _Broken):
+                if isinstance(piece, Broken):
                     reason = f"the file cannot be read from this line on: {piece.message}"
                     self._report([(np.array([piece.line]), reason)], {piece.line: b""})
                     self.warnings.append(f"line {piece.line + 1}: {reason}")
@@ -312,7 +213,7 @@ class BlockReader:
         return True
 
     def _parse(self, buf: bytearray, line0: int, n_lines: int) -> Block:
-        layout = _Layout(buf)
+        layout = Layout(buf)
         rejected: list[tuple[np.ndarray, str]] = []
         if self._clean(buf):
             invalid: list[int] = []
@@ -339,7 +240,7 @@ class BlockReader:
         self._report(rejected, layout, line0)
         return block
 
-    def _byte_rules(self, buf: bytearray, layout: _Layout, line0: int,
+    def _byte_rules(self, buf: bytearray, layout: Layout, line0: int,
                     rejected: list[tuple[np.ndarray, str]]) -> np.ndarray:
         """Apply the byte-level rules in order; return the mask of lines that pass them all."""
         arr = np.frombuffer(buf, dtype=np.uint8)
@@ -357,20 +258,20 @@ class BlockReader:
 
         rule(lengths > self.max_line_bytes, "long")
         rule(lengths - crlf == 0, "empty")
-        rule(_line_of(np.flatnonzero(arr == 0), ends), "nul")
+        rule(line_of(np.flatnonzero(arr == 0), ends), "nul")
         if arr.max(initial=0) >= 128:
-            candidates = _line_of(np.flatnonzero(arr >= 128), ends)
+            candidates = line_of(np.flatnonzero(arr >= 128), ends)
             rule(np.array([k for k in candidates if keep[k] and not _is_utf8(buf[starts[k]: ends[k]])],
                           dtype=np.int64), "utf8")
         cr = np.flatnonzero(arr == 13)
         cr = cr[~np.isin(cr, ends[crlf] - 1)]
-        rule(_line_of(cr, ends), "cr")
+        rule(line_of(cr, ends), "cr")
         delims = np.flatnonzero(arr == ord(self.schema.delimiter))
         counts = np.searchsorted(delims, ends) - np.searchsorted(delims, starts)
         rule(counts != self.expected_delims, "fields")
         return keep
 
-    def _parse_one_by_one(self, buf: bytearray, layout: _Layout, line0: int, keep: np.ndarray,
+    def _parse_one_by_one(self, buf: bytearray, layout: Layout, line0: int, keep: np.ndarray,
                           rejected: list[tuple[np.ndarray, str]]) -> Block:
         """Fallback for a block pyarrow splits differently from its lines: parse each line alone."""
         good, bad = [], []
@@ -434,7 +335,7 @@ class BlockReader:
             return Block(labels=labels.astype(np.uint8), values=values, lines=lines)
         return Block(labels=labels[ok].astype(np.uint8), values=values[:, ok], lines=lines[ok])
 
-    def _report(self, rejected: list[tuple[np.ndarray, str]], texts: _Layout | dict[int, bytes],
+    def _report(self, rejected: list[tuple[np.ndarray, str]], texts: Layout | dict[int, bytes],
                 line0: int = 0) -> None:
         """Record a block's bad lines in file order (``strict``: stop at the first one)."""
         if not rejected:
