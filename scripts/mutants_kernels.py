@@ -1,6 +1,7 @@
 """Kernel mutants for the mutation check (scripts/mutation.py): plausible one-line bugs in the Triton kernels and
 their wrapper, each an exact substitution of one line, each caught by tests/test_kernels.py (verified by hand:
-applied one at a time to a scratch copy, ``pytest tests/test_kernels.py -x -q`` fails, 2026-12-03).
+applied one at a time to a scratch copy, ``pytest tests/test_kernels.py -x -q`` fails, 2026-12-03; refreshed for
+the table package and the contract's streams: the Triton backend, lptsim/ctr/table/backends/triton_launch.py).
 
 Not listed because the interpreter cannot see them (the AOT check and a GPU can): 32-bit offsets
 (``tl.program_id(0) * BLOCK`` without ``.to(tl.int64)``) and FMA contraction (``enable_fp_fusion``).
@@ -8,14 +9,19 @@ Not listed because the interpreter cannot see them (the AOT check and a GPU can)
 
 KERNELS = "lptsim/ctr/kernels/triton_kernels.py"
 WRAPPER = "lptsim/ctr/kernels/__init__.py"
+BACKEND = "lptsim/ctr/table/backends/triton_launch.py"
 TESTS = ("tests/test_kernels.py",)
 
 MUTANTS = [
     {"id": "kernel-ignores-row-offset", "file": KERNELS,
-     "old": "base = (row + tl.load(key_ptr + 1)).to(tl.uint64) * D",
-     "new": "base = row.to(tl.uint64) * D", "tests": TESTS},
-    {"id": "kernel-drops-lr-scale", "file": WRAPPER,
-     "old": "opt.lr * lr_scale, opt.eps,", "new": "opt.lr, opt.eps,", "tests": TESTS},
+     "old": "base = (row + tl.load(key_ptr + 1)).to(tl.uint64) * D + WRITE_BACK",
+     "new": "base = row.to(tl.uint64) * D + WRITE_BACK", "tests": TESTS},
+    {"id": "kernel-write-back-outside-its-stream", "file": KERNELS,
+     "old": "base = (row + tl.load(key_ptr + 1)).to(tl.uint64) * D + WRITE_BACK",
+     "new": "base = (row + tl.load(key_ptr + 1)).to(tl.uint64) * D", "tests": TESTS},
+    {"id": "kernel-ignores-the-group-lr", "file": BACKEND,
+     "old": 'kernels.fused_update(self.view, touched, group["lr"], group["step_lr"])',
+     "new": 'kernels.fused_update(self.view, touched, self.table.config.row_lr, group["step_lr"])', "tests": TESTS},
     {"id": "kernel-sr-draw-per-row", "file": KERNELS,
      "old": "counter = base + cv.to(tl.uint64)", "new": "counter = base", "tests": TESTS},
     {"id": "kernel-dr-tie-goes-down", "file": KERNELS,
@@ -26,8 +32,8 @@ MUTANTS = [
      "old": "if 8 % BITS != 0:  # the code may continue in the next byte",
      "new": "if BITS == 3:  # the code may continue in the next byte", "tests": TESTS},
     {"id": "kernel-adagrad-forgets-accumulator", "file": KERNELS,
-     "old": "_put(sum_sq_ptr + row, acc, head, _splitmix64(stream, 1), rglob, BF16)",
-     "new": "pass  # _put(sum_sq_ptr + row, acc, head, _splitmix64(stream, 1), rglob, BF16)", "tests": TESTS},
+     "old": "_put(sum_sq_ptr + row, acc, head, ukey, rglob + ROW_SUM_SQ, BF16)",
+     "new": "pass  # _put(sum_sq_ptr + row, acc, head, ukey, rglob + ROW_SUM_SQ, BF16)", "tests": TESTS},
     {"id": "kernel-step-adagrad-squares-missing", "file": KERNELS,
      "old": "sacc = tl.load(step_m_ptr + sidx, mask=mask, other=0.0).to(tl.float32) + gs * gs",
      "new": "sacc = tl.load(step_m_ptr + sidx, mask=mask, other=0.0).to(tl.float32) + gs", "tests": TESTS},
@@ -43,8 +49,9 @@ MUTANTS = [
     {"id": "kernel-alpt-drops-grad-scale", "file": KERNELS,
      "old": "gs = gs * grad_scale", "new": "gs = gs", "tests": TESTS},
     {"id": "kernel-sr-seed-off-by-one-step", "file": KERNELS,
-     "old": "seed = _splitmix64(tl.load(key_ptr), tl.load(updates_ptr) + 1)",
-     "new": "seed = _splitmix64(tl.load(key_ptr), tl.load(updates_ptr))", "tests": TESTS},
+     "old": "ukey = _splitmix64(tl.load(key_ptr), tl.load(updates_ptr) + 1)  # this update's key: all its draws",
+     "new": "ukey = _splitmix64(tl.load(key_ptr), tl.load(updates_ptr))  # this update's key: all its draws",
+     "tests": TESTS},
     {"id": "kernel-clamp-to-qmax-minus-one", "file": KERNELS,
      "old": "code = tl.minimum(tl.maximum(f + tl.where(up, 1.0, 0.0), QMIN), QMAX).to(tl.int32)",
      "new": "code = tl.minimum(tl.maximum(f + tl.where(up, 1.0, 0.0), QMIN), QMAX - 1).to(tl.int32)", "tests": TESTS},
@@ -52,17 +59,16 @@ MUTANTS = [
      "old": "tl.store(codes_ptr + row * ROW_BYTES + c, code.to(tl.int8), mask=head & inside)",
      "new": "tl.store(codes_ptr + row * ROW_BYTES + c, code.to(tl.int8), mask=live & inside)", "tests": TESTS},
     {"id": "kernel-two-pass-commit-uses-first-gradient", "file": WRAPPER,
-     "old": 'grad = _grad_rows(grad_hat if grad_hat is not None else pending["grad"], n, emb.dim, '
-            'pending["wnew"].device)',
-     "new": 'grad = _grad_rows(pending["grad"], n, emb.dim, pending["wnew"].device)', "tests": TESTS},
+     "old": "grad = _grad_rows(grad_hat if grad_hat is not None else pending.grad, n, view.dim, pending.wnew.device)",
+     "new": "grad = _grad_rows(pending.grad, n, view.dim, pending.wnew.device)", "tests": TESTS},
     {"id": "kernel-bf16-state-draws-of-another-buffer", "file": KERNELS,
-     "old": "_put(exp_avg_ptr + row * D + c, m, head, _splitmix64(stream, 2), rglob * D + c, BF16)",
-     "new": "_put(exp_avg_ptr + row * D + c, m, head, _splitmix64(stream, 3), rglob * D + c, BF16)", "tests": TESTS},
+     "old": "_put(exp_avg_ptr + row * D + c, m, head, ukey, rglob * D + c + ROW_EXP_AVG, BF16)",
+     "new": "_put(exp_avg_ptr + row * D + c, m, head, ukey, rglob * D + c + ROW_EXP_AVG_SQ, BF16)", "tests": TESTS},
     {"id": "kernel-bf16-step-not-reread-after-rounding", "file": KERNELS,
      "old": "step = tl.load(steps_ptr + sidx, mask=mask, other=1.0).to(tl.float32)",
      "new": "step = step", "tests": TESTS},
     {"id": "kernel-adam-step-counter-not-advanced", "file": WRAPPER,
-     "old": "opt.steps += 1", "new": "opt.steps + 1", "tests": TESTS},
+     "old": "view.adam_steps.add_(1)", "new": "view.adam_steps.add(1)", "tests": TESTS},
     {"id": "kernel-shared-step-bf16-draws-by-position", "file": KERNELS,
      "old": "_step_update(step, gs, sidx, head, sidx.to(tl.uint64), steps_ptr,",
      "new": "_step_update(step, gs, sidx, head, pos.to(tl.uint64), steps_ptr,", "tests": TESTS},

@@ -77,6 +77,7 @@ def test_a_model_without_tables_gets_an_optimizer_that_does_nothing():
 
 # -- backends ---------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("options, why", [({"method": "fp"}, "not a low-precision table"),
+                                          ({"method": "lsq"}, "not a low-precision table"),
                                           ({"bits": 12}, "bits=12"), ({"state_dtype": "float16"}, "float16")])
 def test_triton_backend_refuses_what_the_kernels_do_not_cover(options, why):
     """backend='triton' on a configuration the kernels do not implement is an error, never a silent fallback."""
@@ -159,3 +160,14 @@ def test_table_config_is_validated_once_with_clear_messages():
     assert TableConfig(method="lpt-dr").write_rounding == "nearest" and not TableConfig(method="fp").quantized
     with pytest.raises(ValueError, match="QAT embedding"):
         LowPrecisionTable(5, 2, TableConfig(method="lsq"))
+
+
+def test_the_docstring_examples_run():
+    import doctest
+
+    import lptsim.ctr.embedding
+    import lptsim.ctr.table
+
+    for module in (lptsim.ctr.table, lptsim.ctr.embedding):
+        result = doctest.testmod(module)
+        assert result.attempted > 0 and result.failed == 0, module.__name__

@@ -25,12 +25,13 @@ from __future__ import annotations
 from torch import nn
 
 from lptsim.ctr.contract import ROW_OPTIMIZERS, step_seed, table_seed
-from lptsim.ctr.qat import QAT_EMBEDDINGS, QATEmbedding
+from lptsim.ctr.qat import QAT_EMBEDDINGS
 from lptsim.ctr.table import LowPrecisionTable, TableConfig, tables_of
+from lptsim.ctr.table.base import EmbeddingTable
 from lptsim.ctr.table.config import METHODS
 from lptsim.ctr.table.store import normal_rows
 
-EMBEDDINGS = (LowPrecisionTable, QATEmbedding)  # every module make_embedding returns is one of these
+EMBEDDINGS = EmbeddingTable  # every module make_embedding returns is one
 
 
 def make_embedding(num_embeddings: int, dim: int, config: TableConfig, row_offset: int = 0) -> nn.Module:

@@ -44,7 +44,7 @@ def table_arrays(table: nn.Module) -> dict[str, np.ndarray]:
     """``codes`` and ``step`` (or ``weight`` for fp) of one table, as its forward pass sees it."""
     n, config = table.num_embeddings, table.config
     with torch.no_grad():
-        if config.method == "fp":
+        if not (config.quantized or config.qat):  # the FP32 baseline
             return {"weight": table.weight.detach().cpu().float().numpy()}
         if config.quantized:
             rows = torch.arange(n, device=table.codes.data.device)

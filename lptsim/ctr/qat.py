@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import nn
 
+from lptsim.ctr.table.backends import check_backend
+from lptsim.ctr.table.base import EmbeddingTable
 from lptsim.ctr.table.config import TableConfig
 from lptsim.ctr.table.store import normal_rows
 from lptsim.quant import dequantize, lsq_step_grad, quantize
@@ -55,30 +57,14 @@ class _FakeQuantPACT(torch.autograd.Function):
         return grad * (~outside), (grad * torch.sign(w) * outside).sum().reshape(alpha.shape), None
 
 
-class QATEmbedding(nn.Module):
-    """Shared by LSQ and PACT: FP32 weights (rows start as the tables' do), id checks and memory accounting."""
+class QATEmbedding(EmbeddingTable):
+    """Shared by LSQ and PACT: FP32 weights (rows start as the tables' do) and their memory accounting."""
 
     def __init__(self, num_embeddings: int, dim: int, config: TableConfig, row_offset: int = 0):
-        super().__init__()
-        config.check_shape(num_embeddings, dim, row_offset)
-        self.config, self.num_embeddings, self.dim, self.row_offset = config, num_embeddings, dim, int(row_offset)
-        self.spec, self.clip, self.min_step = config.spec, float(config.clip), config.min_step
-        self.step0, self.grad_scale = config.step0, config.step_grad_scale(dim)
+        super().__init__(num_embeddings, dim, config, row_offset)
+        check_backend(config, num_embeddings)  # backend='triton' cannot serve a QAT embedding: say so
+        self.clip, self.min_step = float(config.clip), config.min_step
         self.weight = nn.Parameter(normal_rows(config.seed, self.row_offset, num_embeddings, dim, config.init_std))
-
-    @property
-    def method(self) -> str:
-        return self.config.method
-
-    @property
-    def bits(self) -> int:
-        return self.config.bits
-
-    def check_ids(self, ids: torch.Tensor) -> None:
-        if ids.numel():
-            lo, hi = int(ids.min()), int(ids.max())
-            if lo < 0 or hi >= self.num_embeddings:
-                raise IndexError(f"embedding id {lo if lo < 0 else hi} is outside [0, {self.num_embeddings})")
 
     def memory_bytes(self) -> int:
         """FP32 parameters plus the dense Adam's two state tensors per parameter (held by the trainer's optimizer,
@@ -88,12 +74,6 @@ class QATEmbedding(nn.Module):
     def table_bytes(self) -> int:
         """The FP32 parameters (what the model holds)."""
         return sum(p.numel() * p.element_size() for p in self.parameters())
-
-    def fp32_bytes(self) -> int:
-        return 4 * self.num_embeddings * self.dim
-
-    def extra_repr(self) -> str:
-        return f"{self.num_embeddings}, {self.dim}, method={self.method!r}, bits={self.bits}"
 
 
 class LSQEmbedding(QATEmbedding):

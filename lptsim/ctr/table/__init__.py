@@ -6,6 +6,8 @@ Layers, bottom up (each imports only those below it):
   numbers both backends share (named random streams, optimizer codes, betas and eps);
 * :mod:`~lptsim.ctr.table.config`: :class:`TableConfig`, validated once;
 * :mod:`~lptsim.ctr.table.store` and :mod:`~lptsim.ctr.table.state`: codes, initial rows, optimizer state;
+* :mod:`~lptsim.ctr.table.base`: :class:`EmbeddingTable`, what every table shares (the QAT ones of
+  :mod:`lptsim.ctr.qat` too): config, shape, id checks, memory accounting;
 * :mod:`~lptsim.ctr.table.backends`: the torch reference and the Triton launcher, chosen once per placement;
 * :mod:`~lptsim.ctr.table.table`: :class:`LowPrecisionTable`, the module (forward; records touched rows);
 * :mod:`~lptsim.ctr.table.optim`: :class:`TableOptimizer`, a ``torch.optim.Optimizer`` whose ``step(closure)`` runs
@@ -21,10 +23,11 @@ Layers, bottom up (each imports only those below it):
 
 from lptsim.ctr.contract import step_seed, table_seed
 from lptsim.ctr.table.backends import BackendError
+from lptsim.ctr.table.base import EmbeddingTable
 from lptsim.ctr.table.config import METHODS, QAT, QUANTIZED, TableConfig
 from lptsim.ctr.table.optim import TableOptimizer, TouchedRows, tables_of
 from lptsim.ctr.table.store import normal_rows
 from lptsim.ctr.table.table import LowPrecisionTable
 
-__all__ = ["BackendError", "LowPrecisionTable", "METHODS", "QAT", "QUANTIZED", "TableConfig", "TableOptimizer",
-           "TouchedRows", "normal_rows", "step_seed", "table_seed", "tables_of"]
+__all__ = ["BackendError", "EmbeddingTable", "LowPrecisionTable", "METHODS", "QAT", "QUANTIZED", "TableConfig",
+           "TableOptimizer", "TouchedRows", "normal_rows", "step_seed", "table_seed", "tables_of"]

@@ -14,17 +14,17 @@ from __future__ import annotations
 from contextlib import contextmanager
 
 import torch
-from torch import nn
 
 from lptsim.ctr.contract import step_seed
 from lptsim.ctr.table.backends import check_backend, choose_backend
+from lptsim.ctr.table.base import EmbeddingTable
 from lptsim.ctr.table.config import TableConfig
 from lptsim.ctr.table.state import RowState, StepState, migrate_table_state
 from lptsim.ctr.table.store import CodeStore, initial_codes, normal_rows
 from lptsim.quant.floats import float_dtype
 
 
-class LowPrecisionTable(nn.Module):
+class LowPrecisionTable(EmbeddingTable):
     """A (num_embeddings, dim) table configured by a :class:`TableConfig` (methods fp, lpt-dr, lpt-sr, alpt).
 
     ``row_offset`` is the global index of this table's row 0 (a shard of a larger table): initial values and
@@ -32,13 +32,10 @@ class LowPrecisionTable(nn.Module):
     """
 
     def __init__(self, num_embeddings: int, dim: int, config: TableConfig, row_offset: int = 0):
-        super().__init__()
         if config.qat:
             raise ValueError(f"method {config.method!r} is a QAT embedding (lptsim.ctr.qat), not a row-trained table")
-        config.check_shape(num_embeddings, dim, row_offset)
+        super().__init__(num_embeddings, dim, config, row_offset)
         check_backend(config, num_embeddings)
-        self.config, self.num_embeddings, self.dim, self.row_offset = config, num_embeddings, dim, int(row_offset)
-        self.spec, self.grad_scale = config.spec, config.step_grad_scale(dim)
         state = float_dtype(config.state)
         values = normal_rows(config.seed, self.row_offset, num_embeddings, dim, config.init_std)
         n_steps = config.num_steps(num_embeddings)
@@ -121,19 +118,7 @@ class LowPrecisionTable(nn.Module):
             return 0
         return step_seed(self.config.seed, int(self.updates) + 1)
 
-    # -- what it is -------------------------------------------------------------------------------------------------
-    @property
-    def method(self) -> str:
-        return self.config.method
-
-    @property
-    def bits(self) -> int:
-        return self.config.bits
-
-    @property
-    def step0(self) -> float:
-        return self.config.step0
-
+    # -- memory -----------------------------------------------------------------------------------------------------
     def memory_bytes(self) -> int:
         """Bytes held for the table, its steps and its optimizer state: exactly the module's buffers."""
         return sum(b.numel() * b.element_size() for b in self.buffers())
@@ -143,13 +128,6 @@ class LowPrecisionTable(nn.Module):
         if not self.config.quantized:
             return self.weight.numel() * self.weight.element_size()
         return self.codes.nbytes() + self.step.numel() * self.step.element_size()
-
-    def fp32_bytes(self) -> int:
-        """The FP32 table alone (the compression baseline)."""
-        return 4 * self.num_embeddings * self.dim
-
-    def extra_repr(self) -> str:
-        return f"{self.num_embeddings}, {self.dim}, method={self.method!r}, bits={self.bits}"
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         migrate_table_state(state_dict, prefix)  # a table saved by lptsim 0.1.0 (same values, older names)

@@ -114,13 +114,6 @@ class TorchBackend:
     def __init__(self, table):
         self.table = table
 
-    def check_ids(self, ids: torch.Tensor) -> None:
-        if ids.numel() == 0:
-            return
-        lo, hi, n = int(ids.min()), int(ids.max()), self.table.num_embeddings
-        if lo < 0 or hi >= n:
-            raise IndexError(f"embedding id {lo if lo < 0 else hi} is outside [0, {n})")
-
     def gather(self, rows: torch.Tensor) -> torch.Tensor:
         """FP32 values of ``rows`` (only these rows are ever materialised)."""
         t = self.table
@@ -129,7 +122,7 @@ class TorchBackend:
         return dequantize(t.codes.read(rows), t.steps_of(rows).unsqueeze(1))
 
     def lookup(self, ids: torch.Tensor, record: bool) -> tuple[torch.Tensor, Touched | None]:
-        self.check_ids(ids)
+        self.table.check_ids(ids)
         uniq, inverse = torch.unique(ids, return_inverse=True)
         rows = self.gather(uniq)
         touched = None
