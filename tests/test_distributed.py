@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from lptsim import cli
 from lptsim.ctr import checkpoint
 from lptsim.ctr.data.synthetic import SyntheticSpec, synthetic_prepared
 
@@ -63,9 +64,7 @@ def runs(data, tmp_path_factory) -> dict[str, Path]:
     for n, key in ((1, "one"), (2, "two")):
         proc = _torchrun(n, _args(data, out[key], 2))
         assert proc.returncode == 0, proc.stderr[-3000:]
-    proc = subprocess.run([sys.executable, *_args(data, out["plain"], 2, distributed=False)], capture_output=True,
-                          text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert cli.main(_args(data, out["plain"], 2, distributed=False)[2:]) == 0  # the same command, no torchrun
     return out
 
 
