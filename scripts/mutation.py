@@ -41,10 +41,10 @@ M = Mutant
 EMBEDDING_TESTS = ("tests/test_embedding.py", "tests/test_embedding_refs.py", "tests/test_embedding_state.py")
 MUTANTS: list[Mutant] = [
     # quant ------------------------------------------------------------------------------------------------
-    M("q-tie", "quant", "lptsim/quant/rounding.py", "up = p >= 0.5", "up = p > 0.5",
+    M("q-tie", "quant", "lptsim/quant/rounding.py", "    return p >= 0.5", "    return p > 0.5",
       ("tests/test_quant.py",), "DR rounds exact halves down"),
-    M("q-sr-invert", "quant", "lptsim/quant/rounding.py", "up = uniform_at(seed, counter) < p",
-      "up = uniform_at(seed, counter) > p", ("tests/test_quant.py",), "SR rounds up with probability 1 - p"),
+    M("q-sr-invert", "quant", "lptsim/quant/rounding.py", "return u - shift < p",
+      "return u - shift > p", ("tests/test_quant.py",), "SR rounds up with probability 1 - p"),
     M("q-clip-high", "quant", "lptsim/quant/rounding.py", "    if c > qmax:\n        c = qmax",
       "    if c > qmax + 1:\n        c = qmax", ("tests/test_quant.py",), "clipping lets qmax + 1 through"),
     M("q-philox-rounds", "quant", "lptsim/quant/philox.py", "PHILOX_ROUNDS = 10", "PHILOX_ROUNDS = 7",
@@ -60,12 +60,12 @@ MUTANTS: list[Mutant] = [
     M("q-lsq-sign", "quant", "lptsim/quant/lsq.py", "return codes - v * inside", "return v * inside - codes",
       ("tests/test_quant.py", "tests/test_sim.py"), "LSQ step gradient with the wrong sign"),
     M("q-offset", "quant", "lptsim/quant/rounding.py",
-      "out[i] = _round_one(xi, step, stochastic, seed, offset + np.uint64(i), qmin, qmax)",
-      "out[i] = _round_one(xi, step, stochastic, seed, offset + np.uint64(i // 16), qmin, qmax)",
+      "out[i] = _round_one(xi, step, stochastic, seed, offset + np.uint64(i), qmin, qmax, rule)",
+      "out[i] = _round_one(xi, step, stochastic, seed, offset + np.uint64(i // 16), qmin, qmax, rule)",
       ("tests/test_quant.py",), "one SR draw per 16 elements"),
     M("q-row-draw", "quant", "lptsim/quant/rounding.py",
-      "out[r, j] = _round_one(xi, steps[r], stochastic, seed, row_offsets[r] + np.uint64(j), qmin, qmax)",
-      "out[r, j] = _round_one(xi, steps[r], stochastic, seed, row_offsets[r], qmin, qmax)",
+      "out[r, j] = _round_one(xi, steps[r], stochastic, seed, row_offsets[r] + np.uint64(j), qmin, qmax, rule)",
+      "out[r, j] = _round_one(xi, steps[r], stochastic, seed, row_offsets[r], qmin, qmax, rule)",
       ("tests/test_quant.py",), "one SR draw per row on the per-row-offset path (the public-kernel bug)"),
     # sim --------------------------------------------------------------------------------------------------
     M("s-adam-bias", "sim", "lptsim/sim/optimizers.py", "1 / np.sqrt(1 - self.b2**self.t)",
@@ -149,8 +149,8 @@ MUTANTS: list[Mutant] = [
       "a shared step takes one row's gradient instead of the sum"),
     M("e-init-offset", "embedding", "lptsim/ctr/embedding.py", "offset=self.row_offset * dim if stochastic else 0))",
       "offset=0))", ("tests/test_embedding_state.py",), "stochastic initial rounding keyed by local rows"),
-    M("e-cast-bias", "embedding", "lptsim/quant/floats.py", "out = torch.where(u < frac, hi, lo)",
-      "out = torch.where(u < 0.5, hi, lo)", ("tests/test_embedding_state.py",),
+    M("e-cast-bias", "embedding", "lptsim/quant/floats.py", "rounding.sr_round_up(frac.numpy(), seed, counters)",
+      "rounding.sr_round_up(np.full(frac.shape, 0.5), seed, counters)", ("tests/test_embedding_state.py",),
       "16-bit state rounded up with probability 1/2 whatever the fraction"),
     # reader -------------------------------------------------------------------------------------------------
     M("r-empty-label", "reader", "lptsim/ctr/data/reader.py",

@@ -76,14 +76,53 @@ def test_budget_seed_changes_every_draw_and_is_reproducible():
     assert a.seed_for("x") != a.seed_for("y")
 
 
-def test_faults_replace_stochastic_rounding_only_inside_the_block():
+def test_faults_reach_every_rounding_path():
+    """A fault planted at lptsim.quant's core reaches quantize imported by name, the simulator's write-back (an SR
+    run becomes the DR run bit for bit), ALPT's fused write-back, the 16-bit state cast and the CTR table's store
+    path; nothing changes outside the block."""
+    import torch
+
+    from lptsim.ctr.embedding import LowPrecisionEmbedding
+    from lptsim.quant.floats import stochastic_cast
+    from lptsim.sim import problems, simulate
+
     x = np.full(20_000, 0.03)
-    with injected("SR replaced by DR"):
+    with injected("SR->DR"):
         assert np.all(methods.quantize(x, 0.1, QuantSpec(8), "stochastic", seed=1) == 0)
     assert methods.quantize(x, 0.1, QuantSpec(8), "stochastic", seed=1).mean() == pytest.approx(0.3, abs=0.02)
-    with injected("SR with U biased by 0.05"):
+    with injected("U+0.05"):
         assert methods.quantize(x, 0.1, QuantSpec(8), "stochastic", seed=1).mean() == pytest.approx(0.35, abs=0.02)
-    assert methods.quantize is quantize
+    with injected("DR-ties-down"):
+        assert quantize(np.array([0.5, 1.5, -0.5]), 1.0, QuantSpec(4), "nearest").tolist() == [0, 1, -1]
+    assert quantize(np.array([0.5, 1.5, -0.5]), 1.0, QuantSpec(4), "nearest").tolist() == [1, 2, 0]
+
+    prob = problems.quadratic(d=10, mu=1.0, L=1.0, noise=1.0, seed=0)
+    kw = dict(step=0.05, lr=0.02, iters=200, seeds=3, seed=4, record_at=[200])
+    dr = simulate(prob, "dr", **kw).final_weights
+    with injected("SR->DR"):
+        assert np.array_equal(simulate(prob, "sr", **kw).final_weights, dr)
+        alpt_faulty = simulate(prob, "alpt", bits=4, **kw).final_weights
+    assert not np.array_equal(simulate(prob, "sr", **kw).final_weights, dr)
+    assert not np.array_equal(simulate(prob, "alpt", bits=4, **kw).final_weights, alpt_faulty)
+
+    v = torch.tensor([1.0 + 2**-9, 1.0 + 3 * 2**-9] * 500)  # a quarter and three quarters of a bfloat16 spacing
+    counters = np.arange(v.numel())
+    with injected("SR->DR"):
+        assert stochastic_cast(v, torch.bfloat16, 5, counters).float().tolist() == [1.0, 1.0 + 2**-7] * 500
+    assert 0.1 < (stochastic_cast(v, torch.bfloat16, 5, counters).float()[::2] > 1).float().mean() < 0.4
+
+    def committed(method: str) -> torch.Tensor:
+        emb = LowPrecisionEmbedding(64, 8, bits=4, method=method, optimizer="sgd", lr=0.1, backend="torch",
+                                    state_dtype="float32", seed=3)
+        ids = torch.arange(64)
+        (emb(ids) * torch.linspace(-1, 1, 64 * 8).reshape(64, 8)).sum().backward()
+        emb.stage()
+        emb.commit()
+        return emb.codes.read(ids)
+
+    with injected("SR->DR"):
+        assert torch.equal(committed("lpt-sr"), committed("lpt-dr"))
+    assert not torch.equal(committed("lpt-sr"), committed("lpt-dr"))
 
 
 @pytest.mark.slow
@@ -103,7 +142,7 @@ def test_power_rejects_every_broken_variant_on_a_fast_subset():
     baseline, rows = run_power(Budget(), ["quant", "dr"], progress=False)
     assert all(r.passed for r in baseline)
     must = [r for r in rows if r.must_reject]
-    assert len(must) >= 15 and {"SR replaced by DR", "SR with U biased by 0.05"} <= {r.variant for r in must}
+    assert len(must) >= 15 and {"SR->DR", "U+0.05"} <= {r.variant for r in must}
     missed = [r.variant for r in must if not r.rejected]
     assert not missed, missed
 

@@ -130,10 +130,10 @@ def run_power(b: Budget, groups: list[str], progress: bool = True) -> tuple[list
                 res = _run_groups(gs, b)
             rows.append(VariantResult(label, kind, must, why, [r.name for r in res if r.name in passing
                                                                and not r.passed]))
-    for fault, why in tqdm(FAULTS.items(), desc="power: faults", disable=not progress, leave=False):
+    for fault, spec in tqdm(FAULTS.items(), desc="power: faults", disable=not progress, leave=False):
         with caching(fresh=True), injected(fault):
             res = _run_groups(groups, b)
-        rows.append(VariantResult(fault, "fault", True, why, [r.name for r in res if r.name in passing
+        rows.append(VariantResult(fault, "fault", True, spec.what, [r.name for r in res if r.name in passing
                                                               and not r.passed]))
     return baseline, rows
 
