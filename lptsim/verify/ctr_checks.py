@@ -213,7 +213,7 @@ def sr_unbiased_table(s: Setup, b: Budget) -> list[CheckResult]:
         def chi2(err: np.ndarray, inside: np.ndarray = inside, sr_var: np.ndarray = sr_var) -> Estimate:
             ratio = float(np.sum(err[inside] ** 2) / np.sum(sr_var[inside]))
             half = Z_LEVEL * math.sqrt(2 / int(inside.sum()))  # the ratio's sd is sqrt(2/n)
-            return Estimate(ratio, ratio * (1 - half), ratio * (1 + half))
+            return Estimate(ratio, ratio * (1 - half), ratio * (1 + half), int(inside.sum()), LEVEL_CTR)
 
         out.append(judge(f"CTR table: SR write-back unbiased at {bits} bits (mean-error chi-square / SR variance)",
                          "definition of SR through lptsim.ctr's storage", "exact",
