@@ -62,6 +62,9 @@ def run_group(name: str, b: Budget, parts: set[int] | None = None,
     ``parts``: run only these parts of the group (indices into ``PARTS[name]``); ``on_part(i)`` is called before
     part i runs (``--power`` records which parts call which statements). A group without parts runs whole (part 0).
     """
+    _register_defaults()
+    if name not in GROUPS:
+        raise ValueError(f"unknown check group {name!r}; available: {sorted(GROUPS)}")
     if name in PARTS and (parts is not None or on_part is not None):
         out = []
         for i, part in enumerate(PARTS[name]):
