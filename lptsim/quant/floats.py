@@ -8,7 +8,7 @@ Draws come from the Philox stream of :mod:`lptsim.quant.philox` at caller-given 
 they are reproducible and independent of batching; the decision is :func:`lptsim.quant.rounding.sr_round_up`,
 the one every SR in lptsim makes. It uses the 24-bit uniform; the fraction ``(x - lo) / (hi - lo)`` of a
 float32 value between two bfloat16 (float16) neighbours has at most 16 (13) significant bits, so the
-rounding is exactly unbiased, not just to within ``2^-24`` of a spacing (docs/theory.md 10.2).
+rounding is exactly unbiased, not just to within ``2^-24`` of a spacing (docs/theory.md 10.4).
 """
 
 from __future__ import annotations

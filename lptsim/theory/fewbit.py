@@ -1,9 +1,9 @@
-"""Stochastic rounding with few random bits (docs/theory.md, section 10.1-10.3).
+"""Stochastic rounding with few random bits (docs/theory.md, sections 10.1-10.4).
 
 SR with k random bits rounds v up iff ``floor(U 2^k)/2^k < p`` (lptsim's comparison ``U < p`` with the
 uniform truncated to k bits), that is with probability ``ceil(p 2^k)/2^k`` instead of ``p``: a bias in
 ``[0, 2^-k)`` grid steps, never negative, zero exactly when ``p 2^k`` is an integer. The literature on
-few-bit SR (e.g. Connolly, Higham and Mary 2021, section 7; Fitzgibbon and Felix 2025) states the bound
+few-bit SR (e.g. Fitzgibbon and Felix 2025, "On stochastic rounding with few random bits") states the bound
 2^-k; the exact value below is what lptsim's comparison gives. lptsim draws 24 bits everywhere, including
 its bfloat16/float16 state writes, whose fractions have at most 16/13 bits: those writes are exactly
 unbiased.
@@ -16,8 +16,8 @@ import numpy as np
 from lptsim.theory.registry import statement
 
 
-@statement("exact", "derived here (docs/theory.md 10.1); the 2^-k bound of few-bit SR (Connolly, Higham and Mary "
-           "2021)", ("SR decides 'up' iff floor(U 2^k)/2^k < p, U uniform on the 24-bit lattice", "k <= 24"))
+@statement("exact", "derived here (docs/theory.md 10.1); the 2^-k bound of few-bit SR (e.g. Fitzgibbon and Felix "
+           "2025)", ("SR decides 'up' iff floor(U 2^k)/2^k < p, U uniform on the 24-bit lattice", "k <= 24"))
 def few_bit_sr_bias(p: np.ndarray | float, bits: int) -> np.ndarray:
     """E[Q(x)] - x in grid steps for SR with ``bits`` random bits at fractional position p: ceil(p 2^k)/2^k - p.
 

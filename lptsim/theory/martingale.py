@@ -1,4 +1,4 @@
-"""The accumulated error of stochastic rounding is a martingale (docs/theory.md, section 10.4).
+"""The accumulated error of stochastic rounding is a martingale (docs/theory.md, section 10.5).
 
 Round a running sum s_i = Q(s_{i-1} + x_i) onto a grid of step Delta. With SR each error r_i = s_i - (s_{i-1}
 + x_i) has mean zero given the past and lies in an interval of length Delta ([-p Delta, (1 - p) Delta]), so
@@ -17,7 +17,8 @@ import numpy as np
 from lptsim.theory.registry import statement
 
 
-@statement("upper bound", "Azuma-Hoeffding (Connolly, Higham and Mary 2021, Thm. 4.6; Croci et al. 2022, Sec. 6)",
+@statement("upper bound", "Azuma-Hoeffding, as in Connolly, Higham and Mary (2021) and Croci et al. (2022); "
+           "docs/theory.md 10.5",
            ("SR errors with mean zero given the past (a martingale)", "each error in an interval of length Delta",
             "n roundings", "probability 1 - delta"))
 def sr_accumulated_error_bound(n: int | np.ndarray, delta_grid: float, prob: float) -> np.ndarray:
