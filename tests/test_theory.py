@@ -305,17 +305,12 @@ def test_few_bit_noiseless_floor_against_an_independent_chain_and_the_24_bit_for
     delta, alpha, mu, k = 1.0, 0.004, 1.0, 8
     p = np.array([0.1, 0.5, 0.995])
     rng = np.random.default_rng(10)
-    hi = np.zeros(p.size, dtype=bool)
-    time_hi = np.zeros(p.size)
-    steps = 400_000
-    for t in range(steps):
-        u = np.floor(rng.random(p.size) * 2**k) / 2**k
-        frac = np.where(hi, 1 - alpha * mu * (1 - p), alpha * mu * p)
-        up = u < frac
-        hi = np.where(hi, up, up)  # from hi: stays iff rounded up; from lo: moves up iff rounded up
-        if t >= steps // 4:
-            time_hi += hi
-    pi_hi = time_hi / (steps - steps // 4)
+    chains, steps = 4000, 3000  # each chain mixes in about 2^k = 256 steps
+    hi = np.zeros((chains, p.size), dtype=bool)
+    for _ in range(steps):
+        u = np.floor(rng.random((chains, p.size)) * 2**k) / 2**k
+        hi = u < np.where(hi, 1 - alpha * mu * (1 - p), alpha * mu * p)  # up from below, or stays up
+    pi_hi = hi.mean(axis=0)
     for i, pi in enumerate(p):
         want = theory.sr_few_bit_noiseless_floor(np.array([pi]), delta, alpha, mu, k)
         got = mu / 2 * delta**2 * ((1 - pi_hi[i]) * pi**2 + pi_hi[i] * (1 - pi) ** 2)

@@ -505,6 +505,8 @@ def family_level(results: list[CheckResult]) -> tuple[int, float]:
 def family_statement(results: list[CheckResult]) -> str:
     """The family-wise level of a run, as the report prints it."""
     count, alpha = family_level(results)
+    each = (f"each at two-sided level 1 - {FAMILY_ALPHA:g}/{FAMILY_SIZE}" if count and
+            math.isclose(alpha, count * FAMILY_ALPHA / FAMILY_SIZE) else "each at its own two-sided level")
     return (f"{count} random intervals judged (every point of a curve, every control; exact measurements have none), "
-            f"each at two-sided level 1 - {FAMILY_ALPHA:g}/{FAMILY_SIZE}: by Bonferroni, all cover their true values "
-            f"at once with probability >= {1 - alpha:.4g} (family-wise error <= {100 * alpha:.2g}%)")
+            f"{each}: by Bonferroni, all cover their true values at once with probability >= {1 - alpha:.4g} "
+            f"(family-wise error <= {100 * alpha:.2g}%)")

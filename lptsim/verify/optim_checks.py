@@ -88,7 +88,7 @@ def adam_step_bound(b: Budget) -> list[CheckResult]:
     return [
         judge("Adam's step |m_hat/sqrt(v_hat)| / c_t with gradients ~ (b2/b1)^s: the bound attained at every t",
               _src("adam_step_bound"), "upper bound", Estimate.exact(attained / bound), 1.0, Relative(1e-6),
-              Control("i.i.d. gradient noise", Estimate.exact(iid / bound), 1.0), id="optim.adam-bound-attained",
+              Control("i.i.d. gradient noise", Estimate.exact(iid / bound), 1.0), id="optim.adam-attained",
               note=f"T={T}: c_t rises from 1 to {c_max:.2f}; i.i.d. noise reaches at most {iid.max():.2f} alpha (the "
                    "folk 'Adam steps are at most alpha' is false, and the bound is far from tight there)",
               x=steps, y=attained, bound=bound, iid=iid),
