@@ -26,6 +26,7 @@ from __future__ import annotations
 import functools
 import inspect
 import sys
+import textwrap
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -303,7 +304,8 @@ def fault_group_table(rows: list[VariantResult], baseline: list[CheckResult]) ->
         for g in groups:
             ids = [c for c in v.failed if c.split(".", 1)[0] == g]
             if ids:
-                lines.append(f"{'':<15}{g}: {', '.join(ids)}")
+                lines.append(textwrap.fill(f"{g}: {', '.join(ids)}", width=120, initial_indent=" " * 15,
+                                           subsequent_indent=" " * 17))
     return "\n".join(lines)
 
 
@@ -318,9 +320,9 @@ def sr_dependence(power: list[CheckPower]) -> str:
             unbiased.append(c.id)
         elif "SR->DR" in c.faults:
             present.append(c.id)
-    return (f"needs SR unbiased ({len(unbiased)}; they reject a biased SR): {', '.join(unbiased) or '-'}\n"
-            f"needs SR present only ({len(present)}; they reject SR->DR but pass a biased SR): "
-            f"{', '.join(present) or '-'}")
+    return "\n".join(textwrap.fill(text, width=120, subsequent_indent="    ") for text in (
+        f"needs SR unbiased ({len(unbiased)}: they reject a biased SR, U+0.05 or 8-bit): {', '.join(unbiased) or '-'}",
+        f"needs SR present only ({len(present)}: they reject SR->DR but pass a biased SR): {', '.join(present) or '-'}"))
 
 
 def summary(baseline: list[CheckResult], rows: list[VariantResult], power: list[CheckPower]) -> str:
