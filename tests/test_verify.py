@@ -128,7 +128,7 @@ def test_table_fits_120_and_80_columns_and_explain_shows_everything():
     for r in results:
         assert r.id in wide and r.id in narrow
     text = explain(next(r for r in results if r.id == "quant.fewbit-bias"), theory.STATEMENTS, "x.png")
-    for part in ("few_bit_sr_bias (exact)", "Connolly", "assumptions", "control", "note", "figure      x.png"):
+    for part in ("few_bit_sr_bias (exact)", "Fitzgibbon", "assumptions", "control", "note", "figure      x.png"):
         assert part in text, part
     assert quant_checks.SOURCE in explain(results[0])
 

@@ -196,7 +196,10 @@ class Criterion:
     bound = False  # a one-sided theorem: refuted or not, never inconclusive
 
     def decide(self, est: Estimate, predicted: Any) -> Decision:
-        raise NotImplementedError
+        """The verdict; a criterion written before the three verdicts (it defines only ``holds``) gives PASS/FAIL."""
+        if type(self).holds is Criterion.holds:
+            raise NotImplementedError(f"{type(self).__name__} defines neither decide nor holds")
+        return Decision(PASS if self.holds(est, predicted) else FAIL)
 
     def holds(self, est: Estimate, predicted: Any) -> bool:
         return self.decide(est, predicted).verdict == PASS
@@ -373,9 +376,15 @@ def _family(*ests: Estimate) -> tuple[int, float]:
 
 
 def judge(name: str, source: str, kind: str, est: Estimate, predicted: Any, criterion: Criterion,
-          control: Control | None, note: str = "", shown_predicted: Any = None, id: str = "",  # noqa: A002
-          **data: Any) -> CheckResult:
-    """Apply ``criterion`` to the check and to its control; PASS needs the check to PASS and the control to FAIL."""
+          control: Control | None, note: str = "", refuted: bool = False, shown_predicted: Any = None,
+          id: str = "", **data: Any) -> CheckResult:  # noqa: A002
+    """Apply ``criterion`` to the check and to its control; PASS needs the check to PASS and the control to FAIL.
+
+    ``id``: the short id the table and ``--explain`` use (default: ``group.first-words-of-name``); ``data``: the
+    series behind the verdict, for figures. ``refuted`` is accepted for older callers and ignored: a check is
+    refuted when its verdict is FAIL.
+    """
+    del refuted
     main = criterion.decide(est, predicted)
     slack = criterion.slack(est, predicted)
     ctrl = None

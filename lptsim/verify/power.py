@@ -322,7 +322,7 @@ def sr_dependence(power: list[CheckPower]) -> str:
             present.append(c.id)
     return "\n".join(textwrap.fill(text, width=120, subsequent_indent="    ") for text in (
         f"needs SR unbiased ({len(unbiased)}: they reject a biased SR, U+0.05 or 8-bit): {', '.join(unbiased) or '-'}",
-        f"needs SR present only ({len(present)}: they reject SR->DR but pass a biased SR): {', '.join(present) or '-'}"))
+        f"needs SR present only ({len(present)}: they reject SR->DR, pass a biased SR): {', '.join(present) or '-'}"))
 
 
 def summary(baseline: list[CheckResult], rows: list[VariantResult], power: list[CheckPower]) -> str:
