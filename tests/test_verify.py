@@ -93,8 +93,9 @@ def test_verdicts_from_the_check_and_its_control():
 
 
 def test_family_counts_every_random_interval_once():
-    """Each point of a curve is an interval; the control re-judging the same measurement adds none; exact values
-    (no sampling error) add none. The Bonferroni sum is their count times 1 - LEVEL."""
+    """Each point of a curve is an interval; the control re-judging the same measurement adds none, nor does another
+    check judging it again; exact values (no sampling error) add none. The Bonferroni sum is their count times
+    1 - LEVEL."""
     pts = curve([Estimate(1.0, 0.99, 1.01, 10, LEVEL)] * 5)
     same = judge("c", "s", "exact", pts, 1.0, Relative(0.1), Control("same data", pts, 3.0))
     assert same.intervals == 5
@@ -102,8 +103,8 @@ def test_family_counts_every_random_interval_once():
     assert other.intervals == 6
     exact = judge("c", "s", "exact", Estimate.exact(1.0), 1.0, Relative(0.1), Control("x", Estimate.exact(3.0), 1.0))
     assert exact.intervals == 0
-    count, alpha = family_level([same, other, exact])
-    assert count == 11 and alpha == pytest.approx(11 * (1 - LEVEL))
+    count, alpha = family_level([same, other, exact])  # the curve both checks judge counts once for the run
+    assert count == 6 and alpha == pytest.approx(6 * (1 - LEVEL))
 
 
 def test_summary_and_exit_code_count_the_verdicts_apart():
@@ -316,5 +317,10 @@ def test_ctr_group_passes_with_its_controls_failing():
     """`lptsim verify --group ctr` on the synthetic default: every check passes and every control fails."""
     results = run_all(groups=["ctr"], progress=False)
     assert len(results) == 8 and all(r.id.startswith("ctr.") for r in results)
-    assert all(r.passed and r.control is not None and r.control.verdict == FAIL for r in results), [
-        (r.id, r.measured, r.ci, r.control) for r in results if not r.passed]
+    assert all(r.control is not None and r.control.verdict == FAIL for r in results)
+    # 9.3's slope sits at about 1.17 against 1 +- 0.3: at the group's family level (1 - 0.05/12) its interval can
+    # reach past 1.3 (INCONCLUSIVE, about 1.1x the seeds would decide); it must never be refuted
+    assert all(r.verdict == PASS or (r.id == "ctr.lpt-sr-excess" and r.verdict == INCONCLUSIVE) for r in results), [
+        (r.id, r.verdict, r.measured, r.ci) for r in results if not r.passed]
+    count, alpha = family_level(results)
+    assert count == 12 and alpha == pytest.approx(FAMILY_ALPHA)

@@ -360,19 +360,16 @@ def cite(*names: str) -> Source:
     return out
 
 
-def _family(*ests: Estimate) -> tuple[int, float]:
-    """Distinct random intervals among ``ests`` and the sum of their error probabilities (Bonferroni)."""
-    seen: set[bytes] = set()
-    count, alpha = 0, 0.0
+def _family(*ests: Estimate) -> tuple[tuple[str, int, float], ...]:
+    """The distinct random intervals among ``ests``: (a key naming them, how many, their summed error probability)."""
+    out: dict[str, tuple[int, float]] = {}
     for e in ests:
-        key = b"".join(np.ascontiguousarray(np.asarray(z, dtype=float)).tobytes() for z in (e.value, e.lo, e.hi))
-        if key in seen:  # the same interval judged twice (e.g. the control re-judges the measurement)
-            continue
-        seen.add(key)
+        key = hashlib.sha1(b"".join(np.ascontiguousarray(np.asarray(z, dtype=float)).tobytes()
+                                    for z in (e.value, e.lo, e.hi))).hexdigest()[:16]
         k = e.random_points()
-        count += k
-        alpha += k * (1 - (e.level if e.level is not None else LEVEL))
-    return count, alpha
+        if k:  # the same interval judged twice (e.g. the control re-judges the measurement) counts once
+            out[key] = (k, k * (1 - (e.level if e.level is not None else LEVEL)))
+    return tuple((key, k, a) for key, (k, a) in out.items())
 
 
 def judge(name: str, source: str, kind: str, est: Estimate, predicted: Any, criterion: Criterion,
@@ -411,11 +408,12 @@ def judge(name: str, source: str, kind: str, est: Estimate, predicted: Any, crit
         outcome, more = INCONCLUSIVE, cd.more
     if np.ndim(est.value) > 0:  # a curve: each point's interval goes with the data
         data = {**data, "ci_lo": est.lo, "ci_hi": est.hi}
-    count, alpha = _family(*ests)
+    family = _family(*ests)
     return CheckResult(name, _summary(est.value), _summary(predicted) if shown_predicted is None else shown_predicted,
                        criterion.text, outcome == PASS, note=note, refuted=outcome == FAIL, data=data, source=source,
                        kind=kind, ci=_scalar_ci(est), slack=slack, control=ctrl, main_passed=main.verdict == PASS,
-                       id=id, outcome=outcome, more=more, replicates=est.n, intervals=count, alpha=alpha,
+                       id=id, outcome=outcome, more=more, replicates=est.n, intervals=sum(k for _, k, _ in family),
+                       alpha=sum(a for _, _, a in family), family=family,
                        statements=getattr(source, "statements", ()), shown=criterion.describe(predicted),
                        hull=_hull(est), bound=criterion.bound)
 
@@ -507,8 +505,21 @@ def caching(fresh: bool = False) -> Iterator[None]:
 
 
 def family_level(results: list[CheckResult]) -> tuple[int, float]:
-    """(random intervals judged, Bonferroni bound on the probability that any of them misses its true value)."""
-    return sum(r.intervals for r in results), min(sum(r.alpha for r in results), 1.0)
+    """(distinct random intervals judged, Bonferroni bound on the probability that any of them misses its true value).
+
+    An interval two checks judge (one's measurement is the other's control) counts once; results without a family
+    record (made by hand) count by their own totals.
+    """
+    seen: dict[str, tuple[int, float]] = {}
+    count, alpha = 0, 0.0
+    for r in results:
+        if not r.family:
+            count, alpha = count + r.intervals, alpha + r.alpha
+        for key, k, a in r.family:
+            seen[key] = (k, a)
+    count += sum(k for k, _ in seen.values())
+    alpha += sum(a for _, a in seen.values())
+    return count, min(alpha, 1.0)
 
 
 def family_statement(results: list[CheckResult]) -> str:

@@ -325,15 +325,26 @@ def sr_dependence(power: list[CheckPower]) -> str:
         f"needs SR present only ({len(present)}: they reject SR->DR, pass a biased SR): {', '.join(present) or '-'}"))
 
 
+def _complete(baseline: list[CheckResult]) -> bool:
+    """Whether the run covered every default group (only then can a variant no check rejects be blamed on the suite:
+    a group left out may be the one that rejects it)."""
+    from lptsim.verify import DEFAULT_GROUPS
+
+    return set(DEFAULT_GROUPS) <= {r.group for r in baseline}
+
+
 def summary(baseline: list[CheckResult], rows: list[VariantResult], power: list[CheckPower]) -> str:
     counted = [r for r in rows if r.must_reject]
     missed = [r.variant for r in counted if not r.rejected]
+    scope = "" if _complete(baseline) else (
+        f" [this run covers the groups {', '.join(sorted({r.group for r in baseline}))} only: a variant they do not "
+        "reject may be rejected by another group; `lptsim verify --power` runs the default groups and decides]")
     blind = [c.id for c in power if c.status == "NOT DISCRIMINATING"]
     control_only = [c.id for c in power if c.status.startswith("control only")]
     passing = sum(r.verdict == PASS for r in baseline)
     return (f"{len(counted) - len(missed)} of {len(counted)} variants that must be rejected were rejected"
             + (f" (NOT rejected: {', '.join(missed)})" if missed else "")
-            + f"; {len(rows) - len(counted)} more listed, not counted.\n"
+            + f"; {len(rows) - len(counted)} more listed, not counted{scope}.\n"
             f"{passing - len(blind) - len(control_only)} of {passing} passing checks reject at least one variant; "
             f"{len(blind)} not discriminating" + (f" ({', '.join(blind)})" if blind else "")
             + f"; {len(control_only)} definition checks rest on their control alone"
@@ -341,7 +352,9 @@ def summary(baseline: list[CheckResult], rows: list[VariantResult], power: list[
 
 
 def exit_code(baseline: list[CheckResult], rows: list[VariantResult], power: list[CheckPower]) -> int:
-    """1 when a variant that must be rejected was not, a check is not discriminating, or the real suite fails."""
-    if any(r.must_reject and not r.rejected for r in rows) or any(c.status == "NOT DISCRIMINATING" for c in power):
+    """1 when a variant that must be rejected was not (judged only when the run covers the default groups), a check
+    is not discriminating, or the real suite fails."""
+    missed = _complete(baseline) and any(r.must_reject and not r.rejected for r in rows)
+    if missed or any(c.status == "NOT DISCRIMINATING" for c in power):
         return 1
     return 0 if all(r.ok for r in baseline) else 1

@@ -75,6 +75,7 @@ class CheckResult:
     hull: tuple[float, float, float, float] | None = None  # curves: value range and CI range
     bound: bool = False
     group: str = ""
+    family: tuple[tuple[str, int, float], ...] = ()  # (key, count, error probability) of each distinct interval
 
     @property
     def discriminating(self) -> bool:
