@@ -43,7 +43,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         print("\ninconclusive:\n" + "\n".join(f"  {n}" for n in notes))
     b = budget(args.full, args.seed, args.data)
     print(f"\n{summary(results)}; {elapsed:.1f} s (seed {args.seed}, {b.seeds} seeds per experiment)")
-    print(textwrap.fill(family_statement(results), width=terminal_width()))
+    print(textwrap.fill(family_statement(results), width=terminal_width(), break_on_hyphens=False))
     print("lptsim verify --explain ID shows a check in full")
     if args.out:
         from lptsim.figs import figures_from_results

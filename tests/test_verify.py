@@ -262,7 +262,8 @@ def test_power_rejects_every_broken_variant_on_a_fast_subset():
     assert not [c.id for c in power.values() if c.status == "NOT DISCRIMINATING"]
 
 
-def test_cli_verify_writes_json_with_controls_and_exit_code(tmp_path, capsys):
+def test_cli_verify_writes_json_with_controls_and_exit_code(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "120")
     assert cli.main(["verify", "--group", "quant", "--out", str(tmp_path), "--quiet", "--seed", "5"]) == 0
     rows = json.loads((tmp_path / "verify.json").read_text())
     assert rows and all({"id", "name", "source", "measured", "ci", "predicted", "criterion", "control", "verdict",

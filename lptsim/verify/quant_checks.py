@@ -250,7 +250,7 @@ def few_bit_bias(b: Budget, n: int = 1 << 23, bits: int = 8) -> CheckResult:
                       "all but attained; 24 bits give 0 here (2^-12 is a multiple of 2^-24)", id="quant.fewbit-bias")
 
 
-def bf16_state_unbiased(b: Budget, n: int = 1 << 22) -> CheckResult:
+def bf16_state_unbiased(b: Budget, n: int = 1 << 20) -> CheckResult:
     """lptsim's bfloat16 state writes (stochastic_cast) draw 24 random bits, and a float32 value's fraction between
     two bfloat16 neighbours has at most 16 bits: the predicted bias is exactly 0, measured at the fraction 2^-12
     where 8-bit SR (the control) is biased by (1 - 1/16) 2^-8 of a spacing. Tolerance: 3 known half-widths."""
@@ -322,7 +322,7 @@ PARTS = (
     lambda b: [row_independence(b, rows=100_000 * _k(b))],
     lambda b: [pack_roundtrip(b), lsq_finite_difference(b)],
     lambda b: [few_bit_bias(b, n=(1 << 23) * _k(b))],
-    lambda b: [bf16_state_unbiased(b, n=(1 << 22) * _k(b))],
+    lambda b: [bf16_state_unbiased(b, n=(1 << 20) * _k(b))],
     lambda b: [accumulated_error(b, reps=20_000 * _k(b))],
 )
 
