@@ -42,7 +42,8 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     if notes:
         print("\ninconclusive:\n" + "\n".join(f"  {n}" for n in notes))
     b = budget(args.full, args.seed, args.data)
-    print(f"\n{summary(results)}; {elapsed:.1f} s (seed {args.seed}, {b.seeds} seeds per experiment)")
+    print("\n" + textwrap.fill(f"{summary(results)}; {elapsed:.1f} s (seed {args.seed}, {b.seeds} seeds per "
+                               "experiment)", width=terminal_width(), break_on_hyphens=False))
     print(textwrap.fill(family_statement(results), width=terminal_width(), break_on_hyphens=False))
     print("lptsim verify --explain ID shows a check in full")
     if args.out:

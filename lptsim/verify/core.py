@@ -328,11 +328,11 @@ def _short(predicted: Any, what: str = "pred") -> str:
 
     p = np.asarray(predicted, dtype=float)
     if p.ndim == 0:
-        return fmt(float(p))
+        return fmt(float(p), 3)
     if p.size <= 4:
-        return fmt(p.tolist())
+        return fmt(p.tolist(), 3)
     if np.all(p == p.flat[0]):
-        return f"{fmt(float(p.flat[0]))} ({p.size} pts)"
+        return f"{fmt(float(p.flat[0]), 3)} ({p.size} pts)"
     return f"{what} ({p.size} pts)"
 
 

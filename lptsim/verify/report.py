@@ -123,15 +123,15 @@ def _plain(v: Any) -> Any:
     return v
 
 
-def fmt(v: Any) -> str:
-    """Compact text for a measured or predicted value."""
+def fmt(v: Any, digits: int = 4) -> str:
+    """Compact text for a measured or predicted value (``digits`` significant digits)."""
     v = _plain(v)
     if isinstance(v, bool) or isinstance(v, int):
         return str(v)
     if isinstance(v, float):
-        return f"{v:.4g}"
+        return f"{v:.{digits}g}"
     if isinstance(v, list):
-        return "[" + ", ".join(fmt(u) for u in v) + "]"
+        return "[" + ", ".join(fmt(u, digits) for u in v) + "]"
     return str(v)
 
 
@@ -139,22 +139,22 @@ def _g(v: float) -> str:
     return f"{v:.3g}"
 
 
-def fmt_measured(r: CheckResult | ControlResult, slack: float | None = None) -> str:
+def fmt_measured(r: CheckResult | ControlResult, slack: float | None = None, digits: int = 4) -> str:
     """The measured value with its confidence interval (a curve: its range and the range of its intervals)."""
     if isinstance(r, CheckResult) and r.verdict == LOOSE:
         return f"holds, slack {r.slack:.3g}×: not a test"
     if r.hull is not None and slack is not None and math.isfinite(slack):  # a bound along a curve: its slack says it
-        return f"slack {slack:.3g}× (tightest of {_points(r)})"
+        return f"slack {slack:.3g}× ({_points(r)})"
     if r.hull is not None and isinstance(r.measured, list) and r.hull[2:] == r.hull[:2]:  # a few exact values
-        return fmt(r.measured)
+        return fmt(r.measured, digits)
     if r.hull is not None:
         vmin, vmax, lo, hi = r.hull
         text = (_g(vmin) if vmin == vmax else f"{_g(vmin)}..{_g(vmax)}") + ("" if lo == vmin and hi == vmax
                                                                            else f" [{_g(lo)}, {_g(hi)}]")
     elif r.ci is None or r.ci[0] == r.ci[1]:
-        text = fmt(r.measured)
+        text = fmt(r.measured, digits)
     else:
-        text = f"{fmt(r.measured)} [{fmt(r.ci[0])}, {fmt(r.ci[1])}]"
+        text = f"{fmt(r.measured, digits)} [{fmt(r.ci[0], digits)}, {fmt(r.ci[1], digits)}]"
     if slack is not None and math.isfinite(slack):
         text += f", slack {slack:.3g}×"
     return text
@@ -175,7 +175,7 @@ def fmt_control(r: CheckResult) -> str:
 
 def rows(results: list[CheckResult]) -> list[tuple[str, ...]]:
     """One tuple of cells per check: id, prediction, measured [CI], verdict, control."""
-    return [(r.id or r.name, r.shown or fmt(r.predicted), fmt_measured(r, r.slack if r.bound else None),
+    return [(r.id or r.name, r.shown or fmt(r.predicted, 3), fmt_measured(r, r.slack if r.bound else None, 3),
              _verdict_cell(r), fmt_control(r)) for r in results]
 
 
@@ -187,7 +187,7 @@ def _verdict_cell(r: CheckResult) -> str:
 
 HEADER = ("check", "predicted", "measured [CI]", "verdict", "control (must FAIL)")
 # widest a column may grow before it is cut with "…" (the full text is in --explain and verify.json)
-_CAPS = (21, 17, 31, 19, 22)
+_CAPS = (21, 19, 29, 19, 22)
 
 
 def _cut(text: str, width: int) -> str:
