@@ -352,9 +352,11 @@ def summary(baseline: list[CheckResult], rows: list[VariantResult], power: list[
 
 
 def exit_code(baseline: list[CheckResult], rows: list[VariantResult], power: list[CheckPower]) -> int:
-    """1 when a variant that must be rejected was not (judged only when the run covers the default groups), a check
-    is not discriminating, or the real suite fails."""
+    """1 when a variant that must be rejected was not (judged only when the run covers the default groups) or a
+    check is not discriminating; otherwise the real suite's exit status."""
+    from lptsim.verify.report import exit_code as verify_exit
+
     missed = _complete(baseline) and any(r.must_reject and not r.rejected for r in rows)
     if missed or any(c.status == "NOT DISCRIMINATING" for c in power):
         return 1
-    return 0 if all(r.ok for r in baseline) else 1
+    return verify_exit(baseline)  # the real suite's own: 0, 1 (a FAIL) or 3 (INCONCLUSIVE only)

@@ -274,7 +274,11 @@ def explain(r: CheckResult, statements: dict[str, Any] | None = None, figure: st
     lines += block("kind", r.kind or "-")
     lines += block("predicted", f"{r.shown or fmt(r.predicted)}  [{r.criterion}]  (full: {fmt(r.predicted)})")
     level = "" if r.replicates is None else f"; {r.replicates} replicates"
-    lines += block("measured", f"{fmt_measured(r)}{level}"
+    measured = fmt_measured(r)
+    lo, hi = r.data.get("ci_lo"), r.data.get("ci_hi")
+    if lo is not None and len(lo) <= 8 and isinstance(r.measured, list):  # a short curve: every point
+        measured = ", ".join(f"{fmt(v)} [{fmt(a)}, {fmt(c)}]" for v, a, c in zip(r.measured, lo, hi, strict=True))
+    lines += block("measured", f"{measured}{level}"
                    + ("" if r.slack is None or not math.isfinite(r.slack) else f"; slack {r.slack:.3g}×"))
     if r.control is not None:
         c = r.control
