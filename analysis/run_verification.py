@@ -17,6 +17,8 @@ from lptsim import __version__
 from lptsim.atomic import write_json_atomic
 from lptsim.figs import figures_from_results
 from lptsim.verify import run_all
+from lptsim.verify.core import family_statement
+from lptsim.verify.report import exit_code, summary
 from lptsim.verify.tables import csv_table, markdown_table
 
 
@@ -32,19 +34,18 @@ def main() -> int:
     write_json_atomic(out / "verify.json", [r.to_json() for r in results])
     (out / "verify.csv").write_text(csv_table(results))
     figures = figures_from_results(results, out)
-    failed = sum(not r.passed for r in results)
     report = [
         "# lptsim verification report", "",
         f"lptsim {__version__}, Python {platform.python_version()}, {platform.machine()}; "
         f"{'default' if args.quick else 'full'} sweep, {elapsed:.0f} s.", "",
-        f"**{len(results) - failed} passed, {failed} failed.** Criteria are fixed in lptsim/verify before the run; "
-        "derivations in docs/theory.md.", "",
+        f"**{summary(results)}.** Criteria are fixed in lptsim/verify before the run; "
+        "derivations in docs/theory.md.", "", family_statement(results) + ".", "",
         markdown_table(results), "## Figures", "",
         *[f"- `{p.name}`" for p in figures if p.suffix == ".png"],
     ]
     (out / "report.md").write_text("\n".join(report) + "\n")
     print(f"wrote {out}/report.md, verify.json, verify.csv and {len(figures)} figure files")
-    return 1 if failed else 0
+    return exit_code(results)
 
 
 if __name__ == "__main__":

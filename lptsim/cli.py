@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import textwrap
 import time
 import warnings
 
@@ -20,8 +21,12 @@ from pathlib import Path
 
 def _cmd_verify(args: argparse.Namespace) -> int:
     from lptsim.atomic import write_json_atomic
-    from lptsim.verify import budget, run_all, table
+    from lptsim.verify import budget, run_all
+    from lptsim.verify.core import family_statement
+    from lptsim.verify.report import exit_code, inconclusive_notes, summary, table, terminal_width
 
+    if args.explain:
+        return _cmd_verify_explain(args)
     if args.out:
         from lptsim.outdir import claim
 
@@ -33,11 +38,14 @@ def _cmd_verify(args: argparse.Namespace) -> int:
                       data=args.data)
     elapsed = time.perf_counter() - start
     print(table(results))
-    failed = [r for r in results if not r.passed]
+    notes = inconclusive_notes(results)
+    if notes:
+        print("\ninconclusive:\n" + "\n".join(f"  {n}" for n in notes))
     b = budget(args.full, args.seed, args.data)
-    print(f"\n{len(results) - len(failed)} passed, {len(failed)} failed in {elapsed:.1f} s "
-          f"(seed {args.seed}, {b.seeds} seeds per experiment; each interval at level {_level():.5f}, "
-          "so all intervals cover their true values at once with probability >= 0.95)")
+    print("\n" + textwrap.fill(f"{summary(results)}; {elapsed:.1f} s (seed {args.seed}, {b.seeds} seeds per "
+                               "experiment)", width=terminal_width(), break_on_hyphens=False))
+    print(textwrap.fill(family_statement(results), width=terminal_width(), break_on_hyphens=False))
+    print("lptsim verify --explain ID shows a check in full")
     if args.out:
         from lptsim.figs import figures_from_results
 
@@ -45,36 +53,60 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         write_json_atomic(out / "verify.json", [r.to_json() for r in results])
         figures = figures_from_results(results, out)
         print(f"wrote {out / 'verify.json'} and {len(figures)} figure files")
-    return 1 if failed else 0
+    return exit_code(results)
 
 
-def _level() -> float:
-    from lptsim.verify.core import LEVEL
+def _cmd_verify_explain(args: argparse.Namespace) -> int:
+    from lptsim import theory
+    from lptsim.figs.results import figure_for
+    from lptsim.verify import budget, find, group_of, run_all
+    from lptsim.verify.report import explain, terminal_width
 
-    return LEVEL
+    group = group_of(args.explain)
+    results = run_all(full=args.full, groups=[group], progress=not args.quiet, seed=args.seed, data=args.data)
+    r = find(results, args.explain)
+    print(explain(r, theory.STATEMENTS, figure_for(r), width=min(terminal_width(100), 120)))
+    print(f"\n(seed {args.seed}, {budget(args.full, args.seed, args.data).seeds} seeds per experiment; "
+          f"the {group} group run to measure it)")
+    return 0
 
 
 def _cmd_verify_power(args: argparse.Namespace) -> int:
     from lptsim.atomic import write_json_atomic
     from lptsim.verify import DEFAULT_GROUPS, budget
-    from lptsim.verify.power import power_table, run_power
+    from lptsim.verify.power import (
+        check_power_table,
+        exit_code,
+        fault_group_table,
+        per_check,
+        power_table,
+        run_power,
+        sr_dependence,
+        summary,
+    )
 
     start = time.perf_counter()
-    baseline, rows = run_power(budget(args.full, args.seed), list(args.group or DEFAULT_GROUPS),
+    baseline, rows = run_power(budget(args.full, args.seed, args.data), list(args.group or DEFAULT_GROUPS),
                                progress=not args.quiet)
+    power = per_check(baseline, rows)
+    print("Variants (a variant is rejected when a check that passes on the real code stops passing):\n")
     print(power_table(rows))
-    missed = [r for r in rows if r.must_reject and not r.rejected]
-    counted = [r for r in rows if r.must_reject]
-    failing = sum(not r.passed for r in baseline)
-    print(f"\n{len(counted) - len(missed)} of {len(counted)} variants that must be rejected were rejected "
-          f"({len(rows) - len(counted)} more listed, not counted); the real suite: {len(baseline) - failing} passed, "
-          f"{failing} failed; {time.perf_counter() - start:.0f} s")
+    print("\nPower per check (what each check rejects):\n")
+    print(check_power_table(power))
+    print("\nFaults planted at lptsim.quant's rounding core x check group (checks that stop passing):\n")
+    print(fault_group_table(rows, baseline))
+    print("\nSR's unbiasedness or its mere presence:\n")
+    print(sr_dependence(power))
+    print(f"\n{summary(baseline, rows, power)}\n{time.perf_counter() - start:.0f} s")
     if args.out:
         out = Path(args.out)
-        write_json_atomic(out / "power.json", [dict(variant=r.variant, kind=r.kind, must_reject=r.must_reject,
-                                                    why=r.why, rejected=r.rejected, failed=r.failed) for r in rows])
+        write_json_atomic(out / "power.json", {
+            "variants": [dict(variant=r.variant, kind=r.kind, statement=r.statement, must_reject=r.must_reject,
+                              why=r.why, rejected=r.rejected, failed=r.failed, refuted=r.refuted) for r in rows],
+            "checks": [dict(id=c.id, group=c.group, verdict=c.verdict, status=c.status, statements=list(c.statements),
+                            variants=c.variants, faults=c.faults) for c in power]})
         print(f"wrote {out / 'power.json'}")
-    return 1 if missed or failing else 0
+    return exit_code(baseline, rows, power)
 
 
 def _cmd_figs(args: argparse.Namespace) -> int:
@@ -480,6 +512,8 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--data", help="prepared folder for the ctr group (default: generated synthetic rows)")
     verify.add_argument("--power", action="store_true",
                         help="test the suite itself: rerun it against broken predictions and roundings")
+    verify.add_argument("--explain", metavar="ID", help="run the check's group and show that check in full: statement, "
+                        "source, assumptions, prediction, measurement, control, note and figure")
     verify.add_argument("--quiet", action="store_true", help="no progress bar")
     verify.add_argument("--force", action="store_true", help=_FORCE_HELP)
     verify.set_defaults(func=_cmd_verify)

@@ -67,10 +67,57 @@ def test_stochastic_equals_reference_formula():
     assert np.array_equal(quantize(x, step, QuantSpec(8), "stochastic", seed=seed, offset=offset), expected)
 
 
+def test_rounding_rules_follow_their_reference_formulas():
+    """Few-bit SR, a shifted uniform and ties-down DR against formulas on the documented Philox uniforms; the
+    default rule is the definition (the rule only exists to be studied or planted)."""
+    from lptsim.quant.rounding import EXACT, RoundingRule, active_rule, rounding_rule
+
+    x = np.random.default_rng(2).uniform(-3, 3, 40_000)
+    x[:64] = np.arange(-32, 32) + 0.5  # exact ties
+    step, seed, offset = 1.0, 7, 99
+    f = np.floor(x)
+    p = x - f
+    u = uniforms(seed, offset, x.size)
+    cases = {
+        RoundingRule(sr_bits=8): ("stochastic", np.floor(u * 256) / 256 < p),
+        RoundingRule(sr_bits=1): ("stochastic", np.floor(u * 2) / 2 < p),
+        RoundingRule(u_shift=0.05): ("stochastic", u - 0.05 < p),
+        RoundingRule(sr_as_nearest=True): ("stochastic", p >= 0.5),
+        RoundingRule(ties_down=True): ("nearest", p > 0.5),
+    }
+    for rule, (rounding, up) in cases.items():
+        with rounding_rule(rule):
+            assert active_rule() is rule
+            got = quantize(x, step, None, rounding, seed=seed, offset=offset)
+        assert np.array_equal(got, f + up), rule
+    assert active_rule() is EXACT
+    assert np.array_equal(quantize(x, step, None, "stochastic", seed=seed, offset=offset), f + (u < p))
+    with pytest.raises(ValueError, match="sr_bits"):
+        with rounding_rule(RoundingRule(sr_bits=25)):
+            pass
+    assert active_rule() is EXACT
+
+
+def test_few_bit_sr_rounds_up_with_probability_ceil_p_2k_over_2k():
+    """k random bits: P(up) = ceil(p 2^k)/2^k, so a fraction just above j/2^k is biased by almost 2^-k (a 4-sigma
+    binomial tolerance); 24 bits are unbiased there."""
+    from lptsim.quant.rounding import RoundingRule, rounding_rule
+
+    n, k = 400_000, 6
+    p = 3 / 64 + 1 / 4096
+    x = np.full(n, 5 + p)
+    with rounding_rule(RoundingRule(sr_bits=k)):
+        few = quantize(x, 1.0, None, "stochastic", seed=3).mean() - 5
+    exact = quantize(x, 1.0, None, "stochastic", seed=3).mean() - 5
+    want = np.ceil(p * 2**k) / 2**k
+    assert abs(few - want) < 4 * np.sqrt(want * (1 - want) / n)
+    assert abs(exact - p) < 4 * np.sqrt(p * (1 - p) / n) and want - p > 20 * np.sqrt(p / n)
+
+
 def test_quant_checks_pass_with_their_controls_failing():
     results = quant_checks.run(Budget())
-    assert len(results) == 10
-    assert all(r.passed and r.control is not None and not r.control.passed for r in results), [
+    assert len(results) == 14
+    assert all(r.passed and r.control is not None and r.control.verdict == "FAIL" for r in results), [
         r for r in results if not r.passed]
 
 

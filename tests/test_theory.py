@@ -16,7 +16,7 @@ def test_every_statement_says_what_kind_it_is_where_it_comes_from_and_when_it_ho
     assert len(STATEMENTS) >= 20
     for name, st in STATEMENTS.items():
         assert st.kind in KINDS and st.source and st.summary, name
-        assert st.source.startswith(("derived here", "Li et al.", "Esser")), (name, st.source)
+        assert st.source.startswith(("derived here", "Li et al.", "Esser", "Azuma")), (name, st.source)
         assert st.assumptions, name
         assert getattr(theory, name).statement is st
 
@@ -198,6 +198,8 @@ def test_bound_formulas():
                       5 / 20 + 1.5 * 0.2 * 4 / 2 + 1.5 * 2 * 0.1 * 2 / 2)
     assert theory.dr_stall_distance(0.01, 0.05, 2.0) == pytest.approx(0.05)
     assert theory.dr_stalls(0.1, np.array([0.4, 0.6]), 0.1).tolist() == [True, False]
+    # floor(v + 1/2): a tie alpha g = Delta/2 stays, alpha g = -Delta/2 moves (dyadic values: exact ties)
+    assert theory.dr_stalls(0.5, np.array([0.25, -0.25, 0.2]), 0.25).tolist() == [True, False, True]
     assert theory.dr_dither_excess(10, 0.1, 0.2, 1.0, 1.0) / theory.sr_dither_excess(10, 0.1, 0.2, 1.0, 1.0) == (
         pytest.approx((0.04 + 0.01 / 12) / (0.04 + 0.01 / 6)))
 
@@ -254,3 +256,99 @@ def test_alpt_fixed_step_is_a_root_with_the_step_shrinking_above_it():
     assert abs(theory.alpt_step_gradient(w_star, fixed, 4, 0.1, 1.0, 0.1)) < 1e-6
     assert theory.alpt_step_gradient(w_star, 1.3 * fixed, 4, 0.1, 1.0, 0.1) > 0  # positive gradient: the step shrinks
     assert theory.alpt_step_gradient(w_star, 0.7 * fixed, 4, 0.1, 1.0, 0.1) < 0
+
+
+def test_dr_final_error_with_exact_ties_matches_the_simulator():
+    """Dyadic alpha = 1/8, Delta = 1/64, optima on the grid: r = 4 Delta is met exactly; the tie e = +r stays and
+    e = -r moves, as floor(v + 1/2) does. The strict rule |e| < r (lptsim before this fix) is wrong here."""
+    delta, alpha, mu = 2.0**-6, 0.125, 1.0
+    w_star = delta * np.random.default_rng(8).integers(-100, 100, 60)
+    prob = problems.quadratic(d=60, mu=mu, L=mu, noise=0.0, w_star=w_star)
+    starts = np.random.default_rng(9).uniform(-3, 3, (4, 60))
+    tr = simulate(prob, "dr", step=delta, lr=alpha, iters=400, seeds=4, exact_grad=True, w0=starts, record_at=[400])
+    got = tr.final_weights - w_star
+    want = theory.dr_final_error(starts, w_star, delta, alpha, mu)
+    np.testing.assert_array_equal(got, want)
+    r = theory.dr_stall_distance(delta, alpha, mu)
+    assert np.any(got == r) and not np.any(got == -r)  # ties were hit, on the side that stays
+
+
+def test_escape_probability_splits_toward_and_away_and_matches_one_dr_step():
+    """P(toward) + P(away) = P(any); against one DR step of the simulator (independent draws, 4-sigma)."""
+    e = np.array([-0.3, -0.1, 0.0, 0.2, 0.3])
+    alpha, mu, sigma, delta = 0.02, 1.0, 1.0, 0.05
+    toward = theory.dr_escape_probability(e, alpha, mu, sigma, delta, direction="toward")
+    away = theory.dr_escape_probability(e, alpha, mu, sigma, delta, direction="away")
+    np.testing.assert_allclose(toward + away, theory.dr_escape_probability(e, alpha, mu, sigma, delta))
+    assert np.all(toward[e != 0] > away[e != 0]) and toward[2] == pytest.approx(away[2])
+    n = 40_000
+    prob = problems.quadratic(d=e.size, mu=mu, L=mu, noise=sigma, w_star=-e)
+    w = simulate(prob, "dr", step=delta, lr=alpha, iters=1, seeds=n, w0=np.zeros(e.size), record_at=[1]).final_weights
+    moved_toward = (np.sign(w) == -np.sign(e)) & (w != 0)
+    tol = 4 * np.sqrt(toward * (1 - toward) / n)
+    assert np.all(np.abs(moved_toward.mean(axis=0)[e != 0] - toward[e != 0]) < tol[e != 0])
+
+
+def test_few_bit_sr_bias_equals_the_count_over_the_24_bit_lattice():
+    """ceil(p 2^k)/2^k - p against counting the 24-bit uniforms j/2^24 whose top k bits fall below p."""
+    j = np.arange(2**24, dtype=np.float64) / 2**24
+    for k in (1, 4, 8):
+        truncated = np.floor(j * 2**k) / 2**k
+        for p in (2**-12, 0.3, 0.5, 1 / 3, 2**-k):
+            brute = np.mean(truncated < p) - p
+            assert theory.few_bit_sr_bias(p, k) == pytest.approx(brute, abs=1e-12), (k, p)
+    assert theory.few_bit_sr_bias(2**-12, 24) == 0 and 0 <= theory.few_bit_sr_bias(0.3, 8) < 2**-8
+
+
+def test_few_bit_noiseless_floor_against_an_independent_chain_and_the_24_bit_formula():
+    """The two-state chain simulated with numpy's own uniforms (k-bit rule written out), one coordinate per p."""
+    delta, alpha, mu, k = 1.0, 0.004, 1.0, 8
+    p = np.array([0.1, 0.5, 0.995])
+    rng = np.random.default_rng(10)
+    chains, steps = 4000, 3000  # each chain mixes in about 2^k = 256 steps
+    hi = np.zeros((chains, p.size), dtype=bool)
+    for _ in range(steps):
+        u = np.floor(rng.random((chains, p.size)) * 2**k) / 2**k
+        hi = u < np.where(hi, 1 - alpha * mu * (1 - p), alpha * mu * p)  # up from below, or stays up
+    pi_hi = hi.mean(axis=0)
+    for i, pi in enumerate(p):
+        want = theory.sr_few_bit_noiseless_floor(np.array([pi]), delta, alpha, mu, k)
+        got = mu / 2 * delta**2 * ((1 - pi_hi[i]) * pi**2 + pi_hi[i] * (1 - pi) ** 2)
+        assert got == pytest.approx(want, rel=0.05, abs=1e-3), (pi, got, want)
+    w_star = np.random.default_rng(11).uniform(-1, 1, 50)
+    assert theory.sr_few_bit_noiseless_floor(w_star, 0.01, 0.1, 1.0, 24) == pytest.approx(
+        theory.sr_noiseless_floor(w_star, 0.01, 1.0), rel=1e-5)
+
+
+def test_azuma_radius_bounds_the_exact_binomial_tail():
+    """For errors +-1/2 (fractions 1/2) the sum is a centred binomial: its exact tail beyond the radius is at most
+    delta, and the radius is within 1.5x of the exact (1 - delta)-quantile (the bound is tight in its radius)."""
+    from scipy import stats
+
+    for n in (100, 1000):
+        k = np.arange(n + 1)
+        s_abs, pmf = np.abs(k - n / 2), stats.binom.pmf(k, n, 0.5)  # |sum of n errors of +-1/2|
+        for prob in (0.05, 0.01):
+            r = float(theory.sr_accumulated_error_bound(n, 1.0, prob))
+            assert pmf[s_abs > r].sum() <= prob
+            quantile = min(x for x in np.unique(s_abs) if pmf[s_abs <= x].sum() >= 1 - prob)
+            assert quantile <= r <= 1.5 * quantile, (n, prob, r, quantile)
+
+
+def test_bc_stationary_law_sharpens_with_alpha_and_matches_bc_runs():
+    """BC's chain (SGD's with the drift at Q(w)) against simulated BC on the double well (4-sigma), at two alphas."""
+    prob = problems.double_well(height=0.5, noise=2.0)
+    grad = lambda w: prob.grad(w[:, None])[:, 0]  # noqa: E731
+    spread = lambda w: (np.abs(w) - 1) ** 2  # noqa: E731
+    wells = lambda c: np.exp(-((np.abs(c) - 1) ** 2) / 0.02)  # noqa: E731
+    values = []
+    for a in (0.02, 0.005):
+        pred = theory.bc_stationary_expectation(grad, 0.1, a, 2.0, (-3.0, 3.0), spread, wells)
+        starts = np.random.default_rng(12).choice([-1.0, 1.0], size=(400, 1))
+        T = int(4000 * 0.02 / a)  # noqa: N806
+        w = simulate(prob, "bc", step=0.1, lr=a, iters=T, seeds=400, w0=starts, keep_weights=True,
+                     record_at=np.unique(np.linspace(T // 2, T, 40).astype(int)), seed=3).weights[..., 0]
+        per_chain = spread(w).mean(axis=1)
+        assert abs(per_chain.mean() - pred) < 4 * per_chain.std(ddof=1) / np.sqrt(per_chain.size), (a, pred)
+        values.append(pred)
+    assert values[0] / values[1] > 3  # it concentrates as alpha shrinks (SR's does not: 4.3)

@@ -10,6 +10,28 @@ import numpy as np
 from lptsim.figs.common import METHOD_COLORS, panels, quiet_minor_ticks, save, style
 from lptsim.verify.report import CheckResult
 
+# Which checks each figure draws (by the start of their names): `lptsim verify --explain` names the figure.
+FIGURES: dict[str, tuple[str, ...]] = {
+    "dr_stall_distance": ("DR stops at the predicted grid point",),
+    "floor_vs_delta": ("SR noiseless floor /", "SR noisy floor: slope"),
+    "stationary_double_well": ("SR stationary E(|w|-1)^2",),
+    "bounds_vs_measured": ("SR strongly convex bound", "SR convex bound", "SR nonconvex bound"),
+    "rates": ("SGD rate",),
+    "decaying_alpha": ("Decaying alpha: SR / mean-field",),
+    "averaging": ("Averaged SR iterate",),
+    "dr_bounds": ("DR upper bound", "DR escape probability"),
+    "stalls": ("SGD + DR: last move", "Adagrad + DR: fraction", "Adam's step"),
+    "ctr_checks": ("CTR: DR freezes", "CTR: LPT-SR excess", "CTR regime A", "CTR: ALPT's steps"),
+}
+
+
+def figure_for(result: CheckResult) -> str | None:
+    """The figure (``lptsim verify --out`` or ``lptsim figs``) that shows this check, or None."""
+    for stem, prefixes in FIGURES.items():
+        if result.name.startswith(prefixes):
+            return f"{stem}.png (written by lptsim verify --out DIR and lptsim figs)"
+    return None
+
 
 def _find(results: list[CheckResult], prefix: str) -> list[CheckResult]:
     return [r for r in results if r.name.startswith(prefix) and r.data]
@@ -39,7 +61,7 @@ def fig_stall(results: list[CheckResult], out: Path) -> list[Path]:
 
 def fig_floors(results: list[CheckResult], out: Path) -> list[Path]:
     """SR's error floors against Delta: noiseless (slope 2) and noisy, small updates (slope 1)."""
-    panels = [(r, t) for p, t in (("SR noiseless floor: slope", "SR, exact gradients: mu/2 sum Delta^2 p(1-p)"),
+    panels = [(r, t) for p, t in (("SR noiseless floor /", "SR, exact gradients: mu/2 sum Delta^2 p(1-p)"),
                                   ("SR noisy floor: slope", "SR, alpha sigma << Delta: d Delta E|g|/4"))
               for r in _find(results, p)]
     if not panels:
@@ -49,8 +71,9 @@ def fig_floors(results: list[CheckResult], out: Path) -> list[Path]:
         _loglog_points(ax, r.data["x"], r.data["y"], r.data["theory_curve"], "measured", "theory")
         if "y_other_alpha" in r.data:
             ax.loglog(r.data["x"], r.data["y_other_alpha"], "s", mfc="none", label="measured, alpha / 2")
+        slope, ci = (r.data["slope"], r.data["slope_ci"]) if "slope" in r.data else (r.measured, r.ci)
         ax.set(xlabel="grid step Delta", ylabel="stationary F - F*",
-               title=f"{title}\nslope {r.measured:.2f} [{r.ci[0]:.2f}, {r.ci[1]:.2f}]")
+               title=f"{title}\nslope {slope:.2f} [{ci[0]:.2f}, {ci[1]:.2f}]")
         ax.legend(fontsize=8)
     return save(fig, out, "floor_vs_delta")
 
@@ -172,10 +195,12 @@ def fig_stalls(results: list[CheckResult], out: Path) -> list[Path]:
         axes[1].legend(fontsize=7)
     if adam:
         d = adam[0].data
-        axes[2].semilogx(d["x"], d["y"], color=METHOD_COLORS["dr"], lw=0.8, label="largest |m_hat/sqrt(v_hat)|")
+        axes[2].semilogx(d["x"], d["y"], color=METHOD_COLORS["dr"], lw=0.8, label="gradients ~ (b2/b1)^t")
+        if "iid" in d:
+            axes[2].semilogx(d["x"], d["iid"], color=METHOD_COLORS["sr"], lw=0.8, label="i.i.d. noise")
         axes[2].semilogx(d["x"], d["bound"], "--", color="gray", label="bound c_t (8.2)")
         axes[2].axhline(1.0, color="black", lw=0.8, ls=":", label="alpha (the folk claim)")
-        axes[2].set(xlabel="step t", ylabel="Adam step / alpha", title="Adam's step, noisy gradients")
+        axes[2].set(xlabel="step t", ylabel="Adam step / alpha", title="Adam's step: worst case and noise")
         axes[2].legend(fontsize=7)
     return save(fig, out, "stalls")
 
@@ -237,7 +262,8 @@ def fig_rates(results: list[CheckResult], out: Path) -> list[Path]:
         return []
     fig, ax = plt.subplots(figsize=(5, 3.6))
     for r in found:
-        ax.loglog(r.data["x"], r.data["y"], label=f"{r.name.split('(')[0]} (slope {r.measured:.2f})")
+        slope = r.data.get("slope", r.measured)
+        ax.loglog(r.data["x"], r.data["y"], label=f"{r.name.split(':')[0]} (slope {slope:.2f})")
     ax.set(xlabel="iteration t", ylabel="F(w_t) - F*", title="Full-precision rates")
     ax.legend(fontsize=7)
     return save(fig, out, "rates")

@@ -5,7 +5,10 @@ spacing if written with round-to-nearest (the same stall as DR on codes). Roundi
 the two neighbouring representable values with probability proportional to proximity keeps
 the stored value unbiased: ``E[stochastic_cast(x)] = x`` for ``x`` inside the format's range.
 Draws come from the Philox stream of :mod:`lptsim.quant.philox` at caller-given counters, so
-they are reproducible and independent of batching.
+they are reproducible and independent of batching; the decision is :func:`lptsim.quant.rounding.sr_round_up`,
+the one every SR in lptsim makes. It uses the 24-bit uniform; the fraction ``(x - lo) / (hi - lo)`` of a
+float32 value between two bfloat16 (float16) neighbours has at most 16 (13) significant bits, so the
+rounding is exactly unbiased, not just to within ``2^-24`` of a spacing (docs/theory.md 10.4).
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from lptsim.quant.philox import uniforms_at
+from lptsim.quant import rounding
 
 FLOAT_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -48,7 +51,7 @@ def stochastic_cast(x: torch.Tensor, dtype: torch.dtype, seed: int, counters: np
     hi = torch.where(below, torch.nextafter(nearest, torch.full_like(nearest, float("inf"))), nearest)
     lo_d, hi_d = lo.to(torch.float64), hi.to(torch.float64)
     frac = ((xd - lo_d) / (hi_d - lo_d)).nan_to_num(0.0)
-    u = torch.from_numpy(uniforms_at(seed, counters))
-    out = torch.where(u < frac, hi, lo)
+    up = torch.from_numpy(rounding.sr_round_up(frac.numpy(), seed, counters))
+    out = torch.where(up, hi, lo)
     out = torch.where(torch.isfinite(xd), out, x.detach().cpu().to(dtype))
     return out.to(x.device)

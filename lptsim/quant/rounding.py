@@ -10,18 +10,27 @@ Both roundings split ``v = x / step`` (computed in the input's float type) into
 Comparing against ``p`` instead of forming ``v + U`` avoids a floating-point rounding
 of the sum, so grid points are exact fixed points and every backend (numpy, torch,
 Triton) can produce identical codes. One numba kernel serves numpy and CPU torch.
+
+The decision itself (:func:`round_up`) takes a :class:`RoundingRule`, which every entry point
+(:func:`quantize`, :func:`grid_values`, the simulator's ALPT write-back, the 16-bit
+:func:`~lptsim.quant.floats.stochastic_cast`) reads from :func:`active_rule` at each call. Production
+code never changes it: it is :data:`EXACT` (24 random bits, no bias). :func:`rounding_rule` swaps it
+for a block, to study few-bit SR (``RoundingRule(sr_bits=8)``) or to plant the faults of
+``lptsim verify --power`` at the one place every rounding goes through.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, NamedTuple
 
 import numba as nb
 import numpy as np
 
 from lptsim.quant import _arrays
-from lptsim.quant.philox import check_seed_offset, uniform_at
+from lptsim.quant.philox import UNIFORM_BITS, check_seed_offset, uniform_at
 from lptsim.quant.spec import QuantSpec
 
 ROUNDINGS = ("nearest", "stochastic")
@@ -33,15 +42,99 @@ _PARALLEL_MIN = 1 << 16
 _SCALAR_BLOCK = 4096
 
 
+class RoundingRule(NamedTuple):
+    """How :func:`round_up` decides between ``floor(v)`` and ``floor(v) + 1`` (``p = v - floor(v)``).
+
+    ``EXACT`` is the definition: SR rounds up iff ``U < p`` with the 24-bit Philox uniform ``U``,
+    DR iff ``p >= 1/2``. Other rules exist to be studied or planted, never to be configured:
+
+    * ``sr_bits = k < 24``: SR with k random bits, ``U`` truncated to ``floor(U 2^k) / 2^k``
+      (few-bit SR: it rounds up with probability ``ceil(p 2^k) / 2^k``, a bias below ``2^-k`` steps);
+    * ``u_shift = s``: SR rounds up iff ``U - s < p``, i.e. ``floor(v + U + s)``: a bias of ``+s`` steps;
+    * ``sr_as_nearest``: SR rounds to nearest instead;
+    * ``ties_down``: DR rounds a tie ``p = 1/2`` down (``ceil(v - 1/2)``) instead of up.
+    """
+
+    sr_bits: int = UNIFORM_BITS
+    u_shift: float = 0.0
+    sr_as_nearest: bool = False
+    ties_down: bool = False
+
+    def args(self) -> tuple[int, float, bool, bool]:
+        """The rule as the plain tuple the numba kernels take."""
+        if not 1 <= int(self.sr_bits) <= UNIFORM_BITS:
+            raise ValueError(f"sr_bits must be in [1, {UNIFORM_BITS}], got {self.sr_bits}")
+        return int(self.sr_bits), float(self.u_shift), bool(self.sr_as_nearest), bool(self.ties_down)
+
+
+EXACT = RoundingRule()
+_active = EXACT
+
+
+def active_rule() -> RoundingRule:
+    """The rule every rounding in lptsim applies right now (:data:`EXACT` outside :func:`rounding_rule`).
+
+    Every entry point calls this at each call (a lookup of this module's global), so a rule set by
+    :func:`rounding_rule` reaches callers that imported ``quantize`` or ``grid_values`` by name.
+    """
+    return _active
+
+
+@contextmanager
+def rounding_rule(rule: RoundingRule) -> Iterator[None]:
+    """Run the block with every rounding of lptsim following ``rule`` (few-bit SR, or a planted fault)."""
+    global _active
+    rule.args()  # validate before switching
+    outer, _active = _active, rule
+    try:
+        yield
+    finally:
+        _active = outer
+
+
 @nb.njit(inline="always", cache=True)
-def _round_one(x, step, stochastic, seed, counter, qmin, qmax):
+def round_up(p, stochastic, seed, counter, rule):
+    """The one decision every rounding in lptsim makes: go from floor(v) to floor(v) + 1, given p = frac(v)?"""
+    bits, shift, as_nearest, ties_down = rule
+    if stochastic and not as_nearest:
+        u = uniform_at(seed, counter)
+        if bits < UNIFORM_BITS:  # few-bit SR: keep the top `bits` bits of the uniform
+            scale = 2.0**bits
+            u = np.floor(u * scale) / scale
+        return u - shift < p
+    if ties_down:
+        return p > 0.5
+    return p >= 0.5
+
+
+@nb.njit(cache=True)
+def _round_up_many(p, seed, counters, rule, out):
+    for i in range(p.size):
+        out[i] = round_up(p[i], True, seed, counters[i], rule)
+
+
+def sr_round_up(p: np.ndarray, seed: int, counters: np.ndarray) -> np.ndarray:
+    """For fractional positions ``p`` in [0, 1): does SR (under the active rule) round up, element ``i`` drawing at
+    ``counters[i]``? The decision :func:`quantize` makes, for callers that round onto another grid (16-bit floats)."""
+    s, _ = check_seed_offset(seed, 0, 1)
+    c = np.asarray(counters)
+    if c.dtype.kind not in "iu" or (c.dtype.kind == "i" and c.size and c.min() < 0):
+        raise ValueError("counters must be non-negative integers")
+    pf = np.ascontiguousarray(p, dtype=np.float64).reshape(-1)
+    cf = np.ascontiguousarray(c, dtype=np.uint64).reshape(-1)
+    if pf.size != cf.size:
+        raise ValueError(f"p has {pf.size} elements but counters {cf.size}")
+    out = np.empty(pf.size, dtype=np.bool_)
+    _round_up_many(pf, s, cf, active_rule().args(), out)
+    return out.reshape(np.shape(p))
+
+
+@nb.njit(inline="always", cache=True)
+def _round_one(x, step, stochastic, seed, counter, qmin, qmax, rule):
     v = x / step
     f = np.floor(v)
     p = v - f
-    if stochastic:
-        up = uniform_at(seed, counter) < p
-    else:
-        up = p >= 0.5
+    up = round_up(p, stochastic, seed, counter, rule)
     c = f + 1.0 if up else f
     if c < qmin:
         c = qmin
@@ -51,7 +144,7 @@ def _round_one(x, step, stochastic, seed, counter, qmin, qmax):
 
 
 @nb.njit(inline="always", cache=True)
-def _round_group(x, steps, g, group, stochastic, seed, offset, qmin, qmax, out):
+def _round_group(x, steps, g, group, stochastic, seed, offset, qmin, qmax, rule, out):
     """Round the elements of group g (they share steps[g]); return how many were non-finite."""
     bad = 0
     step = steps[g]
@@ -62,57 +155,57 @@ def _round_group(x, steps, g, group, stochastic, seed, offset, qmin, qmax, out):
         if not np.isfinite(xi):
             bad += 1
             continue
-        out[i] = _round_one(xi, step, stochastic, seed, offset + np.uint64(i), qmin, qmax)
+        out[i] = _round_one(xi, step, stochastic, seed, offset + np.uint64(i), qmin, qmax, rule)
     return bad
 
 
 @nb.njit(parallel=True, cache=True)
-def _round_parallel(x, steps, group, stochastic, seed, offset, qmin, qmax, out):
+def _round_parallel(x, steps, group, stochastic, seed, offset, qmin, qmax, rule, out):
     bad = 0
     for g in nb.prange(steps.size):
-        bad += _round_group(x, steps, g, group, stochastic, seed, offset, qmin, qmax, out)
+        bad += _round_group(x, steps, g, group, stochastic, seed, offset, qmin, qmax, rule, out)
     return bad
 
 
 @nb.njit(cache=True)
-def _round_serial(x, steps, group, stochastic, seed, offset, qmin, qmax, out):
+def _round_serial(x, steps, group, stochastic, seed, offset, qmin, qmax, rule, out):
     bad = 0
     for g in range(steps.size):
-        bad += _round_group(x, steps, g, group, stochastic, seed, offset, qmin, qmax, out)
+        bad += _round_group(x, steps, g, group, stochastic, seed, offset, qmin, qmax, rule, out)
     return bad
 
 
 @nb.njit(inline="always", cache=True)
-def _round_row(x, steps, row_offsets, r, stochastic, seed, qmin, qmax, out):
+def _round_row(x, steps, row_offsets, r, stochastic, seed, qmin, qmax, rule, out):
     bad = 0
     for j in range(x.shape[1]):
         xi = x[r, j]
         if not np.isfinite(xi):
             bad += 1
             continue
-        out[r, j] = _round_one(xi, steps[r], stochastic, seed, row_offsets[r] + np.uint64(j), qmin, qmax)
+        out[r, j] = _round_one(xi, steps[r], stochastic, seed, row_offsets[r] + np.uint64(j), qmin, qmax, rule)
     return bad
 
 
 @nb.njit(parallel=True, cache=True)
-def _round_rows_parallel(x, steps, row_offsets, stochastic, seed, qmin, qmax, out):
+def _round_rows_parallel(x, steps, row_offsets, stochastic, seed, qmin, qmax, rule, out):
     """x (rows, cols): element (r, j) uses steps[r] and SR counter row_offsets[r] + j."""
     bad = 0
     for r in nb.prange(x.shape[0]):
-        bad += _round_row(x, steps, row_offsets, r, stochastic, seed, qmin, qmax, out)
+        bad += _round_row(x, steps, row_offsets, r, stochastic, seed, qmin, qmax, rule, out)
     return bad
 
 
 @nb.njit(cache=True)
-def _round_rows_serial(x, steps, row_offsets, stochastic, seed, qmin, qmax, out):
+def _round_rows_serial(x, steps, row_offsets, stochastic, seed, qmin, qmax, rule, out):
     bad = 0
     for r in range(x.shape[0]):
-        bad += _round_row(x, steps, row_offsets, r, stochastic, seed, qmin, qmax, out)
+        bad += _round_row(x, steps, row_offsets, r, stochastic, seed, qmin, qmax, rule, out)
     return bad
 
 
 @nb.njit(cache=True)
-def _grid_values_rows(x, steps, stochastic, seed, offset, qmin, qmax, out):
+def _grid_values_rows(x, steps, stochastic, seed, offset, qmin, qmax, rule, out):
     """out[r, j] = steps[r] * code of x[r, j]; SR counter offset + r * cols + j; NaN for non-finite x."""
     cols = x.shape[1]
     for r in range(x.shape[0]):
@@ -122,7 +215,7 @@ def _grid_values_rows(x, steps, stochastic, seed, offset, qmin, qmax, out):
                 out[r, j] = np.nan
             else:
                 counter = offset + np.uint64(r * cols + j)
-                out[r, j] = steps[r] * _round_one(xi, steps[r], stochastic, seed, counter, qmin, qmax)
+                out[r, j] = steps[r] * _round_one(xi, steps[r], stochastic, seed, counter, qmin, qmax, rule)
 
 
 def grid_values(x: np.ndarray, steps: np.ndarray, spec: QuantSpec | None, rounding: str, seed: int,
@@ -137,7 +230,7 @@ def grid_values(x: np.ndarray, steps: np.ndarray, spec: QuantSpec | None, roundi
     qmin, qmax = (-UNBOUNDED_LIMIT, UNBOUNDED_LIMIT) if spec is None else (float(spec.qmin), float(spec.qmax))
     seed_u, offset_u = check_seed_offset(seed, offset, x.size)
     out = np.empty_like(x)
-    _grid_values_rows(x, steps, stochastic, seed_u, offset_u, qmin, qmax, out)
+    _grid_values_rows(x, steps, stochastic, seed_u, offset_u, qmin, qmax, active_rule().args(), out)
     return out
 
 
@@ -231,7 +324,7 @@ def quantize(
     flat = xs.reshape(-1)
     out = np.empty(n, dtype=code_dtype)
     kernel = _round_parallel if n >= _PARALLEL_MIN else _round_serial
-    bad = kernel(flat, steps, group, stochastic, seed_u, offset_u, qmin, qmax, out)
+    bad = kernel(flat, steps, group, stochastic, seed_u, offset_u, qmin, qmax, active_rule().args(), out)
     if bad:
         raise ValueError(f"x has {bad} non-finite value(s) (NaN or inf); quantize needs finite input")
     return _arrays.like(out.reshape(xs.shape), like)
@@ -260,7 +353,7 @@ def _quantize_rows(xs: np.ndarray, step: Any, offset: Any, stochastic: bool, see
         raise ValueError(f"with per-row offsets, step must be a scalar or one step per row, got {steps.shape}")
     out = np.empty(x2.shape, dtype=code_dtype)
     kernel = _round_rows_parallel if x2.size >= _PARALLEL_MIN else _round_rows_serial
-    bad = kernel(x2, steps, offsets.astype(np.uint64), stochastic, seed_u, qmin, qmax, out)
+    bad = kernel(x2, steps, offsets.astype(np.uint64), stochastic, seed_u, qmin, qmax, active_rule().args(), out)
     if bad:
         raise ValueError(f"x has {bad} non-finite value(s) (NaN or inf); quantize needs finite input")
     return out.reshape(xs.shape)

@@ -14,7 +14,7 @@ from collections.abc import Callable
 import numba as nb
 import numpy as np
 
-from lptsim.quant import QuantSpec, quantize
+from lptsim.quant import QuantSpec, quantize, rounding
 from lptsim.quant.lsq import lsq_one
 from lptsim.quant.philox import check_seed_offset
 from lptsim.quant.rounding import _round_one, grid_values
@@ -135,28 +135,30 @@ class AdaptiveLowPrecision:
         steps = np.ascontiguousarray(self.grid_step[:, 0])
         weights = np.empty_like(w_half)
         _alpt_write_back(w_half, np.ascontiguousarray(g_hat, dtype=np.float64), steps, self.step_lr * scale,
-                         self.min_step, float(self.spec.qmin), float(self.spec.qmax), seed, offset, weights)
+                         self.min_step, float(self.spec.qmin), float(self.spec.qmax), seed, offset,
+                         rounding.active_rule().args(), weights)
         self.sr.counter += w_half.size
         self.grid_step, self.weights = steps[:, None], weights
 
 
 @nb.njit(cache=True)
-def _alpt_write_back(w_half, g_hat, steps, lr_scaled, min_step, qmin, qmax, seed, offset, out):
+def _alpt_write_back(w_half, g_hat, steps, lr_scaled, min_step, qmin, qmax, seed, offset, rule, out):
     """ALPT steps (3) and (4) fused, per row: step -= lr * sum_j g_hat_j lsq_j (nearest codes), then SR onto the
-    new grid. Rounding and LSQ terms come from lptsim.quant (_round_one, lsq_one); steps is updated in place."""
+    new grid. Rounding and LSQ terms come from lptsim.quant (_round_one under the active rounding rule, lsq_one);
+    steps is updated in place."""
     cols = w_half.shape[1]
     for r in range(w_half.shape[0]):
         step = steps[r]
         acc = 0.0
         for j in range(cols):
             x = w_half[r, j]
-            code = _round_one(x, step, False, seed, np.uint64(0), qmin, qmax)
+            code = _round_one(x, step, False, seed, np.uint64(0), qmin, qmax, rule)
             acc += g_hat[r, j] * lsq_one(x / step, code, qmin, qmax)
         step = max(step - lr_scaled * acc, min_step)
         steps[r] = step
         for j in range(cols):
             counter = offset + np.uint64(r * cols + j)
-            out[r, j] = step * _round_one(w_half[r, j], step, True, seed, counter, qmin, qmax)
+            out[r, j] = step * _round_one(w_half[r, j], step, True, seed, counter, qmin, qmax, rule)
 
 
 METHODS: dict[str, Callable[..., object]] = {

@@ -14,6 +14,7 @@ from lptsim.theory.adaptive import (
 )
 from lptsim.theory.bc import bc_gap_large_spread, bc_gap_small_spread, rounding_gap_at_optimum
 from lptsim.theory.chain import (
+    bc_stationary_expectation,
     sgd_stationary,
     sgd_stationary_expectation,
     sr_stationary,
@@ -33,7 +34,9 @@ from lptsim.theory.dr import (
     dr_stall_time_bounds,
     dr_stalls,
 )
-from lptsim.theory.li2017 import sr_convex_bound, sr_nonconvex_bound, sr_strongly_convex_bound
+from lptsim.theory.fewbit import few_bit_sr_bias, sr_few_bit_noiseless_floor
+from lptsim.theory.li2017 import bc_convex_bound, sr_convex_bound, sr_nonconvex_bound, sr_strongly_convex_bound
+from lptsim.theory.martingale import sr_accumulated_error_bound
 from lptsim.theory.optimal_step import alpt_fixed_step, alpt_step_gradient, optimal_step, sr_clipped_stationary_excess
 from lptsim.theory.regimes import crossing, expected_dr_escapes, provable_advantage
 from lptsim.theory.registry import STATEMENTS, Statement, statement
@@ -55,7 +58,8 @@ __all__ = [
     "bc_gap_large_spread", "bc_gap_small_spread", "rounding_gap_at_optimum",
     "dr_dither_excess", "dr_escape_probability", "dr_excess_lower_bound", "dr_excess_upper_bound", "dr_final_error",
     "dr_noisy_excess_lower_bound", "dr_stall_distance", "dr_stall_time_bounds", "dr_stalls",
-    "sr_convex_bound", "sr_nonconvex_bound", "sr_strongly_convex_bound",
+    "bc_convex_bound", "sr_convex_bound", "sr_nonconvex_bound", "sr_strongly_convex_bound",
+    "bc_stationary_expectation", "few_bit_sr_bias", "sr_few_bit_noiseless_floor", "sr_accumulated_error_bound",
     "expected_abs_gaussian", "sgd_excess", "sgd_stationary_variance",
     "crossing", "expected_dr_escapes", "provable_advantage",
     "frac_variance", "sr_averaged_excess", "sr_dither_excess", "sr_excess_upper_bound", "sr_meanfield_excess",

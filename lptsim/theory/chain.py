@@ -120,3 +120,21 @@ def sgd_stationary_expectation(grad: Callable[[np.ndarray], np.ndarray], alpha: 
     """E[fn(w)] under SGD's stationary law (see :func:`sgd_stationary`)."""
     centres, pi = sgd_stationary(grad, alpha, sigma, w_range, start)
     return float(np.sum(pi * fn(centres)))
+
+
+@statement("exact", "Li et al. (2017), Sec. 5: BC's chain concentrates as alpha -> 0, SR's does not; its exact "
+           "stationary law derived here (docs/theory.md 4.4)",
+           ("one dimension", "Gaussian gradient noise sigma", "BC: w <- w - alpha (F'(Q_DR(w)) + sigma xi)",
+            "the range holds the stationary mass", "the chain mixes within the wells it starts in"))
+def bc_stationary_expectation(grad: Callable[[np.ndarray], np.ndarray], delta: float, alpha: float, sigma: float,
+                              w_range: tuple[float, float], fn: Callable[[np.ndarray], np.ndarray],
+                              start: Callable[[np.ndarray], np.ndarray] | None = None) -> float:
+    """E[fn(w)] under BinaryConnect's stationary law: SGD's discretized chain with the drift taken at Q_DR(w).
+
+    BC keeps full-precision weights, so its law sharpens with alpha like SGD's (its drift is piecewise
+    constant on grid cells): it concentrates towards the minimisers down to the grid's resolution, while
+    SR's law on the grid does not sharpen at all (4.3).
+    """
+    centres, pi = sgd_stationary(lambda w: grad(delta * np.floor(np.asarray(w) / delta + 0.5)), alpha, sigma,
+                                 w_range, start)
+    return float(np.sum(pi * fn(centres)))

@@ -17,14 +17,19 @@ from lptsim.theory.registry import statement
 
 
 def dr_stalls(alpha: float, grad: np.ndarray, delta: float) -> np.ndarray:
-    """DR leaves coordinate i of a grid point unchanged iff |alpha g_i| < Delta/2 (docs/theory.md 2.1)."""
-    return np.abs(alpha * np.asarray(grad)) < delta / 2
+    """DR (floor(v + 1/2)) leaves coordinate i of a grid point unchanged iff -Delta/2 < alpha g_i <= Delta/2.
+
+    A tie alpha g_i = Delta/2 stays (v = k - 1/2 rounds up to k), alpha g_i = -Delta/2 moves (docs/theory.md 2.1).
+    """
+    step = alpha * np.asarray(grad)
+    return (step > -delta / 2) & (step <= delta / 2)
 
 
 @statement("exact", "derived here (docs/theory.md 2.1)",
            ("isotropic quadratic", "exact gradients", "iterate on the grid"))
 def dr_stall_distance(delta: float | np.ndarray, alpha: float | np.ndarray, mu: float) -> float | np.ndarray:
-    """The stall radius r = Delta/(2 alpha mu): a grid point with |e_i| < r never moves again."""
+    """The stall radius r = Delta/(2 alpha mu): a grid point with -r < e_i <= r never moves again (a tie e_i = r
+    stays, e_i = -r moves: floor(v + 1/2) rounds halves up)."""
     return delta / (2 * alpha * mu)
 
 
@@ -34,18 +39,18 @@ def dr_stall_distance(delta: float | np.ndarray, alpha: float | np.ndarray, mu: 
 def dr_final_error(w_start: np.ndarray, w_star: np.ndarray, delta: float, alpha: float, mu: float) -> np.ndarray:
     """The signed error e_i where DR comes to rest: the outermost stalled grid point on the start's side.
 
-    A coordinate that starts inside the stall radius r never moves; one that starts outside moves
+    A coordinate that starts in the stall set -r < e <= r never moves; one that starts outside moves
     toward w* and, because alpha mu <= 1/2 makes every move that enters the stall set a single
-    step, stops at the first grid point with |e| < r it meets.
+    step, stops at the first grid point of the stall set it meets (e = r itself stalls: a tie).
     """
     if not alpha * mu <= 0.5:
         raise ValueError(f"dr_final_error needs alpha mu <= 1/2, got {alpha * mu:g}")
     e0 = grid_error(w_start, w_star, delta)
     w_star = np.broadcast_to(np.asarray(w_star, dtype=float), e0.shape)
     r = dr_stall_distance(delta, alpha, mu)
-    above = (np.ceil((w_star + r) / delta) - 1) * delta - w_star  # largest e_k < r
+    above = np.floor((w_star + r) / delta) * delta - w_star  # largest e_k <= r
     below = (np.floor((w_star - r) / delta) + 1) * delta - w_star  # smallest e_k > -r
-    return np.where(np.abs(e0) < r, e0, np.where(e0 > 0, above, below))
+    return np.where((e0 > -r) & (e0 <= r), e0, np.where(e0 > 0, above, below))
 
 
 @nb.njit(cache=True)
@@ -92,7 +97,8 @@ def dr_excess_lower_bound(w_start: np.ndarray, w_star: np.ndarray, delta: float,
     e0 = grid_error(w_start, w_star, delta).ravel()
     ws = np.broadcast_to(np.asarray(w_star, dtype=float), e0.shape).ravel()
     moved = _smallest_grid_distance_at_least(_contraction_floor(e0, a, mu, delta), ws, delta)
-    never = np.abs(e0) < delta / (2 * np.max(a) * mu)
+    r_min = delta / (2 * np.max(a) * mu)
+    never = (e0 > -r_min) & (e0 <= r_min)
     b = np.where(never, np.abs(e0), moved)
     return float(mu / 2 * np.sum(b**2))
 
@@ -105,7 +111,7 @@ def _stall_times(e0: np.ndarray, alphas: np.ndarray, mu: float, delta: float) ->
         first_low, first_high = alphas.size + 1, alphas.size + 1
         for t in range(alphas.size):
             r = delta / (2 * alphas[t] * mu)
-            if low < r and first_low > alphas.size:
+            if low <= r and first_low > alphas.size:  # |e| = r can stall (a tie, on w*'s lower side)
                 first_low = t
             if high < r and first_high > alphas.size:
                 first_high = t
@@ -174,9 +180,21 @@ def dr_excess_upper_bound(w_start: np.ndarray, w_star: np.ndarray, delta: float,
 
 @statement("exact", "derived here (docs/theory.md 2.5)",
            ("gradient g = mu e + sigma xi, xi ~ N(0, 1)", "iterate on the grid"))
-def dr_escape_probability(e: np.ndarray, alpha: float, mu: float, sigma: float, delta: float) -> np.ndarray:
-    """P(|alpha g| >= Delta/2): the chance that one DR step moves a grid coordinate with error e."""
+def dr_escape_probability(e: np.ndarray, alpha: float, mu: float, sigma: float, delta: float,
+                          direction: str = "any") -> np.ndarray:
+    """P(|alpha g| >= Delta/2): the chance that one DR step moves a grid coordinate with error e.
+
+    ``direction="toward"`` (``"away"``) gives the chance that it moves one way: towards w*, P(alpha g sign(e) >=
+    Delta/2), with the drift alpha mu |e| helping, or away from it, against the drift.
+    """
     m = alpha * mu * np.asarray(e, dtype=float)
+    if direction not in ("any", "toward", "away"):
+        raise ValueError(f"direction must be 'any', 'toward' or 'away', got {direction!r}")
+    if direction != "any":
+        m = np.abs(m) if direction == "toward" else -np.abs(m)
+        if sigma == 0:
+            return (m >= delta / 2).astype(float)
+        return stats.norm.sf((delta / 2 - m) / (alpha * sigma))
     if sigma == 0:
         return (np.abs(m) >= delta / 2).astype(float)
     s = alpha * sigma

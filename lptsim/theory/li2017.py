@@ -44,3 +44,18 @@ def sr_nonconvex_bound(T: np.ndarray | int, f_gap: float, alpha: float, L: float
     """min_t E||grad F(w_t)||^2 <= (F(w_1) - F_inf)/(alpha T) + L alpha G^2/2 + L sqrt(d) Delta G/2."""
     T = np.asarray(T, dtype=float)
     return f_gap / (alpha * T) + L * alpha * G**2 / 2 + L * math.sqrt(d) * delta * G / 2
+
+
+@statement("upper bound", "Li et al. (2017), the BC counterpart of Theorem 2 (the rounding term Delta L D, not "
+           "Delta G); form derived here (docs/theory.md 1.4)",
+           ("F convex and L-smooth", "||Q(w_t) - w*|| <= D", "E||g||^2 <= G^2", "alpha_t = alpha/sqrt(t)",
+            "BC: gradient at Q_DR(w), full-precision w", "averaged over the first T rounded iterates"))
+def bc_convex_bound(T: np.ndarray | int, D: float, alpha: float, G: float, L: float, d: int,  # noqa: N803
+                    delta: float) -> np.ndarray:
+    """(1/T) sum_t E[F(Q(w_t)) - F*] <= D^2/(2 alpha sqrt(T)) + alpha G^2/sqrt(T) + sqrt(d) Delta L D / 2.
+
+    BC's gradient is taken at Q(w), so its rounding error enters through grad F(Q(w)) . (w - Q(w)), at most
+    L D sqrt(d) Delta/2 by smoothness: it shrinks near the optimum, where SR's sqrt(d) Delta G/2 does not.
+    """
+    T = np.asarray(T, dtype=float)
+    return D**2 / (2 * alpha * np.sqrt(T)) + alpha * G**2 / np.sqrt(T) + math.sqrt(d) * delta * L * D / 2

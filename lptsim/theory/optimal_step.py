@@ -85,7 +85,7 @@ def _step_gradient_at(ws: np.ndarray, delta: float, spec: QuantSpec, alpha: floa
 
 @statement("approximation", "derived here (docs/theory.md 7.3): the stationary mean of ALPT's LSQ step gradient",
            ("F = mu/2 ||w - w*||^2", "Gaussian gradient noise sigma", "constant alpha, one step shared by all d",
-            "the step moves slowly against the weights' mixing (two time scales)"))
+            "the step moves slowly against the weights' mixing (two time scales)"), use="root", vary="delta")
 def alpt_step_gradient(w_star: np.ndarray, delta: float, bits: int, alpha: float, mu: float, sigma: float) -> float:
     """E[sum_i g_hat_i lsq_i] under SR-LPT's stationary law at step Delta (ALPT's step gradient before its scale).
 

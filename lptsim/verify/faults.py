@@ -1,50 +1,47 @@
-"""Broken variants of the rounding for ``lptsim verify --power``: the suite must reject each of them.
+"""Broken roundings for ``lptsim verify --power``: the suite must reject each of them.
 
-The faults replace ``quantize`` where the checks and the simulator call it; production code is
-untouched outside the ``with`` block.
+A fault is a :class:`~lptsim.quant.rounding.RoundingRule` planted at the one decision every rounding in lptsim
+makes (:func:`lptsim.quant.rounding.round_up`, read through :func:`~lptsim.quant.rounding.active_rule` at each
+call): ``quantize`` wherever it was imported, the simulator's write-back (``grid_values``, ALPT's fused kernel),
+the CTR table's store path (its torch backend calls ``quantize``) and its 16-bit state (``stochastic_cast``).
+The Triton kernels draw in the kernel and are not reached (they are checked bit for bit against the torch path
+elsewhere). Nothing changes outside the ``with`` block.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
-from typing import Any
-from unittest import mock
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 
-import numpy as np
+from lptsim.quant.rounding import RoundingRule, rounding_rule
 
-from lptsim import quant
 
-FAULTS = {
-    "SR replaced by DR": "every stochastic rounding rounds to nearest instead",
-    "SR with U biased by 0.05": "stochastic rounding rounds up 5 percentage points too often (bias Delta/20)",
+@dataclass(frozen=True)
+class Fault:
+    """A planted rounding bug: its rule, what it breaks, and what of SR it keeps."""
+
+    rule: RoundingRule
+    what: str
+    keeps: str  # what SR still has under the fault: which property the checks that catch it rely on
+
+
+FAULTS: dict[str, Fault] = {
+    "SR->DR": Fault(RoundingRule(sr_as_nearest=True), "every stochastic rounding rounds to nearest instead",
+                    "nothing: no randomness, no unbiasedness"),
+    "U+0.05": Fault(RoundingRule(u_shift=0.05), "SR computes floor(v + U + 0.05): rounds up 5 points too often "
+                    "(a bias of Delta/20)", "its randomness, not its unbiasedness"),
+    "SR-8bit": Fault(RoundingRule(sr_bits=8), "SR with 8 random bits: U truncated to floor(256 U)/256 "
+                     "(a bias in [0, Delta/256))", "its randomness and almost all of its unbiasedness"),
+    "DR-ties-down": Fault(RoundingRule(ties_down=True), "DR rounds an exact tie v = k + 1/2 down (floor(v + 1/2) "
+                          "rounds it up)", "all of SR (only DR changes)"),
 }
-# Modules that bind quantize at import time and whose stochastic roundings the checks exercise.
-_CONSUMERS = ("lptsim.sim.methods", "lptsim.verify.quant_checks")
-
-
-def _faulty(name: str) -> Callable[..., Any]:
-    real = quant.quantize
-
-    def quantize(x: Any, step: Any, spec: Any, rounding: str = "nearest", seed: int = 0, offset: Any = 0) -> Any:
-        if rounding != "stochastic":
-            return real(x, step, spec, rounding, seed, offset)
-        if name == "SR replaced by DR":
-            return real(x, step, spec, "nearest", seed, offset)
-        # floor(x/step + U + 0.05): the same draws, shifted
-        return real(np.asarray(x) + 0.05 * np.asarray(step), step, spec, "stochastic", seed, offset)
-
-    return quantize
 
 
 @contextmanager
 def injected(name: str) -> Iterator[None]:
-    """Run the block with the named fault in every consumer of ``quantize``."""
+    """Run the block with the named fault planted in lptsim's rounding core."""
     if name not in FAULTS:
         raise ValueError(f"unknown fault {name!r}; known: {sorted(FAULTS)}")
-    import importlib
-
-    with ExitStack() as stack:
-        for module in _CONSUMERS:
-            stack.enter_context(mock.patch.object(importlib.import_module(module), "quantize", _faulty(name)))
+    with rounding_rule(FAULTS[name].rule):
         yield
