@@ -163,6 +163,7 @@ def test_faults_reach_every_rounding_path():
     import torch
 
     from lptsim.ctr.embedding import LowPrecisionEmbedding
+    from lptsim.ctr.table import TableOptimizer
     from lptsim.quant.floats import stochastic_cast
     from lptsim.sim import problems, simulate
 
@@ -196,8 +197,7 @@ def test_faults_reach_every_rounding_path():
                                     state_dtype="float32", seed=3)
         ids = torch.arange(64)
         (emb(ids) * torch.linspace(-1, 1, 64 * 8).reshape(64, 8)).sum().backward()
-        emb.stage()
-        emb.commit()
+        TableOptimizer(emb).step()
         return emb.codes.read(ids)
 
     with injected("SR->DR"):
