@@ -27,7 +27,7 @@ def _register_defaults() -> None:
     GROUPS.setdefault("methods", method_checks.run_group)
     GROUPS.setdefault("ctr", ctr_checks.run_group)  # trains CTR models: run it with --group ctr
     for name, module in (("quant", quant_checks), ("dr", dr_checks), ("sr", sr_checks), ("optim", optim_checks),
-                         ("methods", method_checks)):
+                         ("methods", method_checks), ("ctr", ctr_checks)):
         PARTS.setdefault(name, module.PARTS)
 
 
