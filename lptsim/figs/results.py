@@ -303,6 +303,7 @@ def fig_ctr_sparse(results: list[CheckResult], out: Path) -> list[Path]:
         ax.set(xlabel="touches per row (bucket)", ylabel="frozen at the first touch", ylim=(-0.03, 1.03),
                title="Lazy Adam: the first touch")
         ax.legend(fontsize=6)
+    fig.suptitle(f"CTR table per frequency bucket (4 bits): {freeze[0].note.rsplit('; ', 1)[-1]}", fontsize=9)
     return save(fig, out, "ctr_sparse")
 
 
