@@ -207,14 +207,14 @@ def fig_stalls(results: list[CheckResult], out: Path) -> list[Path]:
 
 
 def fig_ctr(results: list[CheckResult], out: Path) -> list[Path]:
-    """The CTR checks: where DR freezes, SR's floor against Delta, the two regimes, and ALPT's learned steps."""
+    """The CTR checks: where DR freezes, SR's floor against Delta, and the two regimes (the sparse-table checks are
+    ``ctr_sparse``)."""
     freeze = _find(results, "CTR: DR freezes")
     floor = _find(results, "CTR: LPT-SR train loss")
     regimes = _find(results, "CTR regime A")
-    alpt = _find(results, "CTR: ALPT's steps")
-    if not (freeze or floor or regimes or alpt):
+    if not (freeze or floor or regimes):
         return []
-    fig, axes = panels(4, width=4.6, height=3.8)
+    fig, axes = panels(3, width=4.6, height=3.8)
     if freeze:
         d = freeze[0].data
         x = np.arange(len(d["cells"]))
@@ -244,14 +244,6 @@ def fig_ctr(results: list[CheckResult], out: Path) -> list[Path]:
         axes[2].set_xticks([0, 1], [f"{r} (lr/Delta {q:.2g})" for r, q in zip(d["regime"], d["ratio"], strict=True)])
         axes[2].set(ylim=(0.45, None), ylabel="test AUC", title="Regimes on a CTR model (Adam)")
         axes[2].legend(fontsize=7)
-    if alpt:
-        d = alpt[0].data
-        axes[3].semilogx(d["grid"], d["val_auc"], "o-", color=METHOD_COLORS["sr"], label="fixed step (LPT-SR)")
-        for v in d["learned"]:
-            axes[3].axvline(v, color=METHOD_COLORS["alpt"], alpha=0.4, lw=1)
-        axes[3].set(xlabel="step", ylabel="validation AUC", title="ALPT's learned steps (purple) vs the grid")
-        quiet_minor_ticks(axes[3])
-        axes[3].legend(fontsize=7)
     return save(fig, out, "ctr_checks")
 
 
