@@ -182,17 +182,6 @@ def lookup(view: KernelTable, ids: torch.Tensor, training: bool) -> tuple[torch.
     return _Lookup.apply(anchor, view, flat, pending), pending
 
 
-_BETAS: dict = {}  # (betas, device) -> float64 tensor, made once: a host-to-device copy per step would sync
-
-
-def bias_corrections(betas: tuple[float, float], t: torch.Tensor) -> torch.Tensor:
-    """(1 - b1^t, 1 - b2^t) as float32, computed on t's device in float64 (as Python computes ``1 - b**t``)."""
-    key = (tuple(betas), str(t.device))
-    if key not in _BETAS:
-        _BETAS[key] = torch.tensor(betas, dtype=torch.float64, device=t.device)
-    return (1 - _BETAS[key] ** t.to(torch.float64)).float()
-
-
 def segment_levels(n: int) -> int:
     """Levels of the fixed-order run sum for a batch of ``n`` ids: the least L >= 1 with CHUNK**L >= n."""
     levels, span = 1, CHUNK
@@ -226,31 +215,26 @@ def _launch(view: KernelTable, pending: Pending, grad: torch.Tensor, wnew: torch
     the kernel's phases (1,) 3 and 4 around :func:`_update_shared_steps`."""
     n, dim = grad.shape
     dev = pending.sorted.device
-    bcs = [torch.ones(2, device=dev), torch.ones(2, device=dev)]
     if view.adam_steps is not None and phase != 2:
         view.adam_steps.add_(1)
-        bcs[0] = bias_corrections(ROW_BETAS, view.adam_steps)
-    if view.step_mode == 2 and phase != 1:
-        bcs[1] = bias_corrections(STEP_BETAS, view.updates + 1)
-    bc = torch.cat(bcs)
     gseg = torch.empty(n, dim, device=dev)
     segment_sums(pending, grad, gseg)
     args = (view, pending.sorted, gseg, wnew)
     if phase == 1 or view.step_mode == 0 or view.step_kind == 1:  # no step shared by many rows
-        _update_kernel(*args, wnew, bc, lr, step_lr, phase)
+        _update_kernel(*args, wnew, lr, step_lr, phase)
     else:
         if phase == 0:
-            _update_kernel(*args, wnew, bc, lr, step_lr, 1)
+            _update_kernel(*args, wnew, lr, step_lr, 1)
         gstep = torch.zeros(n, device=dev)
-        _update_kernel(*args, gstep, bc, lr, step_lr, 3)
-        _update_shared_steps(view, pending.sorted, gstep, bc, step_lr)
-        _update_kernel(*args, gstep, bc, lr, step_lr, 4)
+        _update_kernel(*args, gstep, lr, step_lr, 3)
+        _update_shared_steps(view, pending.sorted, gstep, step_lr)
+        _update_kernel(*args, gstep, lr, step_lr, 4)
     if phase != 1:
         view.updates.add_(1)
 
 
 def _update_kernel(view: KernelTable, sorted_ids: torch.Tensor, gseg: torch.Tensor, wnew: torch.Tensor,
-                   gstep: torch.Tensor, bc: torch.Tensor, lr: float, step_lr: float, phase: int) -> None:
+                   gstep: torch.Tensor, lr: float, step_lr: float, phase: int) -> None:
     """One launch of ``fused_update_kernel`` in ``phase`` (see its docstring)."""
     from lptsim.ctr.kernels.triton_kernels import fused_update_kernel
 
@@ -260,7 +244,7 @@ def _update_kernel(view: KernelTable, sorted_ids: torch.Tensor, gseg: torch.Tens
     fused_update_kernel[(triton_cdiv(n, BLOCK),)](
         sorted_ids, gseg, wnew, gstep, view.codes, view.steps, _step_idx_arg(view, sorted_ids),
         _or(view.sum_sq, dummy), _or(view.exp_avg, dummy), _or(view.exp_avg_sq, dummy), _or(view.step_m, dummy),
-        _or(view.step_v, dummy), view.key, view.updates, bc, n,
+        _or(view.step_v, dummy), view.key, view.updates, _or(view.adam_steps, view.updates), n,
         lr, view.eps, b1, 1 - b1, b2, 1 - b2, step_lr, view.grad_scale, view.min_step,
         sb1, 1 - sb1, sb2, 1 - sb2, STEP_EPS,
         PADDED=view.padded, QMIN=float(view.qmin), QMAX=float(view.qmax), OPT=view.opt, STEP_MODE=view.step_mode,
@@ -271,8 +255,7 @@ def _or(t: torch.Tensor | None, dummy: torch.Tensor) -> torch.Tensor:
     return dummy if t is None else t
 
 
-def _update_shared_steps(view: KernelTable, sorted_ids: torch.Tensor, gstep: torch.Tensor, bc: torch.Tensor,
-                         step_lr: float) -> None:
+def _update_shared_steps(view: KernelTable, sorted_ids: torch.Tensor, gstep: torch.Tensor, step_lr: float) -> None:
     """Shared ALPT steps from the rows' step gradients ``gstep`` (at each run head of ``sorted_ids``): summed
     per step in the fixed order of ``ordered_segment_sum`` over the rows in ascending order (the reference's),
     then the step optimizer. All on the device: the other positions get the key ``num_steps``, sorted last."""
@@ -292,7 +275,7 @@ def _update_shared_steps(view: KernelTable, sorted_ids: torch.Tensor, gstep: tor
     sb1, sb2 = STEP_BETAS
     shared_step_kernel[(triton_cdiv(n, BLOCK),)](
         skeys, gsum, view.steps, _or(view.step_m, view.steps), _or(view.step_v, view.steps), view.key, view.updates,
-        bc, n, num_steps, step_lr, view.min_step, sb1, 1 - sb1, sb2, 1 - sb2, STEP_EPS, STEP_MODE=view.step_mode,
+        n, num_steps, step_lr, view.min_step, sb1, 1 - sb1, sb2, 1 - sb2, STEP_EPS, STEP_MODE=view.step_mode,
         BF16=view.bf16, BLOCK=BLOCK, **LAUNCH)
 
 

@@ -52,6 +52,37 @@ class StepState(nn.Module):
         self.register_buffer("v", torch.zeros(steps, dtype=dtype) if adam else None)
 
 
+def state_tensors(table) -> dict[str, torch.Tensor]:
+    """Every tensor a low-precision table's training changes, by name: codes, steps, the update counter, the row
+    optimizer's and ALPT's step optimizer's buffers (moments, accumulators, Adam's step count). What an exactness
+    check compares, so that none is left out."""
+    out = {"codes": table.codes.data, "steps": table.step}
+    if table.updates is not None:
+        out["updates"] = table.updates
+    for module in ("row_state", "step_state"):
+        for name, buf in getattr(table, module).named_buffers():
+            out[f"{module}.{name}"] = buf
+    return out
+
+
+def state_differences(ref, other) -> dict[str, int]:
+    """Per state tensor (:func:`state_tensors`), how many elements of ``other`` differ from ``ref`` bit for bit
+    (floats compared as their bits: -0.0 is not 0.0); -1 for a tensor missing or of another shape or dtype."""
+    bits = {2: torch.int16, 4: torch.int32, 8: torch.int64}
+    mine = state_tensors(other)
+    out = {}
+    for name, a in state_tensors(ref).items():
+        b = mine.get(name)
+        if b is None or b.shape != a.shape or b.dtype != a.dtype:
+            out[name] = -1
+            continue
+        a, b = a.detach().cpu(), b.detach().cpu()
+        if a.is_floating_point():
+            a, b = a.view(bits[a.element_size()]), b.view(bits[b.element_size()])
+        out[name] = int((a != b).sum())
+    return out
+
+
 def stream_counters(stream: Stream, index: torch.Tensor, width: int, offset: int = 0) -> torch.Tensor:
     """Counters of ``stream`` for the global elements ``(offset + index) * width + col`` (shape (len, width))."""
     base = (index.to(torch.int64).cpu() + offset) * width + counter_base(stream)

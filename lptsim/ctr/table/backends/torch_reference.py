@@ -2,8 +2,11 @@
 
 It is the definition the Triton kernels are tested against bit for bit, so it follows the numerical contract
 (:mod:`lptsim.ctr.contract`, :mod:`lptsim.ctr.kernels.triton_kernels`): no fused multiply-adds, sums in the
-kernels' fixed order (:mod:`lptsim.ctr.ordered_sums`), correctly rounded square roots, and every rounding through
-:mod:`lptsim.quant` (``quantize`` for codes, ``stochastic_cast`` for 16-bit state).
+kernels' fixed order (:mod:`lptsim.ctr.ordered_sums`), correctly rounded square roots and divisions (``div_rn``:
+no ``/`` in this module, since CUDA torch divides by a Python number as a multiply by its reciprocal; a test
+enforces it), Adam's bias corrections by the contract's binary powering, and every rounding through
+:mod:`lptsim.quant` (``quantize`` for codes, ``stochastic_cast`` for 16-bit state). So it is the same arithmetic
+on the CPU and on CUDA.
 
 The row optimizers and ALPT's step optimizers are small functions, one per optimizer, chosen by name from
 :data:`ROW_UPDATES` and :data:`STEP_UPDATES`: a new optimizer is one more function here and one more branch in
@@ -16,8 +19,9 @@ from dataclasses import dataclass
 
 import torch
 
-from lptsim.ctr.contract import ROW_BETAS, ROW_EPS, STEP_BETAS, STEP_EPS, Stream, counter_base, step_seed
-from lptsim.ctr.ordered_sums import ordered_row_sum, ordered_segment_sum, sqrt_rn
+from lptsim.ctr.contract import (ROW_BETAS, ROW_EPS, STEP_BETAS, STEP_EPS, Stream, bias_correction, counter_base,
+                                 step_seed)
+from lptsim.ctr.ordered_sums import div_rn, ordered_row_sum, ordered_segment_sum, sqrt_rn
 from lptsim.ctr.table.state import RowState, StepState, store_state, stream_counters
 from lptsim.quant import dequantize, lsq_step_grad, quantize
 
@@ -59,9 +63,9 @@ def sgd_rows(state: RowState, rows, w, g, lr: float, key: int, row_offset: int) 
 
 def adagrad_rows(state: RowState, rows, w, g, lr: float, key: int, row_offset: int) -> torch.Tensor:
     """Row-wise Adagrad (FBGEMM's): one accumulator per row of the mean squared gradient."""
-    acc = state.sum_sq[rows].float() + ordered_row_sum(g * g) / g.shape[1]
+    acc = state.sum_sq[rows].float() + div_rn(ordered_row_sum(g * g), float(g.shape[1]))
     store_state(state.sum_sq, rows, acc, key, stream_counters(Stream.ROW_SUM_SQ, rows, 1, row_offset))
-    return w - lr * g / (sqrt_rn(acc) + ROW_EPS).unsqueeze(1)
+    return w - div_rn(lr * g, (sqrt_rn(acc) + ROW_EPS).unsqueeze(1))
 
 
 def adam_rows(state: RowState, rows, w, g, lr: float, key: int, row_offset: int) -> torch.Tensor:
@@ -69,13 +73,13 @@ def adam_rows(state: RowState, rows, w, g, lr: float, key: int, row_offset: int)
     b1, b2 = ROW_BETAS
     state.steps += 1
     t = int(state.steps)
-    bc1, bc2 = 1 - b1**t, 1 - b2**t
+    bc1, bc2 = bias_correction(b1, t), bias_correction(b2, t)
     # Plain products and sums (add_(alpha=) and addcmul_ may fuse a multiply-add): the kernels' operations.
     m = state.exp_avg[rows].float() * b1 + (1 - b1) * g
     v = state.exp_avg_sq[rows].float() * b2 + (1 - b2) * g * g
     store_state(state.exp_avg, rows, m, key, stream_counters(Stream.ROW_EXP_AVG, rows, w.shape[1], row_offset))
     store_state(state.exp_avg_sq, rows, v, key, stream_counters(Stream.ROW_EXP_AVG_SQ, rows, w.shape[1], row_offset))
-    return w - lr * (m / bc1) / (sqrt_rn(v / bc2) + ROW_EPS)
+    return w - div_rn(lr * div_rn(m, bc1), sqrt_rn(div_rn(v, bc2)) + ROW_EPS)
 
 
 ROW_UPDATES = {"sgd": sgd_rows, "adagrad": adagrad_rows, "adam": adam_rows}
@@ -89,18 +93,18 @@ def sgd_steps(state: StepState, step, idx, g, lr: float, t: int, key: int, offse
 def adagrad_steps(state: StepState, step, idx, g, lr: float, t: int, key: int, offset: int) -> torch.Tensor:
     acc = state.sum_sq[idx].float() + g * g
     store_state(state.sum_sq, idx, acc, key, stream_counters(Stream.STEP_SUM_SQ, idx, 1, offset))
-    return step - lr * g / (sqrt_rn(acc) + STEP_EPS)
+    return step - div_rn(lr * g, sqrt_rn(acc) + STEP_EPS)
 
 
 def adam_steps(state: StepState, step, idx, g, lr: float, t: int, key: int, offset: int) -> torch.Tensor:
     """Adam whose bias corrections count the table's updates (t = this update)."""
     b1, b2 = STEP_BETAS
-    bc1, bc2 = 1 - b1**t, 1 - b2**t
+    bc1, bc2 = bias_correction(b1, t), bias_correction(b2, t)
     m = state.m[idx].float() * b1 + (1 - b1) * g
     v = state.v[idx].float() * b2 + (1 - b2) * g * g
     store_state(state.m, idx, m, key, stream_counters(Stream.STEP_M, idx, 1, offset))
     store_state(state.v, idx, v, key, stream_counters(Stream.STEP_V, idx, 1, offset))
-    return step - lr * (m / bc1) / (sqrt_rn(v / bc2) + STEP_EPS)
+    return step - div_rn(lr * div_rn(m, bc1), sqrt_rn(div_rn(v, bc2)) + STEP_EPS)
 
 
 STEP_UPDATES = {"sgd": sgd_steps, "adagrad": adagrad_steps, "adam": adam_steps}
