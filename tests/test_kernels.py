@@ -24,8 +24,8 @@ from lptsim.ctr import kernels  # noqa: E402
 from lptsim.ctr.contract import step_seed  # noqa: E402
 from lptsim.ctr.embedding import LowPrecisionEmbedding  # noqa: E402
 from lptsim.ctr.table import TableOptimizer  # noqa: E402
-from lptsim.ctr.table.state import state_differences, state_tensors  # noqa: E402
 from lptsim.ctr.table.backends.triton_launch import kernel_view  # noqa: E402
+from lptsim.ctr.table.state import state_differences, state_tensors  # noqa: E402
 from lptsim.quant import QuantSpec, unpack  # noqa: E402
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"

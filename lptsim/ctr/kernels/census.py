@@ -51,7 +51,7 @@ class _Ops(TorchDispatchMode):
         aliases = any(r.alias_info is not None for r in schema.returns)
         if name in _ALLOC:
             self.census.scratch_bytes += _nbytes(out)
-        elif not aliases and name not in _FREE and not torch.Tag.view_copy in func.tags:
+        elif not aliases and name not in _FREE and torch.Tag.view_copy not in func.tags:
             self.census.launches[f"aten:{name}"] += 1
             self.census.scratch_bytes += _nbytes(out)
         return out

@@ -256,8 +256,9 @@ def fused_update_kernel(sorted_ptr, gseg_ptr, wnew_ptr, gstep_ptr, codes_ptr, st
     applies the row optimizer (SGD, row-wise Adagrad, Adam), (ALPT, one pass) updates the row's step, and
     writes the row back re-quantized. ``key`` = (seed, row_offset); ``updates`` = write-backs done so far (this
     is update ``updates + 1``, keyed ``step_seed(seed, updates + 1)``: also the t of the step Adam's bias
-    corrections); ``adam_steps`` = row Adam's step count (already advanced), computed here from these counters. Scratch ``wnew`` holds (n, D) float32. ``PHASE``: 0 the whole
-    one-pass step; two-pass ALPT runs 1 (row optimizer into ``wnew``) after the first backward and 2 (step update
+    corrections); ``adam_steps`` = row Adam's step count (already advanced); the bias corrections are computed
+    here from these counters. Scratch ``wnew`` holds (n, D) float32. ``PHASE``: 0 the whole one-pass step;
+    two-pass ALPT runs 1 (row optimizer into ``wnew``) after the first backward and 2 (step update
     from the second pass's run sums in ``gseg``, re-quantization of ``wnew``) after the second. A step shared by
     many rows (per field or per table) needs a sum over rows first: phase 3 stores each run head's step gradient
     (from ``wnew`` and ``gseg``) in ``gstep`` (n,), ``shared_step_kernel`` updates the steps, and phase 4

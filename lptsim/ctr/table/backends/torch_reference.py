@@ -19,8 +19,16 @@ from dataclasses import dataclass
 
 import torch
 
-from lptsim.ctr.contract import (ROW_BETAS, ROW_EPS, STEP_BETAS, STEP_EPS, Stream, bias_correction, counter_base,
-                                 step_seed)
+from lptsim.ctr.contract import (
+    ROW_BETAS,
+    ROW_EPS,
+    STEP_BETAS,
+    STEP_EPS,
+    Stream,
+    bias_correction,
+    counter_base,
+    step_seed,
+)
 from lptsim.ctr.ordered_sums import div_rn, ordered_row_sum, ordered_segment_sum, sqrt_rn
 from lptsim.ctr.table.state import RowState, StepState, store_state, stream_counters
 from lptsim.quant import dequantize, lsq_step_grad, quantize
