@@ -316,9 +316,12 @@ def test_kernel_rejects_bad_ids_on_the_device():
                               env=dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1])))
         assert proc.returncode != 0 and ("outside [0, 10)" in proc.stderr or "device-side assert" in proc.stderr)
         return
+    for bad in (10, -1, 2**32 + 3):  # past the end, negative, and one that 32-bit keys would wrap to 3
+        _, ker = _pair(10, 4, 4, "lpt-dr", "sgd", {})
+        with pytest.raises(RuntimeError, match=r"outside \[0, 10\)"):
+            ker(torch.tensor([[3, bad]], device=DEVICE))
     _, ker = _pair(10, 4, 4, "lpt-dr", "sgd", {})
-    with pytest.raises(RuntimeError, match=r"outside \[0, 10\)"):
-        ker(torch.tensor([[3, 10]], device=DEVICE))
+    ker(torch.tensor([[3, 9, 0]], device=DEVICE))  # the check can pass
 
 
 @pytest.mark.parametrize("bits", range(1, 9))

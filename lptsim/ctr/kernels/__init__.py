@@ -1,16 +1,16 @@
 """Launchers of the fused Triton kernels (GPU; CPU under TRITON_INTERPRET=1) for a low-precision table.
 
-The launchers see a table only through a :class:`KernelTable`: its tensors and its static layout, named (the
-Triton backend, :mod:`lptsim.ctr.table.backends.triton_launch`, builds it once per placement). A training step:
-``lookup`` checks the ids on the device, sorts them once (32-bit keys, stable; the permutation and the run bounds
-serve the whole step) and gathers the rows (many ids per program); the backward hands the upstream gradient to the
-step's :class:`Pending`; ``fused_update`` sums each run of equal ids in a fixed chunked order
-(``segment_sum_kernel``, a few levels of at most 32 additions per lane, so a hot id does not serialise) and applies
-the row optimizer, the ALPT step update and the re-quantization in one kernel (two-pass ALPT splits it around the
-second forward). Nothing in a step reads a device value on the host (no ``.item()``, no data-dependent sizes such
-as ``torch.unique``, no host-to-device copies), so a CUDA step never waits for the GPU. The torch reference
-(:mod:`lptsim.ctr.table.backends.torch_reference`) is what they are tested against, bit for bit (the numerical
-contract: :mod:`lptsim.ctr.contract` and :mod:`lptsim.ctr.kernels.triton_kernels`).
+The launchers see a table only through a :class:`KernelTable`: its tensors and its static layout, named (the Triton
+backend, :mod:`lptsim.ctr.table.backends.triton_launch`, builds it once per placement). A training step: ``lookup``
+gathers the rows (many ids per program) in a kernel that also checks the ids and writes them as 32-bit keys, then
+sorts the keys once (stable; the permutation and the runs' starts serve the whole step); the backward hands the
+upstream gradient to the step's :class:`Pending`; ``fused_update`` sums each run of equal ids in a fixed chunked
+order (``segment_sum_kernel``, a few levels of at most 32 additions per lane, so a hot id does not serialise) and
+applies the row optimizer, the ALPT step update and the re-quantization in one kernel (two-pass ALPT splits it
+around the second forward). Nothing in a step reads a device value on the host (no ``.item()``, no data-dependent
+sizes such as ``torch.unique``, no host-to-device copies), so a CUDA step never waits for the GPU. The torch
+reference (:mod:`lptsim.ctr.table.backends.torch_reference`) is what they are tested against, bit for bit (the
+numerical contract: :mod:`lptsim.ctr.contract` and :mod:`lptsim.ctr.kernels.triton_kernels`).
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ class KernelTable:
     steps: torch.Tensor  # (num_steps,) float32 or bfloat16
     field_starts: torch.Tensor | None  # global first row of each field (step_kind 2), else None
     key: torch.Tensor  # int64 [seed as a signed 64-bit value, row_offset] on the table's device
+    id_ok: torch.Tensor  # int32 (1,): 1 until a lookup meets an id outside [0, rows) (then asserted on the device)
     updates: torch.Tensor  # int64 scalar: write-backs done
     sum_sq: torch.Tensor | None  # row-wise Adagrad
     exp_avg: torch.Tensor | None  # Adam on the rows
@@ -68,12 +69,12 @@ class KernelTable:
 
 @dataclass
 class Pending:
-    """One training lookup's sorted ids and run bounds; ``grad`` arrives with the backward."""
+    """One training lookup's sorted ids (32-bit keys), the sort's permutation and each position's run start;
+    ``grad`` arrives with the backward."""
 
     sorted: torch.Tensor
     perm: torch.Tensor
     seg_start: torch.Tensor
-    seg_end: torch.Tensor
     grad: torch.Tensor | None = None
     wnew: torch.Tensor | None = None  # two-pass ALPT: the staged rows, one per sorted position
     head_of: torch.Tensor | None = None  # two-pass ALPT: batch position -> the head of its run
@@ -115,28 +116,22 @@ def _step_idx_arg(view: KernelTable, rows: torch.Tensor) -> torch.Tensor:
     return step_index(view, rows) if view.step_kind == 2 else view.steps
 
 
-def check_ids(view: KernelTable, ids: torch.Tensor) -> None:
-    """Raise (asynchronously, on the device) if an id is outside [0, rows): no host sync.
-
-    On a GPU a bad id stops the CUDA context with this message at the next synchronisation; check
-    ids on the host before the transfer (the CSV/array readers do) for a friendlier error.
-    """
-    if ids.numel():
-        n = view.codes.shape[0]
-        torch._assert_async((ids.min() >= 0) & (ids.max() < n), f"embedding id outside [0, {n})")
-
-
-def gather_dequant(view: KernelTable, ids: torch.Tensor) -> torch.Tensor:
-    """FP32 rows (len(ids), dim) of the table for flat ids."""
+def gather_dequant(view: KernelTable, ids: torch.Tensor, keys: torch.Tensor | None = None) -> torch.Tensor:
+    """FP32 rows (len(ids), dim) of the table for flat ids; with ``keys`` (int32, len(ids)) also the ids as 32-bit
+    keys. The ids are checked in the same kernel: one outside [0, rows) raises (asynchronously, on the device: no
+    host sync) "embedding id outside [0, rows)". On a GPU the failed assert ends the CUDA context; check ids on the
+    host before the transfer (the CSV/array readers do) for a friendlier error."""
     from lptsim.ctr.kernels.triton_kernels import gather_dequant_kernel
 
     ids = ids.reshape(-1).contiguous()
-    n = ids.numel()
+    n, rows = ids.numel(), view.codes.shape[0]
     out = torch.empty(n, view.dim, dtype=torch.float32, device=view.codes.device)
     if n:
         dp, block = gather_block(view.dim)
-        gather_dequant_kernel[(triton_cdiv(n, block),)](ids, view.codes, view.steps, _step_idx_arg(view, ids), out, n,
-                                                        DP=dp, BLOCK=block, **view.layout, **LAUNCH)
+        gather_dequant_kernel[(triton_cdiv(n, block),)](
+            ids, view.codes, view.steps, _step_idx_arg(view, ids), out, out if keys is None else keys, view.id_ok,
+            n, rows, DP=dp, BLOCK=block, KEYS=keys is not None, **view.layout, **LAUNCH)
+        torch._assert_async(view.id_ok, f"embedding id outside [0, {rows})")
     return out
 
 
@@ -159,27 +154,29 @@ class _Lookup(torch.autograd.Function):
     """Rows for ids; the backward stores the upstream gradient in ``pending`` (the TableOptimizer reads it)."""
 
     @staticmethod
-    def forward(ctx, anchor, view, ids, pending):  # noqa: D102
+    def forward(ctx, anchor, view, ids, pending, keys):  # noqa: D102
         ctx.pending = pending
-        return gather_dequant(view, ids)
+        return gather_dequant(view, ids, keys)
 
     @staticmethod
     def backward(ctx, grad):  # noqa: D102
         ctx.pending.grad = grad.contiguous()
-        return None, None, None, None
+        return None, None, None, None, None
 
 
 def lookup(view: KernelTable, ids: torch.Tensor, training: bool) -> tuple[torch.Tensor, Pending | None]:
-    """(rows of the flat ids, the step's Pending or None); one stable sort of the ids per step."""
+    """(rows of the flat ids, the step's Pending or None). A training lookup: the gather kernel checks the ids and
+    writes them as 32-bit keys, one stable sort of the keys, one search for the runs' starts."""
     flat = ids.reshape(-1)
-    check_ids(view, flat)
     if not training:
         return gather_dequant(view, flat), None
-    sorted_ids, perm = torch.sort(flat.to(torch.int32), stable=True)  # tables below MAX_ROWS rows
-    pending = Pending(sorted_ids, perm, torch.searchsorted(sorted_ids, sorted_ids, out_int32=True),
-                      torch.searchsorted(sorted_ids, sorted_ids, right=True, out_int32=True))
+    keys = torch.empty(flat.numel(), dtype=torch.int32, device=flat.device)  # tables below MAX_ROWS rows
+    pending = Pending(keys, keys, keys)  # filled below, once the gather has written the keys
     anchor = torch.empty(0, device=flat.device, requires_grad=True)
-    return _Lookup.apply(anchor, view, flat, pending), pending
+    rows = _Lookup.apply(anchor, view, flat, pending, keys)
+    pending.sorted, pending.perm = torch.sort(keys, stable=True)
+    pending.seg_start = torch.searchsorted(pending.sorted, pending.sorted, out_int32=True)
+    return rows, pending
 
 
 def segment_levels(n: int) -> int:
@@ -198,7 +195,7 @@ def segment_sums(runs: Pending, grad: torch.Tensor, out: torch.Tensor) -> None:
     n, dim = grad.shape
     dp, block = gather_block(dim)  # the same (padded dim, rows per program) as the gather
     for level in range(segment_levels(n)):
-        segment_sum_kernel[(triton_cdiv(n, block),)](runs.seg_start, runs.seg_end, runs.perm, grad, out, n,
+        segment_sum_kernel[(triton_cdiv(n, block),)](runs.seg_start, runs.sorted, runs.perm, grad, out, n,
                                                      CHUNK**level, FIRST=level == 0, D=dim, DP=dp, CHUNK=CHUNK,
                                                      BLOCK=block, **LAUNCH)
 
@@ -268,8 +265,7 @@ def _update_shared_steps(view: KernelTable, sorted_ids: torch.Tensor, gstep: tor
     num_steps = view.steps.numel()
     keys = torch.where(head, step_index(view, rows), num_steps).to(torch.int32)
     skeys, perm = torch.sort(keys, stable=True)
-    runs = Pending(skeys, perm, torch.searchsorted(skeys, skeys, out_int32=True),
-                   torch.searchsorted(skeys, skeys, right=True, out_int32=True))
+    runs = Pending(skeys, perm, torch.searchsorted(skeys, skeys, out_int32=True))
     gsum = torch.empty(n, 1, device=rows.device)
     segment_sums(runs, gstep.view(n, 1), gsum)
     sb1, sb2 = STEP_BETAS

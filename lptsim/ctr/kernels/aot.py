@@ -109,11 +109,12 @@ def _source(spec: Spec):
     common = dict(D=spec.dim, ROW_BYTES=row_bytes, BITS=spec.bits, STEP_KIND=spec.step_kind)  # not segment_sum
     if spec.kernel == "gather_dequant":
         fn = tk.gather_dequant_kernel
-        sig = dict(ids_ptr="*i64", codes_ptr=code_t, steps_ptr=st, step_idx_ptr=idx_t, out_ptr="*fp32", n="i32")
-        const = dict(common, DP=dp, BLOCK=gblock)
+        sig = dict(ids_ptr="*i64", codes_ptr=code_t, steps_ptr=st, step_idx_ptr=idx_t, out_ptr="*fp32",
+                   keys_ptr="*i32", ok_ptr="*i32", n="i32", rows="i32")
+        const = dict(common, DP=dp, BLOCK=gblock, KEYS=spec.step_kind != 1)  # training and evaluation lookups
     elif spec.kernel == "segment_sum":
         fn = tk.segment_sum_kernel
-        sig = dict(seg_start_ptr="*i32", seg_end_ptr="*i32", perm_ptr="*i64", grad_ptr="*fp32", buf_ptr="*fp32",
+        sig = dict(seg_start_ptr="*i32", sorted_ptr="*i32", perm_ptr="*i64", grad_ptr="*fp32", buf_ptr="*fp32",
                    n="i32", stride="i32")
         const = dict(FIRST=spec.step_kind == 0, D=spec.dim, DP=dp, CHUNK=CHUNK, BLOCK=gblock)
     elif spec.kernel == "gather_sum":

@@ -48,10 +48,13 @@ class _Ops(TorchDispatchMode):
         out = func(*args, **(kwargs or {}))
         name = func.overloadpacket.__name__
         schema = func._schema
-        aliases = any(r.alias_info is not None for r in schema.returns)
+        writes = any(r.alias_info is not None and r.alias_info.is_write for r in schema.returns)  # in place / out=
+        view = not writes and any(r.alias_info is not None for r in schema.returns)
         if name in _ALLOC:
             self.census.scratch_bytes += _nbytes(out)
-        elif not aliases and name not in _FREE and torch.Tag.view_copy not in func.tags:
+        elif writes:  # a launch that writes an existing tensor: no new bytes
+            self.census.launches[f"aten:{name}"] += 1
+        elif not view and name not in _FREE:
             self.census.launches[f"aten:{name}"] += 1
             self.census.scratch_bytes += _nbytes(out)
         return out

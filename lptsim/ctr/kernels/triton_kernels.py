@@ -173,19 +173,30 @@ def _step_update(step, gs, sidx, mask, index, steps_ptr, step_m_ptr, step_v_ptr,
     return step
 
 
-@triton.jit(do_not_specialize=["n"])
-def gather_dequant_kernel(ids_ptr, codes_ptr, steps_ptr, step_idx_ptr, out_ptr, n, D: tl.constexpr,
-                          DP: tl.constexpr, ROW_BYTES: tl.constexpr, BITS: tl.constexpr, STEP_KIND: tl.constexpr,
-                          BLOCK: tl.constexpr):
-    """out[i, :] = step[id] * codes[id, :] for id = ids[i]; BLOCK ids x DP columns per program."""
+@triton.jit(do_not_specialize=["n", "rows"])
+def gather_dequant_kernel(ids_ptr, codes_ptr, steps_ptr, step_idx_ptr, out_ptr, keys_ptr, ok_ptr, n, rows,
+                          D: tl.constexpr, DP: tl.constexpr, ROW_BYTES: tl.constexpr, BITS: tl.constexpr,
+                          STEP_KIND: tl.constexpr, BLOCK: tl.constexpr, KEYS: tl.constexpr = False):
+    """out[i, :] = step[id] * codes[id, :] for id = ids[i]; BLOCK ids x DP columns per program.
+
+    Also the step's one id check: an id outside [0, rows) stores 0 in ``ok`` (one int32, which the launcher
+    asserts on the device) and reads nothing (its row is 0). With ``KEYS`` (a training lookup) it writes the ids
+    as the 32-bit keys the step sorts (``keys``), so the check, the narrowing and the gather read the ids once.
+    """
     pos = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     live = pos < n
     row = tl.load(ids_ptr + pos, mask=live, other=0).to(tl.int64)
+    bad = live & ((row < 0) | (row >= rows))
+    tl.store(ok_ptr + pos * 0, tl.zeros((BLOCK,), dtype=tl.int32), mask=bad)  # every writer stores 0: no race
+    live = live & (bad == 0)
+    row = tl.where(live, row, 0)
+    if KEYS:
+        tl.store(keys_ptr + pos, row.to(tl.int32), mask=live)
     step = _step_of(steps_ptr, step_idx_ptr, pos, row, live, STEP_KIND)
     col = tl.arange(0, DP)[None, :]
     mask = live[:, None] & (col < D)
     c = _code(codes_ptr, row[:, None], col, mask, ROW_BYTES, BITS).to(tl.float32)
-    tl.store(out_ptr + pos[:, None] * D + col, c * step[:, None], mask=mask)
+    tl.store(out_ptr + pos[:, None] * D + col, c * step[:, None], mask=(pos < n)[:, None] & (col < D))
 
 
 @triton.jit
@@ -208,7 +219,7 @@ def gather_sum_kernel(ids_ptr, bag_starts_ptr, codes_ptr, steps_ptr, step_idx_pt
 
 
 @triton.jit(do_not_specialize=["n", "stride"])
-def segment_sum_kernel(seg_start_ptr, seg_end_ptr, perm_ptr, grad_ptr, buf_ptr, n, stride, FIRST: tl.constexpr,
+def segment_sum_kernel(seg_start_ptr, sorted_ptr, perm_ptr, grad_ptr, buf_ptr, n, stride, FIRST: tl.constexpr,
                        D: tl.constexpr, DP: tl.constexpr, CHUNK: tl.constexpr, BLOCK: tl.constexpr):
     """One level of the fixed-order sum of each run's gradients (see ``ordered_segment_sum`` in the module).
 
@@ -216,19 +227,21 @@ def segment_sum_kernel(seg_start_ptr, seg_end_ptr, perm_ptr, grad_ptr, buf_ptr, 
     the values at ranks r, r + stride, ..., r + (CHUNK - 1) * stride of its run in that order, from 0, and
     stores the sum at its own position: level 0 reads the upstream gradient rows (via ``perm``), the others
     the previous level's sums in ``buf``. After the last level the run's head holds the run's sum; every lane
-    does at most CHUNK additions, however long the run (a Zipf head).
+    does at most CHUNK additions, however long the run (a Zipf head). A rank is in the run while its sorted key
+    equals the lane's (the keys are sorted), so only the runs' starts are needed, not their ends.
     """
     pos = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     live = pos < n
     start = tl.load(seg_start_ptr + pos, mask=live, other=0).to(tl.int64)
-    end = tl.load(seg_end_ptr + pos, mask=live, other=0).to(tl.int64)
+    key = tl.load(sorted_ptr + pos, mask=live, other=0)
     lead = live & ((pos - start) % (stride * CHUNK) == 0)
     col = tl.arange(0, DP)[None, :]
     cmask = col < D
     acc = tl.zeros((BLOCK, DP), dtype=tl.float32)
     for i in range(CHUNK):
         q = pos + i * stride
-        ok = lead & (q < end)
+        ok = lead & (q < n)
+        ok = ok & (tl.load(sorted_ptr + q, mask=ok, other=0) == key)
         m = ok[:, None] & cmask
         if FIRST:
             src = tl.load(perm_ptr + q, mask=ok, other=0).to(tl.int64)
