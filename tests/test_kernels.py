@@ -491,3 +491,23 @@ def test_kernel_full_size_on_gpu():
             _step(ref, ids, upstream)
             _step(ker, ids, upstream)
         _compare(ref, ker)
+
+
+def test_kernel_old_triton_is_refused_with_a_clear_message(monkeypatch):
+    """Triton older than MIN_TRITON: importing the kernels raises ImportError naming the versions, the backend
+    refuses backend='triton' with that message, and 'auto' falls back to the reference."""
+    import importlib
+
+    import triton
+
+    from lptsim.ctr.table.backends import BackendError
+
+    assert kernels.triton_problem() is None  # the installed one (3.6 or later) passes
+    monkeypatch.setattr(triton, "__version__", "3.5.1")
+    assert "Triton >= 3.6" in kernels.triton_problem() and "3.5.1" in kernels.triton_problem()
+    assert not kernels.available("cuda")
+    with pytest.raises(ImportError, match=r"need Triton >= 3\.6.*this is Triton 3\.5\.1"):
+        importlib.reload(importlib.import_module("lptsim.ctr.kernels.triton_kernels"))
+    with pytest.raises(BackendError, match=r"Triton >= 3\.6"):
+        LowPrecisionEmbedding(4, 3, bits=4, method="lpt-dr", backend="triton")(torch.tensor([1]))
+    assert LowPrecisionEmbedding(4, 3, bits=4, method="lpt-dr", backend="auto").backend.name == "torch"

@@ -16,6 +16,7 @@ numerical contract: :mod:`lptsim.ctr.contract` and :mod:`lptsim.ctr.kernels.trit
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 
 import torch
@@ -88,11 +89,32 @@ def gather_block(dim: int) -> tuple[int, int]:
     return dp, max(1, min(64, GATHER_ELEMENTS // dp))
 
 
-def available(device: torch.device | str | None = None) -> bool:
-    """True when Triton is importable and can run here (a CUDA device, or the interpreter)."""
+MIN_TRITON = (3, 6)  # the oldest Triton the kernels are tested with (3.6 on the GPU machines, 3.9 here)
+
+
+def triton_problem() -> str | None:
+    """Why the installed Triton cannot run the kernels (absent, or older than :data:`MIN_TRITON`), or None."""
     try:
-        import triton  # noqa: F401
+        import triton
     except ImportError:
+        return "Triton is not installed (pip install 'lptsim[gpu]')"
+    version = tuple(int(x) for x in re.findall(r"\d+", triton.__version__)[:2])
+    if version < MIN_TRITON:
+        return (f"lptsim's kernels need Triton >= {'.'.join(map(str, MIN_TRITON))} (tested with 3.6 and 3.9); this "
+                f"is Triton {triton.__version__}")
+    return None
+
+
+def check_triton() -> None:
+    """Raise ImportError with :func:`triton_problem`'s message where the kernels cannot run."""
+    problem = triton_problem()
+    if problem:
+        raise ImportError(problem)
+
+
+def available(device: torch.device | str | None = None) -> bool:
+    """True when a recent enough Triton is importable and can run here (a CUDA device, or the interpreter)."""
+    if triton_problem():
         return False
     on_cuda = device is not None and torch.device(device).type == "cuda"
     return on_cuda or os.environ.get("TRITON_INTERPRET") == "1"

@@ -40,10 +40,14 @@ constant) nor read on the host; the one int argument, ``n``, is ``do_not_special
 
 from __future__ import annotations
 
-import triton
-import triton.language as tl
+from lptsim.ctr.kernels import check_triton
 
-from lptsim.ctr.contract import OPT_CODE, POWER_BITS, ROW_BETAS, STEP_BETAS, STEP_KIND, STEP_MODE, Stream, counter_base
+check_triton()  # a clear message for an old Triton (MIN_TRITON), not a failure deep inside a kernel
+
+import triton  # noqa: E402
+import triton.language as tl  # noqa: E402
+
+from lptsim.ctr.contract import OPT_CODE, POWER_BITS, ROW_BETAS, STEP_BETAS, STEP_KIND, STEP_MODE, Stream, counter_base  # noqa: E402
 
 OPT_SGD = tl.constexpr(OPT_CODE["sgd"])  # the contract's codes, as compile-time constants
 OPT_ADAGRAD = tl.constexpr(OPT_CODE["adagrad"])
