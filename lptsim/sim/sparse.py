@@ -189,7 +189,7 @@ class SparseTrace:
     """What a sparse run leaves: final rows and steps per seed, and per-row touch and movement records."""
 
     method: str
-    weights: np.ndarray  # (seeds, n, d) final rows
+    weights: np.ndarray  # (seeds, n, d) final rows (values: codes x their steps for quantized methods)
     steps: np.ndarray  # (seeds, number of steps): the (final) grid steps; a fixed step repeated for dr/sr
     touches: np.ndarray  # (seeds, n): how many steps touched each row
     last_move: np.ndarray  # (seeds, n): the last step at which the row changed (0: never)
@@ -338,8 +338,11 @@ def _run(keys, loss, opt, method, gran, step_opt, iters, batch, accept, alias, f
             # 2. the step's draws: Gaussian noise, or labels
             for s in range(nslots):
                 r = rows[s]
+                # W holds values (fp) or codes: a row's value is its code times its step *now* (a shared step that
+                # moved since the row's last write-back rescales it, as in the table)
+                sc = 1.0 if method == 0 else steps[si, r if gran == 0 else (row_field[r] if gran == 1 else 0)]
                 for j in range(d):
-                    vals[s, j] = W[si, r, j]
+                    vals[s, j] = W[si, r, j] * sc
                 if loss == 0 and sigma > 0:
                     for j in range(d):
                         xi[s, j] = _normal(key, _S_NOISE, ((t - 1) * n + r) * d + j)
@@ -429,7 +432,7 @@ def _run(keys, loss, opt, method, gran, step_opt, iters, batch, accept, alias, f
                         w = half[s, j]
                     else:
                         ctr = _ctr(_S_SR, ((t - 1) * n + r) * d + j)
-                        w = st * _round_one(half[s, j], st, method != 1, key, ctr, qmin, qmax, rule)
+                        w = _round_one(half[s, j], st, method != 1, key, ctr, qmin, qmax, rule)  # the code
                     if w != W[si, r, j]:
                         moved = True
                     W[si, r, j] = w
@@ -500,9 +503,8 @@ def simulate_sparse(prob: SparseProblem, method: str, step: float | None = None,
     start = np.zeros((n, d)) if (w0 is None and prob.w0 is None) else np.asarray(w0 if w0 is not None else prob.w0,
                                                                                  dtype=float)
     steps = np.full((seeds, nsteps), float(step) if step is not None else 1.0)
-    if method != "fp":
-        # round to nearest on the start's grid, clipped (the table's initial rounding)
-        start = step * np.clip(np.floor(start / step + 0.5), qmin, qmax)
+    if method != "fp":  # codes: the start rounded to nearest on the initial step, clipped (the table's rounding)
+        start = np.clip(np.floor(start / step + 0.5), qmin, qmax)
     W = np.ascontiguousarray(np.broadcast_to(start, (seeds, n, d)), dtype=float).copy()  # noqa: N806
     adam = optimizer in ("adam", "adam_rowstep")
     keys = np.array([step_seed(seed, 1 + s) for s in range(seeds)], dtype=np.uint64)
@@ -519,6 +521,9 @@ def simulate_sparse(prob: SparseProblem, method: str, step: float | None = None,
          float(step_lr), float(gs), float(min_step), qmin, qmax, rounding.active_rule().args(), rec, W, steps, touches,
          last_move, hist, np.zeros((seeds, n) if optimizer == "adagrad" else (seeds, 0)),
          np.zeros((seeds, n, d) if adam else (0, 0, 0)), np.zeros((seeds, n, d) if adam else (0, 0, 0)), float(eps))
+    if method != "fp":
+        W *= steps[:, prob.row_field()][..., None] if gran == 1 else (steps[:, :, None] if gran == 0 else
+                                                                      steps[:, :1, None])
     params = dict(problem=prob.name, n=n, d=d, method=method, step=step, lr=lr, optimizer=optimizer, iters=iters,
                   batch=batch, seeds=seeds, bits=bits, seed=seed, step_granularity=step_granularity, step_lr=step_lr,
                   step_optimizer=step_optimizer)
