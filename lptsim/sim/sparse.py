@@ -195,6 +195,7 @@ class SparseTrace:
     last_move: np.ndarray  # (seeds, n): the last step at which the row changed (0: never)
     step_history: np.ndarray  # (seeds, records, number of steps) for table/field steps; (seeds, records, 0) per row
     record_at: np.ndarray
+    row_excess: np.ndarray  # quadratic: (seeds, records, n) mu/2 ||w_r - w*_r||^2 at each record; else (seeds, 0, 0)
     params: dict
 
     def frozen(self) -> np.ndarray:
@@ -286,7 +287,7 @@ def _teacher_logit(wstar, avec, fmc, ids):
 @nb.njit(parallel=True, cache=True)
 def _run(keys, loss, opt, method, gran, step_opt, iters, batch, accept, alias, fstarts, fsizes, row_field, given_ids,
          wstar, mu, sigma, avec, fmc, lr, step_lr, grad_scale, min_step, qmin, qmax, rule, rec,
-         W, steps, touches, last_move, hist, acc, m1, m2, eps):
+         W, steps, touches, last_move, hist, acc, m1, m2, eps, excess):
     """All steps of every seed (one seed per thread). Arrays with a leading seeds axis are written in place."""
     seeds, n, d = W.shape
     nfields = fstarts.size
@@ -302,7 +303,7 @@ def _run(keys, loss, opt, method, gran, step_opt, iters, batch, accept, alias, f
         vals = np.empty((lookups, d))
         g = np.empty((lookups, d))
         half = np.empty((lookups, d))
-        xi = np.empty((lookups, d))
+        xi = np.zeros((lookups, d))  # stays zero without noise
         codes = np.empty((lookups, d))
         labels = np.zeros(lookups)
         nsteps = steps.shape[1]
@@ -443,6 +444,14 @@ def _run(keys, loss, opt, method, gran, step_opt, iters, batch, accept, alias, f
                 if hist.shape[2] > 0:
                     for q in range(nsteps):
                         hist[si, k_rec, q] = steps[si, q]
+                if excess.shape[1] > 0:  # quadratic: every row's mu/2 ||w - w*||^2 now
+                    for r in range(n):
+                        sc = 1.0 if method == 0 else steps[si, r if gran == 0 else (row_field[r] if gran == 1 else 0)]
+                        e2 = 0.0
+                        for j in range(d):
+                            e = W[si, r, j] * sc - wstar[r, j]
+                            e2 += e * e
+                        excess[si, k_rec, r] = 0.5 * mu * e2
                 k_rec += 1
 
 
@@ -463,7 +472,8 @@ def simulate_sparse(prob: SparseProblem, method: str, step: float | None = None,
         optimizer: ``sgd``, ``adagrad`` (row-wise), ``adam`` (lazy, global step count), ``adam_rowstep``.
         ids: optional (iters, lookups) row ids to use instead of drawing them (lookups = batch, or batch x fields
             for fm, sample-major).
-        record_at: steps at which to record table/field steps (``step_history``).
+        record_at: steps at which to record table/field steps (``step_history``) and, for the quadratic, every
+            row's excess (``row_excess``); default: the last step.
         w0: the start (default ``prob.w0`` or zeros); quantized methods round it to nearest on the initial step.
         eps: Adagrad's and Adam's eps, added after the bias correction as the table (and torch.optim.Adam) do;
             torch.optim.SparseAdam adds it before (sqrt(v) + eps), which differs by a factor sqrt(1 - b2^t).
@@ -500,6 +510,8 @@ def simulate_sparse(prob: SparseProblem, method: str, step: float | None = None,
         accept[lo:hi], alias[lo:hi] = alias_table(prob.freqs[lo:hi])  # aliases local to the block
     nsteps = {"row": n, "field": nf, "table": 1}[step_granularity] if method == "alpt" else 1
     rec = np.unique(np.asarray(record_at if record_at is not None else [iters], dtype=np.int64))
+    if rec.size == 0 or rec[0] < 1 or rec[-1] > iters:
+        raise ValueError(f"record_at must lie in [1, iters={iters}]")
     start = np.zeros((n, d)) if (w0 is None and prob.w0 is None) else np.asarray(w0 if w0 is not None else prob.w0,
                                                                                  dtype=float)
     steps = np.full((seeds, nsteps), float(step) if step is not None else 1.0)
@@ -510,6 +522,7 @@ def simulate_sparse(prob: SparseProblem, method: str, step: float | None = None,
     keys = np.array([step_seed(seed, 1 + s) for s in range(seeds)], dtype=np.uint64)
     hist = np.zeros((seeds, rec.size, nsteps if (method == "alpt" and step_granularity != "row") else 0))
     touches = np.zeros((seeds, n), dtype=np.int64)
+    excess = np.zeros((seeds, rec.size, n) if prob.loss == "quadratic" else (seeds, 0, 0))
     last_move = np.zeros((seeds, n), dtype=np.int64)
     gs = grad_scale if grad_scale is not None else (1.0 / math.sqrt(d * max(qmax, 1.0)) if spec else 1.0)
     avec = prob.a if prob.a is not None else np.zeros(d)
@@ -520,11 +533,12 @@ def simulate_sparse(prob: SparseProblem, method: str, step: float | None = None,
          float(prob.mu), float(prob.sigma), np.ascontiguousarray(avec, dtype=float), float(prob.fm), float(lr),
          float(step_lr), float(gs), float(min_step), qmin, qmax, rounding.active_rule().args(), rec, W, steps, touches,
          last_move, hist, np.zeros((seeds, n) if optimizer == "adagrad" else (seeds, 0)),
-         np.zeros((seeds, n, d) if adam else (0, 0, 0)), np.zeros((seeds, n, d) if adam else (0, 0, 0)), float(eps))
+         np.zeros((seeds, n, d) if adam else (0, 0, 0)), np.zeros((seeds, n, d) if adam else (0, 0, 0)), float(eps),
+         excess)
     if method != "fp":
         W *= steps[:, prob.row_field()][..., None] if gran == 1 else (steps[:, :, None] if gran == 0 else
                                                                       steps[:, :1, None])
     params = dict(problem=prob.name, n=n, d=d, method=method, step=step, lr=lr, optimizer=optimizer, iters=iters,
                   batch=batch, seeds=seeds, bits=bits, seed=seed, step_granularity=step_granularity, step_lr=step_lr,
                   step_optimizer=step_optimizer)
-    return SparseTrace(method, W, steps, touches, last_move, hist, rec, params)
+    return SparseTrace(method, W, steps, touches, last_move, hist, rec, excess, params)

@@ -146,7 +146,7 @@ def dr_sr_crossing(w_star: np.ndarray, w_start: np.ndarray, batch: int, delta: f
     more frequent rows are dithered by their own summed noise, and DR's rounding error (Delta^2/12 a step against
     SR's up to Delta^2/6) makes it the better one.
     """
-    grid = np.geomspace(p_lo, p_hi, 13)
+    grid = np.geomspace(p_lo, p_hi, 7)
     diff = sr_minus_dr(w_star, w_start, grid, batch, delta, alpha, mu, sigma, T)
     change = np.nonzero(np.sign(diff[:-1]) != np.sign(diff[1:]))[0]
     if change.size == 0:
@@ -156,7 +156,7 @@ def dr_sr_crossing(w_star: np.ndarray, w_start: np.ndarray, batch: int, delta: f
     def f(logp: float) -> float:
         return float(sr_minus_dr(w_star, w_start, np.exp(logp), batch, delta, alpha, mu, sigma, T)[0])
 
-    return float(np.exp(optimize.brentq(f, np.log(grid[i]), np.log(grid[i + 1]), xtol=1e-4)))
+    return float(np.exp(optimize.brentq(f, np.log(grid[i]), np.log(grid[i + 1]), xtol=1e-3)))
 
 
 def _unique_rows(w_star: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -207,10 +207,10 @@ def sparse_alpt_fixed_step(w_star: np.ndarray, p: np.ndarray, batch: int, bits: 
     def g(log_delta: float) -> float:
         return sparse_alpt_step_gradient(w_star, p, batch, float(np.exp(log_delta)), bits, alpha, mu, sigma)
 
-    grid = np.linspace(np.log(lo), np.log(hi), 9)
+    grid = np.linspace(np.log(lo), np.log(hi), 6)
     values = np.array([g(x) for x in grid])
     change = np.nonzero(np.sign(values[:-1]) != np.sign(values[1:]))[0]
     if change.size == 0:
         raise ValueError("the shared step's mean gradient does not change sign in the bracket; widen it")
     i = int(change[0])
-    return float(np.exp(optimize.brentq(g, grid[i], grid[i + 1], xtol=1e-5)))
+    return float(np.exp(optimize.brentq(g, grid[i], grid[i + 1], xtol=1e-3)))
