@@ -21,7 +21,8 @@ FIGURES: dict[str, tuple[str, ...]] = {
     "averaging": ("Averaged SR iterate",),
     "dr_bounds": ("DR upper bound", "DR escape probability"),
     "stalls": ("SGD + DR: last move", "Adagrad + DR: fraction", "Adam's step"),
-    "ctr_checks": ("CTR: DR freezes", "CTR: LPT-SR excess", "CTR regime A", "CTR: ALPT's steps"),
+    "ctr_checks": ("CTR: DR freezes", "CTR: LPT-SR train loss", "CTR regime A"),
+    "ctr_sparse": ("CTR table,",),
 }
 
 
@@ -208,7 +209,7 @@ def fig_stalls(results: list[CheckResult], out: Path) -> list[Path]:
 def fig_ctr(results: list[CheckResult], out: Path) -> list[Path]:
     """The CTR checks: where DR freezes, SR's floor against Delta, the two regimes, and ALPT's learned steps."""
     freeze = _find(results, "CTR: DR freezes")
-    floor = _find(results, "CTR: LPT-SR excess")
+    floor = _find(results, "CTR: LPT-SR train loss")
     regimes = _find(results, "CTR regime A")
     alpt = _find(results, "CTR: ALPT's steps")
     if not (freeze or floor or regimes or alpt):
@@ -226,13 +227,12 @@ def fig_ctr(results: list[CheckResult], out: Path) -> list[Path]:
         axes[0].legend(fontsize=7, loc="center right")
     if floor:
         d = floor[0].data
-        axes[1].loglog(d["x"], d["y"], "o-", color=METHOD_COLORS["sr"], label="LPT-SR")
-        ref = np.asarray(d["y"])[0] * np.asarray(d["x"]) / np.asarray(d["x"])[0]
-        axes[1].loglog(d["x"], ref, "--", color="gray", label="slope 1 (regime A)")
-        axes[1].set(xlabel="Delta", ylabel="excess train log loss over FP",
-                    title=f"SR's floor grows like Delta\nslope {floor[0].measured:.2f}")
-        quiet_minor_ticks(axes[1])
-        axes[1].set_xticks(d["x"], [f"{v:g}" for v in d["x"]])
+        x, y = np.asarray(d["x"]), np.asarray(d["y"])
+        axes[1].plot(x, y, "o-", color=METHOD_COLORS["sr"], label="LPT-SR")
+        axes[1].plot(x, y[0] + (y[1] - y[0]) / (x[1] - x[0]) * (x - x[0]), "--", color="gray",
+                     label="linear in Delta (regime A)")
+        axes[1].set(xlabel="Delta", ylabel="train log loss",
+                    title=f"SR's floor grows like Delta\nchord ratio {floor[0].measured:.2f}")
         axes[1].legend(fontsize=7)
     if regimes:
         d = regimes[0].data
@@ -255,6 +255,57 @@ def fig_ctr(results: list[CheckResult], out: Path) -> list[Path]:
     return save(fig, out, "ctr_checks")
 
 
+def fig_ctr_sparse(results: list[CheckResult], out: Path) -> list[Path]:
+    """The CTR table per frequency bucket: DR's and SR's frozen fractions against the rows' touch counts (prediction
+    lines, measurements with their intervals), SR - DR, and lazy Adam's first touch."""
+    freeze = [r for r in _find(results, "CTR table,") if "rounding" in r.data]
+    first = _find(results, "CTR table, lazy Adam + DR: fraction frozen at the first touch")
+    if not freeze:
+        return []
+    opts = list(dict.fromkeys(r.data["optimizer"] for r in freeze))
+    fig, axes = panels(len(opts) + 1 + bool(first), width=4.0, height=3.4)
+    by = {(r.data["optimizer"], r.data["rounding"]): r for r in freeze}
+    for ax, opt in zip(axes, opts, strict=False):
+        for rnd in ("dr", "sr"):
+            r = by.get((opt, rnd))
+            if r is None:
+                continue
+            d, c = r.data, METHOD_COLORS[rnd]
+            x, y = np.asarray(d["counts"]), np.asarray(r.measured, dtype=float)
+            ax.semilogx(x, d["pred"], "-", color=c, label=f"{rnd.upper()} predicted")
+            ax.errorbar(x, y, yerr=[y - np.asarray(d["ci_lo"]), np.asarray(d["ci_hi"]) - y], fmt="o", color=c,
+                        ms=4, capsize=2, label=f"{rnd.upper()} measured ({r.verdict})")
+        ax.set(xlabel="touches per row (bucket mean)", ylabel="fraction never moved", ylim=(-0.03, 1.03),
+               title=f"{opt}: frozen fraction per bucket")
+        ax.legend(fontsize=6)
+    ax = axes[len(opts)]
+    for opt in opts:
+        dr, sr = by.get((opt, "dr")), by.get((opt, "sr"))
+        if dr is None or sr is None:
+            continue
+        x = np.asarray(dr.data["counts"])
+        diff = np.asarray(sr.measured, dtype=float) - np.asarray(dr.measured, dtype=float)
+        half = np.hypot(np.asarray(sr.data["ci_hi"]) - np.asarray(sr.measured, dtype=float),
+                        np.asarray(dr.data["ci_hi"]) - np.asarray(dr.measured, dtype=float))
+        line = ax.semilogx(x, np.asarray(sr.data["pred"]) - np.asarray(dr.data["pred"]), "-", label=f"{opt} predicted")
+        ax.errorbar(x, diff, yerr=half, fmt="o", ms=4, capsize=2, color=line[0].get_color(), label=f"{opt} measured")
+    ax.axhline(0, color="gray", lw=0.6)
+    ax.set(xlabel="touches per row (bucket mean)", ylabel="SR - DR frozen fraction", title="SR - DR per bucket")
+    ax.legend(fontsize=6)
+    if first:
+        r = first[0]
+        x = np.arange(len(r.data["buckets"]))
+        ax = axes[len(opts) + 1]
+        ax.plot(x, r.data["pred"], "-", color="gray", label="predicted (lazy Adam, 11.a.1)")
+        ax.plot(x, np.asarray(r.measured, dtype=float), "o", color=METHOD_COLORS["dr"],
+                label=f"DR measured ({r.verdict})")
+        ax.set_xticks(x, r.data["buckets"])
+        ax.set(xlabel="touches per row (bucket)", ylabel="frozen at the first touch", ylim=(-0.03, 1.03),
+               title="Lazy Adam: the first touch")
+        ax.legend(fontsize=6)
+    return save(fig, out, "ctr_sparse")
+
+
 def fig_rates(results: list[CheckResult], out: Path) -> list[Path]:
     """SGD's last-iterate rates under both schedules."""
     found = _find(results, "SGD rate")
@@ -274,7 +325,7 @@ def figures_from_results(results: list[CheckResult], out: Path) -> list[Path]:
     style()
     paths: list[Path] = []
     for fn in (fig_floors, fig_stall, fig_stationary, fig_bounds, fig_rates, fig_decaying, fig_averaging,
-               fig_dr_bounds, fig_stalls, fig_ctr):
+               fig_dr_bounds, fig_stalls, fig_ctr, fig_ctr_sparse):
         paths += fn(results, out)
     return paths
 

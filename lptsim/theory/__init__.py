@@ -42,6 +42,7 @@ from lptsim.theory.lazy import (
     lazy_adam_step_bound,
     lazy_adam_step_factor,
     lazy_effective_step,
+    replay_frozen,
     sgd_dr_frozen_probability,
     sparse_dr_frozen_probability,
 )
@@ -75,7 +76,8 @@ __all__ = [
     "dr_dither_excess", "dr_escape_probability", "dr_excess_lower_bound", "dr_excess_upper_bound", "dr_final_error",
     "dr_noisy_excess_lower_bound", "dr_stall_distance", "dr_stall_time_bounds", "dr_stalls",
     "dr_freeze_threshold", "lazy_adam_first_touch_factor", "lazy_adam_peak_factor", "lazy_adam_step_bound",
-    "lazy_adam_step_factor", "lazy_effective_step", "sgd_dr_frozen_probability", "sparse_dr_frozen_probability",
+    "lazy_adam_step_factor", "lazy_effective_step", "replay_frozen", "sgd_dr_frozen_probability",
+    "sparse_dr_frozen_probability",
     "dr_sr_crossing", "sparse_alpt_fixed_step", "sparse_alpt_step_gradient", "sparse_row_excess",
     "bc_convex_bound", "sr_convex_bound", "sr_nonconvex_bound", "sr_strongly_convex_bound",
     "bc_stationary_expectation", "few_bit_sr_bias", "sr_few_bit_noiseless_floor", "sr_accumulated_error_bound",

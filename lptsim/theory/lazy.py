@@ -63,14 +63,22 @@ def lazy_adam_step_factor(k: np.ndarray | int, t: np.ndarray | int,
 @statement("exact", "derived here (docs/theory.md 11.a.1): the k = 1 case of lazy_adam_step_factor",
            ("lazy Adam with global-step bias correction", "any gradient: m_1 = (1 - b1) g, v_1 = (1 - b2) g^2",
             "eps negligible against sqrt(v_hat)"))
-def lazy_adam_first_touch_factor(t0: np.ndarray | int, betas: tuple[float, float] = ROW_BETAS) -> np.ndarray:
+def lazy_adam_first_touch_factor(t0: np.ndarray | int, betas: tuple[float, float] = ROW_BETAS,
+                                 g: np.ndarray | None = None, eps: float = 0.0) -> np.ndarray:
     """(1 - b1)/(1 - b1^t0) sqrt((1 - b2^t0)/(1 - b2)): |step|/lr of every element at a row's first touch, made at
-    global step t0, whatever its gradient (the gradient cancels). Tends to 3.16 for the default betas."""
+    global step t0, whatever its gradient (the gradient cancels). Tends to 3.16 for the default betas.
+
+    With ``g`` and ``eps`` (the optimizer's, added to sqrt(v_hat)) the exact value for that gradient:
+    times |g| / (|g| + eps sqrt((1 - b2^t0)/(1 - b2))), which matters for the tiny gradients of rare rows."""
     b1, b2 = betas
     t0 = np.asarray(t0, dtype=float)
     if np.any(t0 < 1):
         raise ValueError("t0 is a 1-based global step")
-    return (1 - b1) / (1 - b1**t0) * np.sqrt((1 - b2**t0) / (1 - b2))
+    factor = (1 - b1) / (1 - b1**t0) * np.sqrt((1 - b2**t0) / (1 - b2))
+    if g is None or eps == 0:
+        return factor
+    a = np.abs(np.asarray(g, dtype=float))
+    return factor * a / (a + eps * np.sqrt((1 - b2**t0) / (1 - b2)))
 
 
 def touch_steps(t0: np.ndarray | float, p: np.ndarray | float, horizon: int) -> tuple[np.ndarray, np.ndarray]:
@@ -227,3 +235,42 @@ def sparse_dr_frozen_probability(lr: float, delta: float, p: float, batch: int, 
     stay = pmf[0] + sum(pk * float(np.prod([sgd_dr_frozen_probability(lr, delta, 1, kk * gi, np.sqrt(kk) * g_sd)
                                             for gi in g])) for kk, pk in zip(k[1:], pmf[1:], strict=True))
     return float(stay) ** int(steps)
+
+
+@statement("approximation", "derived here (docs/theory.md 11.b.3): 11.b.1's rule along a frozen table's gradients",
+           ("an element DR (or SR) has not moved sees the gradients a frozen table sees (a pilot run's), at the "
+            "pilot's touch steps", "the table's lazy optimizers: SGD, row-wise Adagrad, lazy Adam (global step)",
+            "elements start on the grid"))
+def replay_frozen(touches: list, n_rows: int, optimizer: str, lr: float, delta: float, rounding: str = "dr",
+                  betas: tuple[float, float] = ROW_BETAS, eps: float = 1e-8) -> np.ndarray:
+    """Per row, the probability that an element is never moved: ``touches`` lists, per global step, the rows it
+    touched and their gradients ((rows,), (rows, dim)); the lazy optimizer's step s at each touch follows the table's
+    rules (SGD lr g; row-wise Adagrad lr g_i / (sqrt(S_k) + eps); lazy Adam lr m_hat / (sqrt(v_hat) + eps) with the
+    global step in the corrections). DR keeps an element iff every step has -Delta/2 < s <= Delta/2 (2.1); SR, from
+    a grid point, moves it with probability min(|s|/Delta, 1) at each touch, so it stays with the product of the
+    complements. The frozen fraction of a bucket is the mean over its rows."""
+    if optimizer not in ("sgd", "adagrad", "adam"):
+        raise ValueError(f"optimizer must be sgd, adagrad or adam, got {optimizer!r}")
+    if rounding not in ("dr", "sr"):
+        raise ValueError(f"rounding must be 'dr' or 'sr', got {rounding!r}")
+    from lptsim.theory.dr import dr_stalls
+
+    b1, b2 = betas
+    dim = touches[0][1].shape[1] if touches else 1
+    s_sq, m, v = np.zeros(n_rows), np.zeros((n_rows, dim)), np.zeros((n_rows, dim))
+    stay = np.ones((n_rows, dim))
+    for t, (rows, g) in enumerate(touches, start=1):
+        if optimizer == "sgd":
+            step = lr * g
+        elif optimizer == "adagrad":
+            s_sq[rows] += np.mean(g * g, axis=1)
+            step = lr * g / (np.sqrt(s_sq[rows])[:, None] + eps)
+        else:
+            m[rows] = b1 * m[rows] + (1 - b1) * g
+            v[rows] = b2 * v[rows] + (1 - b2) * g * g
+            step = lr * (m[rows] / (1 - b1**t)) / (np.sqrt(v[rows] / (1 - b2**t)) + eps)
+        if rounding == "dr":
+            stay[rows] *= dr_stalls(1.0, step, delta)
+        else:
+            stay[rows] *= 1 - np.minimum(np.abs(step) / delta, 1.0)
+    return stay.mean(axis=1)

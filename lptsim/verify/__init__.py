@@ -37,7 +37,7 @@ def _register_defaults() -> None:
     GROUPS.setdefault("sparse", sparse_checks.run_group)  # sparse tables per frequency bucket: --group sparse
     PARTS.setdefault("sparse", sparse_checks.PARTS)
     for name, module in (("quant", quant_checks), ("dr", dr_checks), ("sr", sr_checks), ("optim", optim_checks),
-                         ("methods", method_checks)):
+                         ("methods", method_checks), ("ctr", ctr_checks)):
         PARTS.setdefault(name, module.PARTS)
 
 

@@ -149,9 +149,9 @@ def _argument_scaled(real: Callable, arg: str, factor: float) -> Callable:
 @contextmanager
 def _ctr_trainings_cached() -> Iterator[None]:
     """Re-judging a prediction of the ctr group re-uses its trainings (as the simulations are re-used)."""
-    from lptsim.verify import ctr_checks
+    from lptsim.verify import ctr_checks, ctr_sparse
 
-    real = ctr_checks._train
+    real, real_tracked = ctr_checks._train, ctr_sparse._tracked
     memo: dict[str, Any] = {}
 
     def cached(s: Any, name: str, cfg: Any) -> Any:
@@ -160,7 +160,13 @@ def _ctr_trainings_cached() -> Iterator[None]:
             memo[key] = real(s, name, cfg)
         return memo[key]
 
-    with mock.patch.object(ctr_checks, "_train", cached):
+    def tracked(s: Any, name: str, cfg: Any, *a: Any, **k: Any) -> Any:  # the step-by-step runs (ctr_sparse)
+        key = f"{s.label}|tracked|{name}|{cfg!r}|{a!r}|{sorted(k.items())!r}"
+        if key not in memo:
+            memo[key] = real_tracked(s, name, cfg, *a, **k)
+        return memo[key]
+
+    with mock.patch.object(ctr_checks, "_train", cached), mock.patch.object(ctr_sparse, "_tracked", tracked):
         yield
 
 
