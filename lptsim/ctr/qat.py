@@ -1,13 +1,25 @@
 """QAT embeddings, the baselines apart from the low-precision table: FP32 weights fake-quantized in the forward.
 
-``lsq`` (Esser et al., 2020): a learned step per row, ``step0 * step_scale``, with LSQ's step gradient; ``pact``
-(Choi et al., 2018): a learned clip ``alpha = clip * alpha_scale`` and step ``alpha / qmax``. Both keep FP32
-parameters, trained by the model's dense optimizer (Adam); the codes come from :mod:`lptsim.quant` (nearest).
-They take the same :class:`~lptsim.ctr.table.TableConfig` as the tables (options that concern row training are
-ignored) and start from the same initial rows.
+``lsq`` (Esser et al., 2020): a learned step per row, ``step_init * step_scale``, with LSQ's step gradient;
+``pact`` (Choi et al., 2018): a learned clip ``alpha = alpha_init * alpha_scale`` and step ``alpha / qmax``. Both
+keep FP32 parameters, trained by the model's dense optimizer (Adam); the codes come from :mod:`lptsim.quant`
+(nearest). They take the same :class:`~lptsim.ctr.table.TableConfig` as the tables (options that concern row
+training are ignored) and start from the same initial rows.
+
+Initial steps (``qat_init``). ``weights`` (default) follows the LSQ paper: a row's step starts at
+``2 <|w|> / sqrt(Qp)`` (``Qp = qmax``, at least 1), its mean magnitude. That can never start dead: a row's
+largest magnitude is at least its mean, so it is at least ``step * sqrt(Qp) / 2 >= step / 2`` and rounds to a
+nonzero code (equality needs every element of the row equal in magnitude and a tie at exactly half a step). A
+fixed step ``clip / 2^(bits-1)`` (``qat_init="clip"``, lptsim 0.2's rule, kept to reproduce old runs) is far
+above rows drawn with a small ``init_std`` (1e-4 against 0.05 / 8 at 4 bits): every code is 0, the model's input
+is all zeros and the step gradient is zero, so training starts dead. PACT's clip starts at ``qmax`` times LSQ's
+step taken over the table's expected magnitude ``init_std * sqrt(2 / pi)`` (a number every shard of a table
+agrees on), or at ``clip`` under ``qat_init="clip"``.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F  # noqa: N812
@@ -82,9 +94,19 @@ class LSQEmbedding(QATEmbedding):
     def __init__(self, num_embeddings: int, dim: int, config: TableConfig, row_offset: int = 0):
         super().__init__(num_embeddings, dim, config, row_offset)
         self.step_scale = nn.Parameter(torch.ones(num_embeddings))
+        if config.qat_init == "weights":
+            init = lsq_initial_steps(self.weight.detach(), self.spec)
+        else:
+            init = torch.full((num_embeddings,), self.step0)
+        self.register_buffer("step_init", init.clamp_min(self.min_step))
 
     def steps(self) -> torch.Tensor:
-        return (self.step0 * self.step_scale).clamp_min(self.min_step)
+        return (self.step_init * self.step_scale).clamp_min(self.min_step)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # a run saved before step_init existed started every row at the fixed step clip / 2^(bits-1)
+        state_dict.setdefault(prefix + "step_init", torch.full((self.num_embeddings,), self.step0))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         self.check_ids(ids)
@@ -93,18 +115,34 @@ class LSQEmbedding(QATEmbedding):
 
 
 class PACTEmbedding(QATEmbedding):
-    """PACT: alpha = clip * alpha_scale (one per table), clamped to ``min_step``."""
+    """PACT: alpha = alpha_init * alpha_scale (one per table), clamped to ``min_step``."""
 
     def __init__(self, num_embeddings: int, dim: int, config: TableConfig, row_offset: int = 0):
         super().__init__(num_embeddings, dim, config, row_offset)
         self.alpha_scale = nn.Parameter(torch.ones(()))
+        if config.qat_init == "weights":  # qmax LSQ steps of the expected magnitude (the same on every shard)
+            qp = max(self.spec.qmax, 1)
+            init = qp * 2 * config.init_std * math.sqrt(2 / math.pi) / math.sqrt(qp)
+        else:
+            init = self.clip
+        self.register_buffer("alpha_init", torch.tensor(max(init, self.min_step), dtype=torch.float32))
 
     def alpha(self) -> torch.Tensor:
-        return (self.clip * self.alpha_scale).clamp_min(self.min_step)
+        return (self.alpha_init * self.alpha_scale).clamp_min(self.min_step)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        state_dict.setdefault(prefix + "alpha_init", torch.tensor(self.clip, dtype=torch.float32))  # older runs
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         self.check_ids(ids)
         return _FakeQuantPACT.apply(F.embedding(ids, self.weight), self.alpha(), self.spec)
+
+
+def lsq_initial_steps(weight: torch.Tensor, spec) -> torch.Tensor:
+    """LSQ's initial step for each row of ``weight`` (rows, dim): ``2 * mean |w| / sqrt(Qp)``, ``Qp = max(qmax, 1)``
+    (Esser et al., 2020, section 2.1, taken per row because lptsim's LSQ learns a step per row)."""
+    return 2 * weight.abs().mean(dim=1) / math.sqrt(max(spec.qmax, 1))
 
 
 QAT_EMBEDDINGS = {"lsq": LSQEmbedding, "pact": PACTEmbedding}

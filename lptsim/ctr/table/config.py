@@ -21,6 +21,7 @@ STEP_GRANULARITIES = ("row", "field", "table")
 INIT_ROUNDINGS = ("nearest", "stochastic")
 ALPT_VARIANTS = ("two-pass", "one-pass")
 BACKENDS = ("auto", "torch", "triton")
+QAT_INITS = ("weights", "clip")
 STATE_DTYPES = tuple(FLOAT_DTYPES)
 
 
@@ -65,6 +66,9 @@ class TableConfig:
         state_dtype: ``float32``, ``bfloat16`` or ``float16`` for the steps and all optimizer state, 16-bit state
             written with unbiased stochastic rounding; default ``bfloat16`` for the low-precision methods,
             ``float32`` for ``fp``.
+        qat_init: ``lsq``/``pact`` only: ``weights`` (default; LSQ's ``2 <|w|> / sqrt(Qp)``, see
+            :mod:`lptsim.ctr.qat`) or ``clip`` (the fixed step ``clip / 2**(bits-1)``, which starts dead when
+            ``init_std`` is small; kept to reproduce older runs).
     """
 
     method: str = "alpt"
@@ -84,6 +88,7 @@ class TableConfig:
     backend: str = "auto"
     init_rounding: str = "stochastic"
     state_dtype: str | None = None
+    qat_init: str = "weights"
 
     def __post_init__(self) -> None:
         _choice("method", self.method, METHODS)
@@ -94,6 +99,7 @@ class TableConfig:
         _choice("alpt_variant", self.alpt_variant, ALPT_VARIANTS)
         _choice("backend", self.backend, BACKENDS)
         _choice("init_rounding", self.init_rounding, INIT_ROUNDINGS)
+        _choice("qat_init", self.qat_init, QAT_INITS)
         if self.state_dtype is not None:
             _choice("state_dtype", self.state_dtype, STATE_DTYPES)
         if self.lr is not None and not (isinstance(self.lr, int | float) and self.lr > 0 and math.isfinite(self.lr)):
