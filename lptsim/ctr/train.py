@@ -45,6 +45,7 @@ from lptsim.ctr.trainconfig import LR_SCHEDULES, TrainConfig, check_device
 
 DIVERGENCE_FACTOR = 10.0  # stop when the recent loss is this many times a constant predictor's
 DIVERGENCE_WINDOW = 20  # batches averaged for that test
+MIN_EPOCH_STEPS = 20  # fewer optimizer steps per epoch than this: warn (a batch too large for the data)
 
 __all__ = ["DIVERGENCE_FACTOR", "LEGACY", "LR_SCHEDULES", "RunWarning", "TrainConfig", "Trainer", "TrainingError",
            "auc_logloss", "batch_loss", "check_device", "data_fingerprint", "evaluate", "make_model", "train"]
@@ -134,6 +135,8 @@ class Trainer:
         self.data, self.cfg, self.store, self.ctx = data, cfg, store, ctx
         self.progress, self.echo = progress and ctx.main, echo and ctx.main
         self.reference = check_splits(data)
+        if ctx.main:
+            warn_few_steps(int(data.labels["train"].shape[0]), cfg.batch_size)
         torch.manual_seed(cfg.seed)
         self.model = make_model(cfg, data, ctx).to(cfg.device)
         self.wrapped = ctx.wrap(self.model)
@@ -330,6 +333,18 @@ def check_splits(data: PreparedData) -> float:
                          "(prepare more lines)")
     p = counts[0][1] / counts[0].sum()
     return float(-(p * math.log(p) + (1 - p) * math.log(1 - p)))
+
+
+def warn_few_steps(rows: int, batch_size: int) -> int:
+    """Warn (RunWarning) when an epoch of ``rows`` training rows at ``batch_size`` is fewer than MIN_EPOCH_STEPS
+    optimizer steps; return the steps per epoch."""
+    steps = math.ceil(rows / batch_size)
+    if steps < MIN_EPOCH_STEPS:
+        warnings.warn(f"an epoch is only {steps} step{'s' if steps != 1 else ''} ({rows:,} training rows at batch size "
+                      f"{batch_size:,}; fewer than {MIN_EPOCH_STEPS}): the model will barely train; use "
+                      f"--batch-size {max(1, rows // MIN_EPOCH_STEPS):,} or less for data this small", RunWarning,
+                      stacklevel=3)
+    return steps
 
 
 def train(data: PreparedData, cfg: TrainConfig, out: str | Path, resume: bool = False,
