@@ -145,7 +145,8 @@ class Trainer:
         self.schedules = [make_scheduler(cfg.lr_schedule, opt, cfg.lr_milestones, cfg.lr_gamma, cfg.plateau_patience,
                                          [cfg.min_lr * g["lr"] / cfg.lr for g in opt.param_groups])
                           for opt in (self.dense_opt, self.table_opt)]  # the tables keep their ratio to the dense lr
-        self.l2 = TouchedRowsL2(embedding_modules(self.model), cfg.embedding_l2 + cfg.weight_decay)
+        touched_decay = cfg.weight_decay if cfg.table_decay == "touched" else 0.0  # every-row: the tables do it
+        self.l2 = TouchedRowsL2(embedding_modules(self.model), cfg.embedding_l2 + touched_decay)
         self.state = {"epoch": 0, "history": [], "best_auc": -math.inf, "best_epoch": 0, "bad_epochs": 0,
                       "train_seconds": 0.0, "samples": 0}
         self.recent: deque[float] = deque(maxlen=DIVERGENCE_WINDOW)
@@ -202,6 +203,7 @@ class Trainer:
         """After an epoch: divergence check, schedules, validation, best weights, checkpoint, logs; True to stop."""
         cfg, state = self.cfg, self.state
         self.check_divergence(train_loss, "the epoch's train log loss", f"the end of epoch {epoch}")
+        self.table_opt.flush()  # every-row decay: every row up to date before it is read (and saved)
         lr_used = self.dense_opt.param_groups[0]["lr"]
         if cfg.lr_schedule != "plateau":
             for s in self.schedules:
