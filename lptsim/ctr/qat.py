@@ -1,7 +1,7 @@
 """QAT embeddings, the baselines apart from the low-precision table: FP32 weights fake-quantized in the forward.
 
-``lsq`` (Esser et al., 2020): a learned step per row, ``step_init * step_scale``, with LSQ's step gradient;
-``pact`` (Choi et al., 2018): a learned clip ``alpha = alpha_init * alpha_scale`` and step ``alpha / qmax``. Both
+``lsq`` (Esser et al., 2020): a learned step per row, with LSQ's step gradient; ``pact`` (Choi et al., 2018): a
+learned clip ``alpha`` per table and step ``alpha / qmax``. Both
 keep FP32 parameters, trained by the model's dense optimizer (Adam); the codes come from :mod:`lptsim.quant`
 (nearest). They take the same :class:`~lptsim.ctr.table.TableConfig` as the tables (options that concern row
 training are ignored) and start from the same initial rows.
@@ -11,10 +11,15 @@ Initial steps (``qat_init``). ``weights`` (default) follows the LSQ paper: a row
 largest magnitude is at least its mean, so it is at least ``step * sqrt(Qp) / 2 >= step / 2`` and rounds to a
 nonzero code (equality needs every element of the row equal in magnitude and a tie at exactly half a step). A
 fixed step ``clip / 2^(bits-1)`` (``qat_init="clip"``, lptsim 0.2's rule, kept to reproduce old runs) is far
-above rows drawn with a small ``init_std`` (1e-4 against 0.05 / 8 at 4 bits): every code is 0, the model's input
-is all zeros and the step gradient is zero, so training starts dead. PACT's clip starts at ``qmax`` times LSQ's
+above rows drawn with a small ``init_std`` (1e-4 against 0.05 / 8 at 4 bits): every code is 0 and the model's
+input is all zeros until Adam has pushed weights past half a step. PACT's clip starts at ``qmax`` times LSQ's
 step taken over the table's expected magnitude ``init_std * sqrt(2 / pi)`` (a number every shard of a table
 agrees on), or at ``clip`` under ``qat_init="clip"``.
+
+As in both papers, the step (the clip) is itself the learned parameter, moved by the optimizer in the weights'
+units: from a 1e-4 initialisation the weights grow by about the learning rate per Adam step, and a step that could
+only move relative to its tiny start (lptsim 0.2's ``step0 * step_scale``) would leave almost every code saturated
+at +-qmax after the first steps (measured: 99.3% of the codes after one epoch).
 """
 
 from __future__ import annotations
@@ -89,23 +94,25 @@ class QATEmbedding(EmbeddingTable):
 
 
 class LSQEmbedding(QATEmbedding):
-    """LSQ: step = step0 * step_scale per row (Adam then moves it in relative terms), clamped to ``min_step``."""
+    """LSQ: a learned step per row, clamped to ``min_step``. ``qat_init="weights"`` (the paper's): the parameter
+    ``step`` is the step itself, starting at :func:`lsq_initial_steps`, so Adam moves it in the weights' units;
+    ``"clip"`` (lptsim 0.2): ``step0 * step_scale`` with ``step_scale`` starting at 1 (a relative move per step)."""
 
     def __init__(self, num_embeddings: int, dim: int, config: TableConfig, row_offset: int = 0):
         super().__init__(num_embeddings, dim, config, row_offset)
-        self.step_scale = nn.Parameter(torch.ones(num_embeddings))
-        if config.qat_init == "weights":
-            init = lsq_initial_steps(self.weight.detach(), self.spec)
+        self.paper = config.qat_init == "weights"
+        if self.paper:
+            self.step = nn.Parameter(lsq_initial_steps(self.weight.detach(), self.spec).clamp_min(self.min_step))
         else:
-            init = torch.full((num_embeddings,), self.step0)
-        self.register_buffer("step_init", init.clamp_min(self.min_step))
+            self.step_scale = nn.Parameter(torch.ones(num_embeddings))
 
     def steps(self) -> torch.Tensor:
-        return (self.step_init * self.step_scale).clamp_min(self.min_step)
+        return (self.step if self.paper else self.step0 * self.step_scale).clamp_min(self.min_step)
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        # a run saved before step_init existed started every row at the fixed step clip / 2^(bits-1)
-        state_dict.setdefault(prefix + "step_init", torch.full((self.num_embeddings,), self.step0))
+        old = state_dict.get(prefix + "step_scale")
+        if self.paper and old is not None:  # saved by lptsim 0.2 (relative steps): the same steps, as steps
+            state_dict[prefix + "step"] = self.step0 * state_dict.pop(prefix + "step_scale")
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
@@ -115,23 +122,27 @@ class LSQEmbedding(QATEmbedding):
 
 
 class PACTEmbedding(QATEmbedding):
-    """PACT: alpha = alpha_init * alpha_scale (one per table), clamped to ``min_step``."""
+    """PACT: one learned clip per table, clamped to ``min_step``. ``qat_init="weights"``: the parameter ``level``
+    is the clip itself, starting at ``qmax`` LSQ steps of the expected magnitude; ``"clip"`` (lptsim 0.2):
+    ``clip * alpha_scale`` with ``alpha_scale`` starting at 1."""
 
     def __init__(self, num_embeddings: int, dim: int, config: TableConfig, row_offset: int = 0):
         super().__init__(num_embeddings, dim, config, row_offset)
-        self.alpha_scale = nn.Parameter(torch.ones(()))
-        if config.qat_init == "weights":  # qmax LSQ steps of the expected magnitude (the same on every shard)
+        self.paper = config.qat_init == "weights"
+        if self.paper:  # the same number on every shard of a table
             qp = max(self.spec.qmax, 1)
             init = qp * 2 * config.init_std * math.sqrt(2 / math.pi) / math.sqrt(qp)
+            self.level = nn.Parameter(torch.tensor(max(init, self.min_step), dtype=torch.float32))
         else:
-            init = self.clip
-        self.register_buffer("alpha_init", torch.tensor(max(init, self.min_step), dtype=torch.float32))
+            self.alpha_scale = nn.Parameter(torch.ones(()))
 
     def alpha(self) -> torch.Tensor:
-        return (self.alpha_init * self.alpha_scale).clamp_min(self.min_step)
+        return (self.level if self.paper else self.clip * self.alpha_scale).clamp_min(self.min_step)
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        state_dict.setdefault(prefix + "alpha_init", torch.tensor(self.clip, dtype=torch.float32))  # older runs
+        old = state_dict.get(prefix + "alpha_scale")
+        if self.paper and old is not None:  # saved by lptsim 0.2
+            state_dict[prefix + "level"] = self.clip * state_dict.pop(prefix + "alpha_scale")
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
