@@ -144,5 +144,12 @@ def test_training_with_every_row_decay_saves_every_row_up_to_date(tmp_path):
     model, _, _ = load_run(tmp_path / "run")
     clock = model.linear.decay  # the LR model's one table
     assert int(clock.clock) == 2 and bool((clock.row_clock == clock.clock).all())  # flushed before it was saved
-    with pytest.raises(ValueError, match="table_decay='every-row' is for the row-trained tables"):
-        TrainConfig(method="lsq", weight_decay=1e-3, table_decay="every-row")
+    # QAT weights: the dense Adam decays every row itself (weight in the decayed group, no lazy clock)
+    import lptsim.ctr.train as train_module
+    from lptsim.ctr.train import make_model
+    qat = TrainConfig(model="lr", method="lsq", bits=4, weight_decay=1e-3, table_decay="every-row")
+    assert qat.table_config().every_row_decay == 0
+    model = make_model(qat, PreparedData.load(prepared))
+    groups = train_module.parameter_groups(model, 1e-3, every_row=True)
+    assert any(p is model.linear.weight for p in groups[0]["params"]) and groups[0]["weight_decay"] == 1e-3
+    assert all(p is not model.linear.weight for p in groups[1]["params"])

@@ -97,13 +97,15 @@ def dense_parameters(model: nn.Module) -> list[nn.Parameter]:
     return [p for p in model.parameters() if p.requires_grad]
 
 
-def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+def parameter_groups(model: nn.Module, weight_decay: float, every_row: bool = False) -> list[dict]:
     """Adam's groups: dense layers with ``weight_decay``; parameters inside tables (QAT weights, whose decay
-    is the touched-row term, and their steps) without."""
+    is the touched-row term, and their steps) without; with ``every_row`` (``table_decay="every-row"``) the QAT
+    weights join the decayed group, so the dense Adam decays every row at every step."""
     in_tables = {id(p) for t in embedding_modules(model) for p in t.parameters()}
+    decayed = {id(t.weight) for t in embedding_modules(model) if every_row and getattr(t.config, "qat", False)}
     params = dense_parameters(model)
-    dense = [p for p in params if id(p) not in in_tables]
-    tables = [p for p in params if id(p) in in_tables]
+    dense = [p for p in params if id(p) not in in_tables or id(p) in decayed]
+    tables = [p for p in params if id(p) in in_tables and id(p) not in decayed]
     return [g for g in ({"params": dense, "weight_decay": weight_decay}, {"params": tables, "weight_decay": 0.0})
             if g["params"]]
 
@@ -140,7 +142,8 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         self.model = make_model(cfg, data, ctx).to(cfg.device)
         self.wrapped = ctx.wrap(self.model)
-        self.dense_opt = torch.optim.Adam(parameter_groups(self.model, cfg.weight_decay), lr=cfg.lr)
+        self.dense_opt = torch.optim.Adam(parameter_groups(self.model, cfg.weight_decay,
+                                                           cfg.table_decay == "every-row"), lr=cfg.lr)
         self.table_opt = TableOptimizer(self.model)
         self.schedules = [make_scheduler(cfg.lr_schedule, opt, cfg.lr_milestones, cfg.lr_gamma, cfg.plateau_patience,
                                          [cfg.min_lr * g["lr"] / cfg.lr for g in opt.param_groups])

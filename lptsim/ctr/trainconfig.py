@@ -96,9 +96,6 @@ class TrainConfig:
             raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
         if self.table_decay not in TABLE_DECAYS:
             raise ValueError(f"table_decay must be one of {TABLE_DECAYS}, got {self.table_decay!r}")
-        if self.table_decay == "every-row" and self.weight_decay > 0 and self.method in ("lsq", "pact"):
-            raise ValueError("table_decay='every-row' is for the row-trained tables (fp, lpt-dr, lpt-sr, alpt); "
-                             f"method {self.method!r} keeps FP32 weights in the dense Adam: use table_decay='touched'")
         if self.dense_init not in DENSE_INITS:
             raise ValueError(f"dense_init must be one of {DENSE_INITS}, got {self.dense_init!r}")
         if self.plateau_patience < 0 or self.cross_layers < 0:
@@ -115,6 +112,8 @@ class TrainConfig:
     def table_config(self) -> TableConfig:
         """The tables' configuration: ``method``, ``bits``, the run's ``seed`` (each table derives its own from it
         and its name) and ``embedding_options``."""
-        decay = self.weight_decay if self.table_decay == "every-row" else 0.0
+        # every-row decay of the QAT weights is the dense Adam's own (lptsim.ctr.train.parameter_groups)
+        every_row = self.table_decay == "every-row" and self.method not in ("lsq", "pact")
+        decay = self.weight_decay if every_row else 0.0
         return TableConfig.from_options({**self.embedding_options, "method": self.method, "bits": self.bits,
                                          "seed": self.seed, "every_row_decay": decay}, "embedding_options")
