@@ -200,7 +200,10 @@ _TRAIN_FLAGS = [
     ("--embedding-l2", "embedding_l2", {"type": float},
      "lambda of lambda/2 * ||E_r||^2 over the rows each batch touches (FuxiCTR: 1e-5)"),
     ("--weight-decay", "weight_decay", {"type": float},
-     "Adam weight decay of dense layers; the same decay on the touched table rows"),
+     "Adam weight decay of dense layers; the same decay on the table rows (see --table-decay)"),
+    ("--table-decay", "table_decay", {"choices": ("touched", "every-row")},
+     "where the tables get --weight-decay: the rows each batch touches, or every row at every step as a dense "
+     "optimizer does (applied exactly, lazily: a row catches up when next touched; sgd/adam rows)"),
     ("--grad-clip", "grad_clip", {"type": float},
      "max 2-norm of the dense and touched-row gradients together; 0: off"),
     ("--bn-refresh", "bn_refresh", {"action": argparse.BooleanOptionalAction},

@@ -195,6 +195,9 @@ class Distributed(Local):
         if config.learns_steps and config.step_granularity != "row":
             raise ValueError("distributed training shards the table by rows: ALPT needs step_granularity='row' "
                              f"there, got {config.step_granularity!r}")
+        if config.every_row_decay > 0:  # a shard no id reaches in a step would miss that update's decay
+            raise ValueError("table_decay='every-row' runs in one process only; distributed runs decay the touched "
+                             "rows (table_decay='touched')")
         return lambda n, d, name: ShardedEmbedding(
             n, d, self.rank, self.world, lambda rows, dim, start: factory(rows, dim, name, row_offset=start))
 

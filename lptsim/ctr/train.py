@@ -45,6 +45,7 @@ from lptsim.ctr.trainconfig import LR_SCHEDULES, TrainConfig, check_device
 
 DIVERGENCE_FACTOR = 10.0  # stop when the recent loss is this many times a constant predictor's
 DIVERGENCE_WINDOW = 20  # batches averaged for that test
+MIN_EPOCH_STEPS = 20  # fewer optimizer steps per epoch than this: warn (a batch too large for the data)
 
 __all__ = ["DIVERGENCE_FACTOR", "LEGACY", "LR_SCHEDULES", "RunWarning", "TrainConfig", "Trainer", "TrainingError",
            "auc_logloss", "batch_loss", "check_device", "data_fingerprint", "evaluate", "make_model", "train"]
@@ -96,13 +97,15 @@ def dense_parameters(model: nn.Module) -> list[nn.Parameter]:
     return [p for p in model.parameters() if p.requires_grad]
 
 
-def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+def parameter_groups(model: nn.Module, weight_decay: float, every_row: bool = False) -> list[dict]:
     """Adam's groups: dense layers with ``weight_decay``; parameters inside tables (QAT weights, whose decay
-    is the touched-row term, and their steps) without."""
+    is the touched-row term, and their steps) without; with ``every_row`` (``table_decay="every-row"``) the QAT
+    weights join the decayed group, so the dense Adam decays every row at every step."""
     in_tables = {id(p) for t in embedding_modules(model) for p in t.parameters()}
+    decayed = {id(t.weight) for t in embedding_modules(model) if every_row and getattr(t.config, "qat", False)}
     params = dense_parameters(model)
-    dense = [p for p in params if id(p) not in in_tables]
-    tables = [p for p in params if id(p) in in_tables]
+    dense = [p for p in params if id(p) not in in_tables or id(p) in decayed]
+    tables = [p for p in params if id(p) in in_tables and id(p) not in decayed]
     return [g for g in ({"params": dense, "weight_decay": weight_decay}, {"params": tables, "weight_decay": 0.0})
             if g["params"]]
 
@@ -134,15 +137,19 @@ class Trainer:
         self.data, self.cfg, self.store, self.ctx = data, cfg, store, ctx
         self.progress, self.echo = progress and ctx.main, echo and ctx.main
         self.reference = check_splits(data)
+        if ctx.main:
+            warn_few_steps(int(data.labels["train"].shape[0]), cfg.batch_size)
         torch.manual_seed(cfg.seed)
         self.model = make_model(cfg, data, ctx).to(cfg.device)
         self.wrapped = ctx.wrap(self.model)
-        self.dense_opt = torch.optim.Adam(parameter_groups(self.model, cfg.weight_decay), lr=cfg.lr)
+        self.dense_opt = torch.optim.Adam(parameter_groups(self.model, cfg.weight_decay,
+                                                           cfg.table_decay == "every-row"), lr=cfg.lr)
         self.table_opt = TableOptimizer(self.model)
         self.schedules = [make_scheduler(cfg.lr_schedule, opt, cfg.lr_milestones, cfg.lr_gamma, cfg.plateau_patience,
                                          [cfg.min_lr * g["lr"] / cfg.lr for g in opt.param_groups])
                           for opt in (self.dense_opt, self.table_opt)]  # the tables keep their ratio to the dense lr
-        self.l2 = TouchedRowsL2(embedding_modules(self.model), cfg.embedding_l2 + cfg.weight_decay)
+        touched_decay = cfg.weight_decay if cfg.table_decay == "touched" else 0.0  # every-row: the tables do it
+        self.l2 = TouchedRowsL2(embedding_modules(self.model), cfg.embedding_l2 + touched_decay)
         self.state = {"epoch": 0, "history": [], "best_auc": -math.inf, "best_epoch": 0, "bad_epochs": 0,
                       "train_seconds": 0.0, "samples": 0}
         self.recent: deque[float] = deque(maxlen=DIVERGENCE_WINDOW)
@@ -199,6 +206,7 @@ class Trainer:
         """After an epoch: divergence check, schedules, validation, best weights, checkpoint, logs; True to stop."""
         cfg, state = self.cfg, self.state
         self.check_divergence(train_loss, "the epoch's train log loss", f"the end of epoch {epoch}")
+        self.table_opt.flush()  # every-row decay: every row up to date before it is read (and saved)
         lr_used = self.dense_opt.param_groups[0]["lr"]
         if cfg.lr_schedule != "plateau":
             for s in self.schedules:
@@ -330,6 +338,18 @@ def check_splits(data: PreparedData) -> float:
                          "(prepare more lines)")
     p = counts[0][1] / counts[0].sum()
     return float(-(p * math.log(p) + (1 - p) * math.log(1 - p)))
+
+
+def warn_few_steps(rows: int, batch_size: int) -> int:
+    """Warn (RunWarning) when an epoch of ``rows`` training rows at ``batch_size`` is fewer than MIN_EPOCH_STEPS
+    optimizer steps; return the steps per epoch."""
+    steps = math.ceil(rows / batch_size)
+    if steps < MIN_EPOCH_STEPS:
+        warnings.warn(f"an epoch is only {steps} step{'s' if steps != 1 else ''} ({rows:,} training rows at batch size "
+                      f"{batch_size:,}; fewer than {MIN_EPOCH_STEPS}): the model will barely train; use "
+                      f"--batch-size {max(1, rows // MIN_EPOCH_STEPS):,} or less for data this small", RunWarning,
+                      stacklevel=3)
+    return steps
 
 
 def train(data: PreparedData, cfg: TrainConfig, out: str | Path, resume: bool = False,

@@ -83,6 +83,30 @@ def state_differences(ref, other) -> dict[str, int]:
     return out
 
 
+class DecayClock(nn.Module):
+    """What the lazy every-row decay needs (``TableConfig.every_row_decay``): the table's update count ``clock``,
+    the update each row was last brought up to (``row_clock``), and the row learning rate of every update so far
+    (``lrs``, float64, one entry per update: the schedule may change it between updates)."""
+
+    def __init__(self, rows: int):
+        super().__init__()
+        self.register_buffer("clock", torch.zeros((), dtype=torch.int64))
+        self.register_buffer("row_clock", torch.zeros(rows, dtype=torch.int64))
+        self.register_buffer("lrs", torch.zeros(0, dtype=torch.float64))
+
+    def record(self, rows: torch.Tensor, lr: float) -> None:
+        """One update done, at ``lr``; ``rows`` (local ids) are up to date after it."""
+        self.lrs = torch.cat([self.lrs, torch.tensor([lr], dtype=torch.float64, device=self.lrs.device)])
+        self.clock += 1
+        self.row_clock[rows] = self.clock
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        saved = state_dict.get(prefix + "lrs")
+        if saved is not None:  # the history's length is the run's number of updates: take the saved one's
+            self.lrs = torch.zeros_like(saved, device=self.lrs.device)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+
 def stream_counters(stream: Stream, index: torch.Tensor, width: int, offset: int = 0) -> torch.Tensor:
     """Counters of ``stream`` for the global elements ``(offset + index) * width + col`` (shape (len, width))."""
     base = (index.to(torch.int64).cpu() + offset) * width + counter_base(stream)

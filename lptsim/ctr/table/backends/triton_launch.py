@@ -25,6 +25,8 @@ def coverage(config, num_embeddings: int) -> str | None:
         return f"bits={config.bits} (the kernels store 1-8 bit codes)"
     if config.state not in ("float32", "bfloat16"):
         return f"state_dtype={config.state!r} (the kernels keep float32 or bfloat16 state)"
+    if config.every_row_decay > 0:
+        return "every_row_decay > 0 (the lazy every-row weight decay is replayed by the torch reference only)"
     if num_embeddings >= kernels.MAX_ROWS:
         return f"{num_embeddings} rows (the kernels sort ids as 32-bit keys: below 2**31 rows)"
     return None
