@@ -152,8 +152,13 @@ def _cmd_ctr_prepare(args: argparse.Namespace) -> int:
     compressed = f" ({m['compression']})" if m["compression"] else ""
     split = m["split"]["kind"] + (f" {m['split']['path']}" if m["split"]["kind"] == "split-file" else "")
     bad = f"{m['bad_lines']:,} bad line{'' if m['bad_lines'] == 1 else 's'}"
-    print(f"{args.input or args.train}{compressed}: {m['lines']:,} lines -> train {rows['train']:,}, "
-          f"val {rows['val']:,}, test {rows['test']:,} rows (split: {split}); {bad} skipped; {m['seconds']:.1f} s")
+    def rate(s: str) -> str:
+        pos = m["labels"][s]["1"]
+        return f"{pos / rows[s]:.2%} positive" if rows[s] else "empty"
+
+    print(f"{args.input or args.train}{compressed}: {m['lines']:,} lines -> train {rows['train']:,} ({rate('train')}), "
+          f"val {rows['val']:,} ({rate('val')}), test {rows['test']:,} ({rate('test')}) rows (split: {split}); {bad} "
+          f"skipped; {m['seconds']:.1f} s")
     for reason, n in m["bad_lines_by_reason"].items():
         print(f"  {n:>10,}  {reason}")
     if m["first_bad_lines"]:
@@ -549,7 +554,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help=f"a longer line is a bad line (default: {MAX_LINE_BYTES:,})")
     prep.add_argument("--block-bytes", type=_positive, default=BLOCK_BYTES, help=argparse.SUPPRESS)
     _add_verbosity(prep, quiet="no progress bar and no vocabulary table (the summary stays)")
-    prep.add_argument("--force", action="store_true", help=_FORCE_HELP)
+    prep.add_argument("--force", action="store_true",
+                      help="prepare into --out even if it holds prepared data (replaced; runs trained on it keep "
+                           "their own copy of its vocabulary) or other files (left alone)")
     prep.set_defaults(func=_cmd_ctr_prepare)
     tr = leaf(ctr, "train", help="train a CTR model (synthetic data unless --data)")
     _add_train_options(tr)

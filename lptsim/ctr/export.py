@@ -66,10 +66,8 @@ def table_arrays(table: nn.Module) -> dict[str, np.ndarray]:
 def export_run(run: str | Path, out: str | Path, data: str | Path | None = None) -> dict:
     """Write the run's best tables (and the vocabulary of its data folder) to ``out``; return a summary."""
     model, cfg, saved = load_run(run, "cpu")
-    data_dir = Path(data) if data else data_folder_of(run, saved)
+    data_dir = data_folder_of(run, saved, data)
     fm = load_json(data_dir / "feature_map.json")
-    if fm.get("fields") != saved["data"]["fields"] or fm.get("vocab_sizes") != saved["data"]["vocab_sizes"]:
-        raise ValueError(f"{data_dir}: not the folder the run was trained on (other fields or vocabulary sizes)")
     tensors: dict[str, np.ndarray] = {}
     names = []
     for name in ("embedding", "linear"):

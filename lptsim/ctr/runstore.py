@@ -13,6 +13,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import shutil
 import warnings
 from collections.abc import Callable
 from dataclasses import asdict
@@ -21,7 +23,7 @@ from pathlib import Path
 from torch import nn
 
 from lptsim import __version__
-from lptsim.atomic import write_json_atomic, write_text_atomic
+from lptsim.atomic import temporary_path, write_json_atomic, write_text_atomic
 from lptsim.ctr.data.dataset import PreparedData
 from lptsim.ctr.parallel import Local
 from lptsim.ctr.table.state import TABLE_FORMAT
@@ -32,6 +34,27 @@ MUTABLE = ("epochs", "device")  # options a resumed run may change (extend it, m
 LEGACY = {"dense_init": "torch", "embedding_l2": 0.0, "weight_decay": 0.0, "grad_clip": 0.0, "lr_schedule": "step",
           "plateau_patience": 0, "min_lr": 1e-6, "shuffle": True, "bn_refresh": False}
 FIRST_RELEASE = "0.1.0"  # checkpoints without a version were written by it (table format 1)
+
+
+DATA_COPY = "data"  # the run folder's copy of its data folder's vocabulary, schema and feature map
+DATA_FILES = ("feature_map.json", "manifest.json", "vocab.npz")
+
+
+def keep_data_files(src: Path, dest: Path) -> None:
+    """Give the run its own ``DATA_FILES`` from the prepared folder ``src`` (hard links where the file system
+    allows, else copies): prepare replaces files rather than rewriting them, so a folder prepared again later
+    leaves these as they were. Files already kept (a resumed run, checked to be on the same data) stay."""
+    for name in DATA_FILES:
+        source, target = src / name, dest / name
+        if target.exists() or not source.exists():
+            continue
+        dest.mkdir(parents=True, exist_ok=True)
+        tmp = temporary_path(target)
+        try:
+            os.link(source, tmp)
+        except OSError:
+            shutil.copyfile(source, tmp)
+        os.replace(tmp, target)
 
 
 class RunWarning(UserWarning):
@@ -45,7 +68,11 @@ def _plain(value):
 
 def data_fingerprint(data: PreparedData) -> dict:
     """What identifies the prepared data a run trains on (not where it lies)."""
-    m, fm = data.manifest, data.feature_map
+    return fingerprint_of(data.manifest, data.feature_map)
+
+
+def fingerprint_of(m: dict, fm: dict) -> dict:
+    """:func:`data_fingerprint` from a prepared folder's manifest and feature map alone (no arrays read)."""
     return _plain({"sha256": m.get("sha256"), "rows": m.get("rows"), "options": m.get("options"),
                    "fields": fm["fields"], "vocab_sizes": fm["vocab_sizes"]})
 
@@ -109,9 +136,12 @@ class RunStore:
             raise ValueError(f"{self.out}: the run there was trained on other data ({'; '.join(why)[:300]}); resume "
                              "with the same --data or use another --out")
 
-    def write_record(self) -> None:
+    def write_record(self, data: PreparedData | None = None) -> None:
+        """``run.json``, and (``data``) the run's own copy of what predict and export read from its data folder."""
         if self.ctx.main:
             write_json_atomic(self.out / "run.json", self.run)
+            if data is not None:
+                keep_data_files(Path(data.root), self.out / DATA_COPY)
 
     # -- checkpoints ------------------------------------------------------------------------------------------------
     def has_checkpoint(self) -> bool:

@@ -349,5 +349,5 @@ def train(data: PreparedData, cfg: TrainConfig, out: str | Path, resume: bool = 
     trainer = Trainer(data, cfg, store, ctx, progress=progress, echo=progress if echo is None else echo)
     if resume:
         trainer.resume()
-    store.write_record()
+    store.write_record(data)
     return trainer.fit()

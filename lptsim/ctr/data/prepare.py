@@ -144,7 +144,7 @@ def prepare(path: str | Path, schema: Schema, out: str | Path, min_count: int = 
     ``rejects`` names a file for every bad line with its number and reason (three inputs: the train
     file's, then the validation file's, then the test file's, each numbered within its file). An empty
     or one-class split is a warning in the manifest (``strict``: an error).
-    ``out`` must be new, empty or a prepared folder unless ``force``.
+    ``out`` must be a new or empty folder unless ``force`` (which replaces prepared data there).
     """
     if isinstance(min_count, bool) or not isinstance(min_count, int) or min_count < 1:
         raise ValueError(f"min_count must be an integer >= 1, got {min_count!r}")
@@ -157,7 +157,7 @@ def prepare(path: str | Path, schema: Schema, out: str | Path, min_count: int = 
     readers = [BlockReader(p, schema, strict=strict, block_bytes=block_bytes, max_line_bytes=max_line_bytes)
                for p in paths]
     codes = read_split_file(split_file) if split_file is not None else None
-    out = claim(Path(out), "prepared", force=force)
+    out = claim(Path(out), "prepared", force=force, reuse=False)
     rejects, rejects_tmp, handle = _open_rejects(rejects, paths[0])
     for r in readers:
         r.rejects = handle
