@@ -341,10 +341,11 @@ def _load_data(args: argparse.Namespace, folder: Path, ctx=None):
 def _cmd_ctr_train(args: argparse.Namespace) -> int:
     from lptsim.atomic import write_json_atomic
     from lptsim.ctr.parallel import context
-    from lptsim.ctr.train import train
+    from lptsim.ctr.train import CheckpointEvery, train
     from lptsim.outdir import claim
 
     cfg = _train_config(args)  # options are checked before any data is generated or read
+    every = CheckpointEvery.parse(args.checkpoint_every) if args.checkpoint_every is not None else CheckpointEvery()
     if args.write_config:
         return _write_config(args, cfg)
     if not args.out:
@@ -358,7 +359,7 @@ def _cmd_ctr_train(args: argparse.Namespace) -> int:
         claim(out, "run", force=args.force)
     data, teacher = _load_data(args, out / "synthetic", ctx)
     metrics = train(data, cfg, out, resume=args.resume, progress=not (args.quiet or args.silent), ctx=ctx,
-                    force=args.force, echo=not args.silent, tensorboard=args.tensorboard)
+                    force=args.force, echo=not args.silent, tensorboard=args.tensorboard, checkpoint_every=every)
     if not ctx.main or args.silent:
         return 0
     if teacher is not None:
@@ -562,7 +563,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_options(tr)
     tr.add_argument("--seed", type=int, default=None, help="seed of initialisation, order and SR draws (default: 0)")
     tr.add_argument("--out", help="run folder (checkpoints, logs, metrics.json); required unless --write-config")
-    tr.add_argument("--resume", action="store_true", help="continue the run in --out")
+    tr.add_argument("--resume", action="store_true",
+                    help="continue the run in --out (from its last checkpoint, at an epoch's end or inside one)")
+    tr.add_argument("--checkpoint-every", metavar="WHEN",
+                    help="checkpoints inside an epoch: every N steps (500), every so much training time (90s, 5m, "
+                         "1h), or 0 (epoch ends only); Ctrl-C also writes one (default: 5m)")
     tr.add_argument("--distributed", action="store_true",
                     help="under torchrun: shard the tables over the ranks, data-parallel dense layers")
     tr.add_argument("--force", action="store_true", help=_FORCE_HELP)
@@ -604,6 +609,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def resume_command(argv: list[str]) -> str:
+    """The command that resumes the run started by ``argv`` (``lptsim ctr train ...``; the torchrun line for a
+    distributed run)."""
+    import shlex
+
+    words = [w for w in argv if w != "--force"]
+    if "--resume" not in words:
+        words.append("--resume")
+    world = os.environ.get("WORLD_SIZE")
+    if "--distributed" in words and world:
+        return f"torchrun --nproc-per-node {world} -m lptsim {shlex.join(words)}"
+    return f"lptsim {shlex.join(words)}"
+
+
+def interrupt_message(name: str, exc: BaseException, argv: list[str]) -> str:
+    """What Ctrl-C left behind, on a line of its own: what was saved and the command that goes on from there."""
+    from lptsim.ctr.train import TrainingInterrupted
+
+    if isinstance(exc, TrainingInterrupted):
+        return f"{name}: interrupted at {exc.where}; saved a checkpoint of that step in {exc.saved}. Resume with: " \
+               f"{resume_command(argv)}"
+    return f"{name}: interrupted"
+
+
 def _one_line(exc: BaseException) -> str:
     return " / ".join(ln.strip() for ln in str(exc).splitlines() if ln.strip()) or type(exc).__name__
 
@@ -621,8 +650,8 @@ def main(argv: list[str] | None = None) -> int:
         warnings.showwarning = show_warning
         try:
             return args.func(args)
-        except KeyboardInterrupt:
-            print(f"{name}: interrupted", file=sys.stderr)
+        except KeyboardInterrupt as exc:
+            print(interrupt_message(name, exc, sys.argv[1:] if argv is None else argv), file=sys.stderr)
             return 130
         except Exception as exc:  # noqa: BLE001 - the CLI's promise: one line, no traceback (unless --debug)
             from lptsim.ctr.train import TrainingError

@@ -67,7 +67,7 @@ def claim(folder: str | Path, kind: str, force: bool = False, reuse: bool = True
     if folder.exists() and not folder.is_dir():
         raise OutputFolderError(f"{folder}: exists and is not a folder; choose a folder for the output")
     found = kind_of(folder) if folder.exists() else None
-    if not force and found == kind and not reuse:
+    if not force and found == kind and not reuse and any(p.name != MARKER for p in folder.iterdir()):
         raise OutputFolderError(f"{folder}: already holds {KINDS[kind]}; writing there would replace it (runs "
                                 "trained on it keep their own copy of its vocabulary); choose a new or empty folder, "
                                 "or pass --force to replace it")

@@ -1,8 +1,10 @@
 """The run store: a training run's folder, written safely and read back with checks.
 
-A run folder holds ``run.json`` (the configuration and the data it trains on, written first), ``checkpoint``
-(after every epoch; the one before is kept), ``best`` (weights at the best validation AUC), ``log.csv`` /
-``log.json`` (one row per epoch), optionally ``tensorboard/``, and at the end ``metrics.json``. Checkpoints go
+A run folder holds ``run.json`` (the configuration and the data it trains on, written first), ``data/`` (its own
+copy of the prepared folder's vocabulary, schema and feature map, for predict and export), ``checkpoint``
+(after every epoch and, inside an epoch, every few minutes or steps; the one before is kept), ``best`` (weights at
+the best validation AUC), ``log.csv`` / ``log.json`` (one row per epoch), ``curve.png``, optionally
+``tensorboard/``, and at the end ``metrics.json``. Checkpoints go
 through the run's context (one file, or one shard per rank: :mod:`lptsim.ctr.parallel`), hold tensors and plain
 values only, carry a checksum (:mod:`lptsim.ctr.checkpoint`) and say which lptsim and table format wrote them.
 Before any tensor is read, a resumed run's ``run.json`` is checked against the options and the data.
@@ -176,11 +178,12 @@ class RunStore:
         """Load (``apply=False``: only check) the best weights, which must be those of ``epoch``."""
         self.ctx.load(self.out, "best", model, device, accept=_epoch_is(epoch), apply=apply)
 
-    def last_good(self, epoch: int) -> str:
-        """Where the last good checkpoint is, for an error message."""
-        if epoch and self.has_checkpoint():
-            return f"The last good checkpoint (epoch {epoch}) is {self.ctx.describe(self.out, 'checkpoint')}."
-        return f"No epoch finished, so {self.out} holds no checkpoint."
+    def last_good(self, saved_at: str | None) -> str:
+        """Where the last good checkpoint is (``saved_at``: "epoch 2" or "epoch 3, step 40"; None: none written),
+        for an error message."""
+        if saved_at and self.has_checkpoint():
+            return f"The last good checkpoint ({saved_at}) is {self.ctx.describe(self.out, 'checkpoint')}."
+        return f"No checkpoint was written yet, so {self.out} holds none."
 
     # -- logs and metrics -------------------------------------------------------------------------------------------
     def log_epoch(self, history: list[dict]) -> None:

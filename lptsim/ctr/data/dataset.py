@@ -99,14 +99,15 @@ class PreparedData:
         return len(self.feature_map["fields"])
 
     def batches(self, split: str, batch_size: int, shuffle: bool = False, seed: int = 0,
-                epoch: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """(ids int64 (B, fields), labels float32 (B,)) batches; the order depends only on (seed, epoch)."""
+                epoch: int = 0, skip: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """(ids int64 (B, fields), labels float32 (B,)) batches; the order depends only on (seed, epoch).
+        ``skip``: start after that many batches (a run resumed in the middle of an epoch), without reading them."""
         ids, labels = self.ids[split], self.labels[split]
         n = labels.shape[0]
         order = np.random.default_rng([seed, epoch]).permutation(n) if shuffle else None
         lo = np.asarray(self.feature_map["offsets"], dtype=np.int64)
         hi = lo + np.asarray(self.feature_map["vocab_sizes"], dtype=np.int64)
-        for start in range(0, n, batch_size):
+        for start in range(skip * batch_size, n, batch_size):
             if order is None:
                 sel = slice(start, start + batch_size)
                 x, y = np.asarray(ids[sel], dtype=np.int64), np.asarray(labels[sel])

@@ -157,8 +157,14 @@ def prepare(path: str | Path, schema: Schema, out: str | Path, min_count: int = 
     readers = [BlockReader(p, schema, strict=strict, block_bytes=block_bytes, max_line_bytes=max_line_bytes)
                for p in paths]
     codes = read_split_file(split_file) if split_file is not None else None
-    out = claim(Path(out), "prepared", force=force, reuse=False)
-    rejects, rejects_tmp, handle = _open_rejects(rejects, paths[0])
+    rejects, rejects_tmp, handle = _open_rejects(rejects, paths[0])  # checked before the output folder is made
+    try:
+        out = claim(Path(out), "prepared", force=force, reuse=False)
+    except BaseException:
+        if handle is not None:
+            handle.close()
+            rejects_tmp.unlink(missing_ok=True)
+        raise
     for r in readers:
         r.rejects = handle
     try:
