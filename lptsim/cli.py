@@ -21,12 +21,17 @@ from pathlib import Path
 
 def _cmd_verify(args: argparse.Namespace) -> int:
     from lptsim.atomic import write_json_atomic
-    from lptsim.verify import budget, run_all
+    from lptsim.verify import budget, check_groups, run_all
     from lptsim.verify.core import family_statement
     from lptsim.verify.report import exit_code, inconclusive_notes, summary, table, terminal_width
 
     if args.explain:
         return _cmd_verify_explain(args)
+    check_groups(args.group or None)  # before the output folder is made
+    if args.data:
+        from lptsim.ctr.data.dataset import PreparedData
+
+        PreparedData.load(args.data)
     if args.out:
         from lptsim.outdir import claim
 
@@ -312,11 +317,17 @@ def _train_config(args: argparse.Namespace, method: str | None = None, bits: int
 
 def _write_config(args: argparse.Namespace, cfg) -> int:
     from lptsim.atomic import write_text_atomic
-    from lptsim.ctr.presets import config_text
+    from lptsim.ctr.presets import config_text, load_config
 
     origin = " + ".join(filter(None, [f"preset {args.preset}" if args.preset else "",
                                       f"config {args.config}" if args.config else "", "flags"]))
-    write_text_atomic(Path(args.write_config), config_text(cfg, origin))
+    text = config_text(cfg, origin)
+    if args.device is None and "device" not in (load_config(args.config) if args.config else {}):
+        # not chosen: the file must not pin the machine it was written on (a GPU machine reads cuda, a CPU one cpu)
+        line = f'device = "{cfg.device}"\n'
+        assert line in text
+        text = text.replace(line, '# device = "cuda"  (not set: cuda when available, else cpu)\n')
+    write_text_atomic(Path(args.write_config), text)
     if not args.silent:
         print(f"wrote {args.write_config}")
     return 0
@@ -341,7 +352,7 @@ def _load_data(args: argparse.Namespace, folder: Path, ctx=None):
 def _cmd_ctr_train(args: argparse.Namespace) -> int:
     from lptsim.atomic import write_json_atomic
     from lptsim.ctr.parallel import context
-    from lptsim.ctr.train import CheckpointEvery, train
+    from lptsim.ctr.train import CheckpointEvery, check_splits, train
     from lptsim.outdir import claim
 
     cfg = _train_config(args)  # options are checked before any data is generated or read
@@ -355,9 +366,13 @@ def _cmd_ctr_train(args: argparse.Namespace) -> int:
         # said before anything is written there (no folder made, no marker left)
         raise ValueError(f"{out} holds no run to resume (no run.json or checkpoint); drop --resume to start one")
     ctx = context(args.distributed)
+    if args.data:  # read and checked before the run folder is made
+        data, teacher = _load_data(args, out / "synthetic", ctx)
+        check_splits(data)
     if ctx.main:
         claim(out, "run", force=args.force)
-    data, teacher = _load_data(args, out / "synthetic", ctx)
+    if not args.data:
+        data, teacher = _load_data(args, out / "synthetic", ctx)
     metrics = train(data, cfg, out, resume=args.resume, progress=not (args.quiet or args.silent), ctx=ctx,
                     force=args.force, echo=not args.silent, tensorboard=args.tensorboard, checkpoint_every=every)
     if not ctx.main or args.silent:
@@ -399,8 +414,11 @@ def _cmd_ctr_table(args: argparse.Namespace) -> int:
         raise ValueError("--out is required (the table folder), unless --write-config")
     out = Path(args.out)
     table.check_grid(args.methods, args.bits, args.seeds)
+    if args.data:  # read before the table folder is made
+        data, teacher = _load_data(args, out / "synthetic")
     claim(out, "table", force=args.force)
-    data, teacher = _load_data(args, out / "synthetic")
+    if not args.data:
+        data, teacher = _load_data(args, out / "synthetic")
     progress = not (args.quiet or args.silent)
     if args.preset == "alpt-paper":  # its step learning rate depends on the bits: one base per bit width
         records = []
@@ -465,8 +483,11 @@ def _cmd_ctr_export(args: argparse.Namespace) -> int:
 
     r = export_run(args.run, args.out, data=args.data)
     if not args.silent:
-        print(f"wrote {r['out']} ({r['bytes']:,} bytes): tables {', '.join(r['tables'])} of a {r['method']} run "
-              f"({r['bits']} bits), with the vocabulary; read it with lptsim.ctr.export.load_export")
+        codes = "FP32 weights" if r["method"] == "fp" else \
+            f"{r['bits']}-bit codes{' packed' if r['packed'] else ''} + steps"
+        print(f"wrote {r['out']} ({r['bytes']:,} bytes) from a {r['method']} run: tables {', '.join(r['tables'])} "
+              f"({codes}), dense weights ({r['dense_tensors']} tensors, {r['dense_parameters']:,} values), "
+              f"vocabulary ({r['vocabulary']:,} values); read it with lptsim.ctr.export.load_export")
     return 0
 
 

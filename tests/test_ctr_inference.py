@@ -9,6 +9,7 @@ import shutil
 import numpy as np
 import pytest
 import torch
+from safetensors.numpy import load_file
 
 from lptsim import cli
 from lptsim.ctr.data.dataset import PreparedData
@@ -18,6 +19,7 @@ from lptsim.ctr.data.synthetic import SyntheticSpec, synthetic_prepared
 from lptsim.ctr.export import dequantized, load_export
 from lptsim.ctr.inference import _probabilities, evaluate_run, has_labels, load_run, predict_file
 from lptsim.ctr.train import TrainConfig, train
+from lptsim.quant import packed_nbytes
 
 
 @pytest.fixture(scope="module")
@@ -76,6 +78,18 @@ def test_export_round_trip(prepared, tmp_path, method, bits, options):
                      "--silent"]) == 0
     loaded = load_export(tmp_path / "e.safetensors")
     model, _, _ = load_run(tmp_path / "r")
+    raw = load_file(str(tmp_path / "e.safetensors"))
+    for name, table in (("embedding", model.embedding), ("linear", model.linear)):
+        if method == "fp":
+            assert raw[f"{name}.weight"].dtype == np.float32
+        else:  # sub-byte codes take bits/8 bytes per weight
+            assert raw[f"{name}.packed"].dtype == np.uint8 and f"{name}.codes" not in raw
+            assert raw[f"{name}.packed"].size == packed_nbytes(table.num_embeddings * (16 if name == "embedding"
+                                                                                         else 1), bits)
+    dense = {k: v for k, v in model.state_dict().items() if not k.startswith(("embedding.", "linear."))}
+    assert dense and set(loaded["dense"]) == set(dense)  # the dense weights are there, bit for bit
+    for k, v in dense.items():
+        np.testing.assert_array_equal(loaded["dense"][k], v.numpy())
     assert set(loaded["tables"]) == {"embedding", "linear"}
     every = torch.arange(data.num_embeddings)
     for name in ("embedding", "linear"):

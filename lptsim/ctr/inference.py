@@ -26,12 +26,19 @@ from lptsim.ctr.data.vocab import load_vocabulary
 from lptsim.ctr.parallel import Local
 from lptsim.ctr.runstore import DATA_COPY, fingerprint_of
 from lptsim.ctr.train import TrainConfig, auc_logloss, make_model
+from lptsim.outdir import kind_of
 
 
 def _read_run(run: Path) -> dict:
     record = run / "run.json"
     if not record.exists():
-        raise ValueError(f"{run}: not a run folder (no run.json); train one with `lptsim ctr train --out {run}`")
+        if not run.exists():
+            raise ValueError(f"{run}: no such folder; --run takes the --out folder of `lptsim ctr train`")
+        if kind_of(run) == "prepared":
+            raise ValueError(f"{run}: holds prepared data, not a training run; --run takes the --out folder of "
+                             f"`lptsim ctr train`, e.g. train one with `lptsim ctr train --data {run} --out "
+                             f"{run.parent / (run.name + '-run')}`")
+        raise ValueError(f"{run}: not a run folder (no run.json); --run takes the --out folder of `lptsim ctr train`")
     saved = load_json(record)
     if not isinstance(saved.get("config"), dict) or not isinstance(saved.get("data"), dict):
         raise ValueError(f"{record}: damaged (no config or data); the run cannot be used")
@@ -188,7 +195,9 @@ def predict_file(run: str | Path, source: str | Path, out: str | Path, data: str
     table = load_vocabulary(data_dir / "vocab.npz")
     schema = run_schema(data_dir)
     labelled = has_labels(source, schema)
-    reader = BlockReader(source, schema if labelled else schema.without_label(), strict=strict)
+    reader = BlockReader(source, schema if labelled else schema.without_label(), strict=strict,
+                         other_format=lambda other: f"this run was trained on {schema.name} rows; predict them with a "
+                                                    f"run trained on {other} data")
     out = Path(out)
     if out.exists() and out.resolve() == Path(source).resolve():
         raise ValueError(f"--out {out}: is the input file; give another name")

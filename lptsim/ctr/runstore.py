@@ -85,6 +85,15 @@ def run_record(cfg, data: PreparedData) -> dict:
             "lptsim_version": __version__}
 
 
+def _recorded(config: dict) -> dict:
+    """A saved configuration as this release records it: options added since with the behaviour old runs had
+    (LEGACY), and fp runs at 32 bits (earlier releases recorded the unused default, 8)."""
+    config = {**LEGACY, **_plain(config)}
+    if config.get("method") == "fp":
+        config["bits"] = 32
+    return config
+
+
 def _differences(saved: dict, now: dict, skip: tuple[str, ...] = ()) -> list[str]:
     keys = [k for k in dict.fromkeys([*saved, *now]) if k not in skip and saved.get(k) != now.get(k)]
     return [f"{k} {saved.get(k)!r} there, {now.get(k)!r} here" for k in keys]
@@ -129,7 +138,7 @@ class RunStore:
         except (OSError, ValueError, AssertionError, KeyError):
             raise ValueError(f"{record}: missing or damaged, so the run's options are unknown; start a new run in "
                              "another folder") from None
-        why = _differences({**LEGACY, **saved["config"]}, self.run["config"], skip=MUTABLE)
+        why = _differences(_recorded(saved["config"]), self.run["config"], skip=MUTABLE)
         if why:
             raise ValueError(f"{self.out}: the run there has a different configuration ({'; '.join(why)}); resume "
                              "with the same options or use another --out")
@@ -165,7 +174,7 @@ class RunStore:
 
     def _foreign(self, payload: dict) -> str | None:
         """Why a checkpoint does not belong to this run, or None."""
-        why = _differences({**LEGACY, **_plain(payload.get("config", {}))}, self.run["config"], skip=MUTABLE)
+        why = _differences(_recorded(payload.get("config", {})), self.run["config"], skip=MUTABLE)
         if why or _plain(payload.get("data")) != self.run["data"]:
             return "saved by a run with other options or data" + (f" ({'; '.join(why)})" if why else "")
         return None

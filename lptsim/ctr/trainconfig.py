@@ -16,6 +16,7 @@ from lptsim.ctr.models import DENSE_INITS
 from lptsim.ctr.table import TableConfig
 
 LR_SCHEDULES = ("step", "plateau", "none")
+FP_BITS = 32  # the bits an fp (FP32) run records
 # TableConfig fields a run sets itself (the method, bits and seed are TrainConfig's own fields).
 SET_BY_RUN = ("method", "bits", "seed")
 
@@ -71,6 +72,8 @@ class TrainConfig:
     bn_refresh: bool = False  # recompute BatchNorm statistics with one pass over train before each evaluation
 
     def __post_init__(self) -> None:
+        if self.method == "fp":  # FP32 tables: what the run records says 32 bits, whatever --bits said
+            self.bits = FP_BITS
         self.hidden = tuple(self.hidden)
         self.lr_milestones = tuple(self.lr_milestones)
         for name in ("epochs", "batch_size", "dim", "patience"):
@@ -105,5 +108,6 @@ class TrainConfig:
     def table_config(self) -> TableConfig:
         """The tables' configuration: ``method``, ``bits``, the run's ``seed`` (each table derives its own from it
         and its name) and ``embedding_options``."""
-        return TableConfig.from_options({**self.embedding_options, "method": self.method, "bits": self.bits,
+        bits = TableConfig.bits if self.method == "fp" else self.bits  # fp tables ignore it
+        return TableConfig.from_options({**self.embedding_options, "method": self.method, "bits": bits,
                                          "seed": self.seed}, "embedding_options")

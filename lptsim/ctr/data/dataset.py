@@ -54,6 +54,20 @@ def _load_array(path: Path, dtype: type, ndim: int) -> np.ndarray:
     return arr
 
 
+def not_prepared(path: Path) -> str:
+    """Why ``path`` (a raw file, or nothing) is not a prepared folder, with the command that makes one."""
+    if path.is_file():
+        from lptsim.ctr.data.prepare import guess_dataset
+
+        name = guess_dataset(path)
+        target = path.parent / f"{path.name.split('.')[0]}-prepared"
+        dataset = f"--dataset {name}" if name else "--dataset csv --schema SCHEMA.json"
+        return (f"{path}: is a file, not a prepared folder; prepare it first with `lptsim ctr prepare {dataset} "
+                f"--input {path} --out {target}`, then pass --data {target}")
+    return (f"{path}: no such folder; --data takes a folder made by `lptsim ctr prepare --dataset criteo --input "
+            f"RAW_FILE --out {path}` (or --dataset avazu)")
+
+
 @dataclass
 class PreparedData:
     """``ids[split]`` (rows, fields) int32 global ids and ``labels[split]`` (rows,) uint8, memory-mapped."""
@@ -73,7 +87,13 @@ class PreparedData:
         """
         root = Path(root)
         if not root.is_dir():
-            raise ValueError(f"{root}: no such folder; run `lptsim ctr prepare ... --out {root}` first")
+            raise ValueError(not_prepared(root))
+        if not (root / "feature_map.json").exists():
+            from lptsim.outdir import kind_of
+
+            if kind_of(root) == "run":
+                raise ValueError(f"{root}: holds a training run, not prepared data; --data takes the folder of "
+                                 "`lptsim ctr prepare` (the run's run.json names its own as data_path)")
         feature_map = _check_feature_map(root / "feature_map.json", load_json(root / "feature_map.json"))
         manifest = load_json(root / "manifest.json")
         rows = manifest.get("rows")

@@ -330,6 +330,23 @@ def schema_from_record(record: dict) -> Schema:
     return Schema(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in record.items()})
 
 
+def guess_dataset(path: str | Path) -> str | None:
+    """The built-in dataset (criteo, avazu) whose format most sampled lines of a raw file have, or None."""
+    from lptsim.ctr.data.schema import SCHEMAS
+    from lptsim.ctr.data.source import read_head
+
+    try:
+        lines = [ln for ln in read_head(path, 1 << 16).split(b"\n")[:-1] if ln]
+    except (OSError, ValueError):
+        return None
+    for name, schema in SCHEMAS.items():
+        rows = lines[1:] if schema.header else lines
+        fits = sum(ln.count(schema.delimiter.encode()) == len(schema.columns) - 1 for ln in rows)
+        if rows and 2 * fits > len(rows):
+            return name
+    return None
+
+
 def load_json(path: Path) -> dict:
     """Read a JSON object written by prepare, with a clear error when it is missing or damaged."""
     try:
