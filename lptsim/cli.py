@@ -374,7 +374,8 @@ def _cmd_ctr_train(args: argparse.Namespace) -> int:
     if not args.data:
         data, teacher = _load_data(args, out / "synthetic", ctx)
     metrics = train(data, cfg, out, resume=args.resume, progress=not (args.quiet or args.silent), ctx=ctx,
-                    force=args.force, echo=not args.silent, tensorboard=args.tensorboard, checkpoint_every=every)
+                    force=args.force, echo=not args.silent, tensorboard=args.tensorboard, checkpoint_every=every,
+                    curve=True)
     if not ctx.main or args.silent:
         return 0
     if teacher is not None:

@@ -225,3 +225,25 @@ def test_checkpoint_every_refuses_nonsense_before_anything_is_written(text, tmp_
     assert cli.main(["ctr", "train", "--model", "lr", "--rows", "500", "--checkpoint-every", text,
                      "--out", str(tmp_path / "r")]) == 2
     assert "--checkpoint-every must be" in capsys.readouterr().err and not (tmp_path / "r").exists()
+
+
+def test_start_banner_and_training_curve(mid_data, tmp_path, capsys):
+    from lptsim.ctr.inference import load_run
+
+    run = tmp_path / "run"
+    assert cli.main(["ctr", "train", "--data", str(mid_data), "--model", "dcn", "--hidden", "8", "--method", "lpt-sr",
+                     "--bits", "4", "--epochs", "2", "--batch-size", "256", "--out", str(run), "--quiet"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    model, cfg, _ = load_run(run)
+    dense = sum(p.numel() for name, p in model.named_parameters() if not name.startswith("embedding."))
+    rows = model.embedding.num_embeddings
+    train_rows = PreparedData.load(mid_data).labels["train"].shape[0]
+    assert out[0].startswith(f"dcn with lpt-sr, 4 bits on {mid_data}: {train_rows:,} training rows, "
+                             f"{-(-train_rows // 256)} steps of 256 per epoch, up to 2 epochs; device cpu"), out[0]
+    table_mib = model.embedding.table_bytes() / 2**20
+    assert out[1].startswith(f"parameters: {dense:,} dense, {rows:,} table rows x 16; table memory "
+                             f"{table_mib:,.2f} MiB"), out[1]
+    assert out[2].startswith(f"checkpoints in {run}: at each epoch's end and every 5 min of training"), out[2]
+    assert out[3].startswith("epoch 1:")  # the banner comes first
+    png = (run / "curve.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and int.from_bytes(png[16:20], "big") == 800  # 8 x 3.2 in at 100 dpi

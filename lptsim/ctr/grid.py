@@ -63,7 +63,7 @@ def run_grid(data: PreparedData, base: TrainConfig, methods: list[str], bits: li
                 if metrics is None:
                     if progress:
                         print(f"[table] {method}, {b} bits, seed {seed} -> {run}")
-                    metrics = train(data, cfg, run, resume=(run / "run.json").exists(), progress=False)
+                    metrics = train(data, cfg, run, resume=(run / "run.json").exists(), progress=False, curve=True)
                 records.append({"method": method, "bits": b if method != "fp" else 32, "seed": seed, **{
                     k: metrics[k] for k in ("test_auc", "test_logloss", "train_samples_per_s", "table_bytes",
                                             "embedding_bytes", "fp32_table_bytes") if k in metrics}})

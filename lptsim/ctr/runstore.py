@@ -25,7 +25,7 @@ from pathlib import Path
 from torch import nn
 
 from lptsim import __version__
-from lptsim.atomic import temporary_path, write_json_atomic, write_text_atomic
+from lptsim.atomic import temporary_path, write_bytes_atomic, write_json_atomic, write_text_atomic
 from lptsim.ctr.data.dataset import PreparedData
 from lptsim.ctr.parallel import Local
 from lptsim.ctr.table.state import TABLE_FORMAT
@@ -102,19 +102,20 @@ def _differences(saved: dict, now: dict, skip: tuple[str, ...] = ()) -> list[str
 class RunStore:
     """The files of one run folder ``out``, through the run's context ``ctx`` (every rank holds one)."""
 
-    def __init__(self, out: Path, run: dict, ctx: Local, tensorboard: bool = False):
+    def __init__(self, out: Path, run: dict, ctx: Local, tensorboard: bool = False, curve: bool = False):
         self.out, self.run, self.ctx = Path(out), run, ctx
         self.board = _tensorboard(self.out) if tensorboard and ctx.main else None
+        self.curve = curve and ctx.main
 
     @classmethod
     def open(cls, out: str | Path, cfg, data: PreparedData, ctx: Local, resume: bool, force: bool = False,
-             tensorboard: bool = False) -> RunStore:
+             tensorboard: bool = False, curve: bool = False) -> RunStore:
         """Claim ``out`` for a run (``force``: any folder) and check it: new, or (``resume``) the same run."""
         out = Path(out)
         if ctx.main:
             claim(out, "run", force=force)
         ctx.barrier()
-        store = cls(out, run_record(cfg, data), ctx, tensorboard)
+        store = cls(out, run_record(cfg, data), ctx, tensorboard, curve)
         store.check_folder(resume)
         ctx.barrier()  # every rank has checked the folder before run.json is (re)written
         return store
@@ -210,6 +211,32 @@ class RunStore:
                 if key != "epoch":
                     self.board.add_scalar(key, value, row["epoch"])
             self.board.flush()
+
+    def write_curve(self, history: list[dict]) -> None:
+        """``curve.png``: train and validation log loss, and validation AUC, per epoch (when asked for)."""
+        if not (self.curve and history):
+            return
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+
+        epochs = [row["epoch"] for row in history]
+        fig = Figure(figsize=(8, 3.2))
+        FigureCanvasAgg(fig)  # no pyplot: no global state, no display needed (Agg)
+        loss, auc = fig.subplots(1, 2)
+        loss.plot(epochs, [row["train_logloss"] for row in history], marker="o", label="train")
+        loss.plot(epochs, [row["val_logloss"] for row in history], marker="o", label="validation")
+        loss.set(xlabel="epoch", ylabel="log loss", title="log loss")
+        loss.legend()
+        auc.plot(epochs, [row["val_auc"] for row in history], marker="o", color="C2")
+        auc.set(xlabel="epoch", ylabel="AUC", title="validation AUC")
+        for ax in (loss, auc):
+            ax.set_xticks(epochs if len(epochs) <= 12 else ax.get_xticks())
+            ax.grid(alpha=0.3)
+        fig.suptitle(str(self.out), fontsize=9)
+        fig.subplots_adjust(left=0.08, right=0.98, bottom=0.16, top=0.82, wspace=0.28)
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=100)
+        write_bytes_atomic(self.out / "curve.png", buf.getvalue())
 
     def write_metrics(self, metrics: dict) -> None:
         if self.ctx.main:

@@ -209,8 +209,42 @@ class Trainer:
         self.where = ""
 
     # -- the loop ---------------------------------------------------------------------------------------------------
+    def banner(self) -> str:
+        """What is about to run: model and method, data and steps, device, parameters, table memory, checkpoints."""
+        cfg, data, mib = self.cfg, self.data, 2.0 ** 20
+        tables = embedding_modules(self.model)
+        in_tables = {id(t) for t in tables}
+        dense = sum(p.numel() for m in self.model.modules() if id(m) not in in_tables
+                    for p in m.parameters(recurse=False))
+        dense -= sum(p.numel() for t in tables for p in t.parameters())  # QAT weights count with their table
+        rows = sum(int(getattr(t, "num_embeddings", 0)) for t in tables)
+        table = sum(int(t.table_bytes()) for t in tables if hasattr(t, "table_bytes"))
+        held = sum(int(t.memory_bytes()) for t in tables if hasattr(t, "memory_bytes"))
+        fp32 = sum(int(t.fp32_bytes()) for t in tables if hasattr(t, "fp32_bytes"))
+        device = cfg.device
+        if device.startswith("cuda"):
+            device += f" ({torch.cuda.get_device_name(torch.device(device))})"
+        else:
+            device += f" ({torch.get_num_threads()} threads)"
+        world = f" x {self.ctx.world} ranks (tables sharded by rows)" if self.ctx.world > 1 else ""
+        shard = " (rank 0's shard)" if self.ctx.world > 1 else ""
+        method = "fp (FP32 tables)" if cfg.method == "fp" else f"{cfg.method}, {cfg.bits} bits"
+        n = int(data.labels["train"].shape[0])
+        lines = [f"{cfg.model} with {method} on {data.root}: {n:,} training rows, {self.steps_per_epoch():,} steps "
+                 f"of {cfg.batch_size:,} per epoch, up to {cfg.epochs} epochs; device {device}{world}",
+                 f"parameters: {dense:,} dense, {rows:,} table rows x {cfg.dim}; table memory {table / mib:,.2f} MiB "
+                 f"({fp32 / max(table, 1):.1f}x smaller than FP32's {fp32 / mib:,.2f} MiB), "
+                 f"{held / mib:,.2f} MiB with steps and optimizer state{shard}",
+                 f"checkpoints in {self.store.out}: at each epoch's end and {self.every.describe()} (Ctrl-C also "
+                 "writes one)"]
+        if self.state["epoch"] or self.state["step"]:
+            lines.append(f"resuming after {self.saved_at()}")
+        return "\n".join(lines)
+
     def fit(self) -> dict:
         """Train until ``epochs`` or early stopping; return the final metrics (best weights on the test split)."""
+        if self.echo:
+            print(self.banner(), flush=True)
         stop = self.state["bad_epochs"] >= self.cfg.patience
         with self.ctrl_c_stops_at_a_step():
             while self.state["epoch"] < self.cfg.epochs and not stop:
@@ -332,6 +366,8 @@ class Trainer:
                                  "samples_per_s": round(count / seconds, 1)})
         self.store.save_checkpoint(self.model, self.checkpoint_payload())
         self.store.log_epoch(state["history"])
+        if seconds >= 60:  # long epochs: the curve so far (short runs draw it once, at the end)
+            self.store.write_curve(state["history"])
         if self.echo:
             print(f"epoch {epoch}: train logloss {train_loss:.4f}, val AUC {val['auc']:.4f}, "
                   f"val logloss {val['logloss']:.4f}{' *' if improved else ''}")
@@ -353,6 +389,7 @@ class Trainer:
             metrics.update(embedding_bytes=int(emb.memory_bytes()), table_bytes=int(emb.table_bytes()),
                            fp32_table_bytes=int(emb.fp32_bytes()))
         self.store.write_metrics(metrics)
+        self.store.write_curve(state["history"])
         self.ctx.barrier()
         return metrics
 
@@ -451,7 +488,7 @@ def check_splits(data: PreparedData) -> float:
 
 def train(data: PreparedData, cfg: TrainConfig, out: str | Path, resume: bool = False,
           progress: bool = True, ctx: Local | None = None, force: bool = False, echo: bool | None = None,
-          tensorboard: bool = False, checkpoint_every: CheckpointEvery | None = None) -> dict:
+          tensorboard: bool = False, checkpoint_every: CheckpointEvery | None = None, curve: bool = False) -> dict:
     """Train, checkpointing each epoch (and inside epochs, ``checkpoint_every``: default every
     ``DEFAULT_CHECKPOINT_SECONDS`` of training) into ``out``; return the final metrics (also ``out/metrics.json``).
     Ctrl-C stops after the current step with a checkpoint there (:class:`TrainingInterrupted`).
@@ -460,11 +497,11 @@ def train(data: PreparedData, cfg: TrainConfig, out: str | Path, resume: bool = 
     ``out`` must be a new or empty folder or a run folder (``force``: any folder). ``progress``:
     progress bars; ``echo``: the per-epoch summary lines (default: as ``progress``);
     ``tensorboard``: also log each epoch to ``out/tensorboard`` (skipped with a warning when the
-    tensorboard package is absent).
+    tensorboard package is absent); ``curve``: draw ``out/curve.png`` (the training curve; the CLI's runs do).
     """
     ctx = ctx or Local()
     check_splits(data)
-    store = RunStore.open(out, cfg, data, ctx, resume=resume, force=force, tensorboard=tensorboard)
+    store = RunStore.open(out, cfg, data, ctx, resume=resume, force=force, tensorboard=tensorboard, curve=curve)
     trainer = Trainer(data, cfg, store, ctx, progress=progress, echo=progress if echo is None else echo,
                       checkpoint_every=checkpoint_every)
     if resume:
