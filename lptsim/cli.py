@@ -21,12 +21,17 @@ from pathlib import Path
 
 def _cmd_verify(args: argparse.Namespace) -> int:
     from lptsim.atomic import write_json_atomic
-    from lptsim.verify import budget, run_all
+    from lptsim.verify import budget, check_groups, run_all
     from lptsim.verify.core import family_statement
     from lptsim.verify.report import exit_code, inconclusive_notes, summary, table, terminal_width
 
     if args.explain:
         return _cmd_verify_explain(args)
+    check_groups(args.group or None)  # before the output folder is made
+    if args.data:
+        from lptsim.ctr.data.dataset import PreparedData
+
+        PreparedData.load(args.data)
     if args.out:
         from lptsim.outdir import claim
 
@@ -152,8 +157,13 @@ def _cmd_ctr_prepare(args: argparse.Namespace) -> int:
     compressed = f" ({m['compression']})" if m["compression"] else ""
     split = m["split"]["kind"] + (f" {m['split']['path']}" if m["split"]["kind"] == "split-file" else "")
     bad = f"{m['bad_lines']:,} bad line{'' if m['bad_lines'] == 1 else 's'}"
-    print(f"{args.input or args.train}{compressed}: {m['lines']:,} lines -> train {rows['train']:,}, "
-          f"val {rows['val']:,}, test {rows['test']:,} rows (split: {split}); {bad} skipped; {m['seconds']:.1f} s")
+    def rate(s: str) -> str:
+        pos = m["labels"][s]["1"]
+        return f"{pos / rows[s]:.2%} positive" if rows[s] else "empty"
+
+    print(f"{args.input or args.train}{compressed}: {m['lines']:,} lines -> train {rows['train']:,} ({rate('train')}), "
+          f"val {rows['val']:,} ({rate('val')}), test {rows['test']:,} ({rate('test')}) rows (split: {split}); {bad} "
+          f"skipped; {m['seconds']:.1f} s")
     for reason, n in m["bad_lines_by_reason"].items():
         print(f"  {n:>10,}  {reason}")
     if m["first_bad_lines"]:
@@ -310,11 +320,17 @@ def _train_config(args: argparse.Namespace, method: str | None = None, bits: int
 
 def _write_config(args: argparse.Namespace, cfg) -> int:
     from lptsim.atomic import write_text_atomic
-    from lptsim.ctr.presets import config_text
+    from lptsim.ctr.presets import config_text, load_config
 
     origin = " + ".join(filter(None, [f"preset {args.preset}" if args.preset else "",
                                       f"config {args.config}" if args.config else "", "flags"]))
-    write_text_atomic(Path(args.write_config), config_text(cfg, origin))
+    text = config_text(cfg, origin)
+    if args.device is None and "device" not in (load_config(args.config) if args.config else {}):
+        # not chosen: the file must not pin the machine it was written on (a GPU machine reads cuda, a CPU one cpu)
+        line = f'device = "{cfg.device}"\n'
+        assert line in text
+        text = text.replace(line, '# device = "cuda"  (not set: cuda when available, else cpu)\n')
+    write_text_atomic(Path(args.write_config), text)
     if not args.silent:
         print(f"wrote {args.write_config}")
     return 0
@@ -339,10 +355,11 @@ def _load_data(args: argparse.Namespace, folder: Path, ctx=None):
 def _cmd_ctr_train(args: argparse.Namespace) -> int:
     from lptsim.atomic import write_json_atomic
     from lptsim.ctr.parallel import context
-    from lptsim.ctr.train import train
+    from lptsim.ctr.train import CheckpointEvery, check_splits, train
     from lptsim.outdir import claim
 
     cfg = _train_config(args)  # options are checked before any data is generated or read
+    every = CheckpointEvery.parse(args.checkpoint_every) if args.checkpoint_every is not None else CheckpointEvery()
     if args.write_config:
         return _write_config(args, cfg)
     if not args.out:
@@ -352,11 +369,16 @@ def _cmd_ctr_train(args: argparse.Namespace) -> int:
         # said before anything is written there (no folder made, no marker left)
         raise ValueError(f"{out} holds no run to resume (no run.json or checkpoint); drop --resume to start one")
     ctx = context(args.distributed)
+    if args.data:  # read and checked before the run folder is made
+        data, teacher = _load_data(args, out / "synthetic", ctx)
+        check_splits(data)
     if ctx.main:
         claim(out, "run", force=args.force)
-    data, teacher = _load_data(args, out / "synthetic", ctx)
+    if not args.data:
+        data, teacher = _load_data(args, out / "synthetic", ctx)
     metrics = train(data, cfg, out, resume=args.resume, progress=not (args.quiet or args.silent), ctx=ctx,
-                    force=args.force, echo=not args.silent, tensorboard=args.tensorboard)
+                    force=args.force, echo=not args.silent, tensorboard=args.tensorboard, checkpoint_every=every,
+                    curve=True)
     if not ctx.main or args.silent:
         return 0
     if teacher is not None:
@@ -396,8 +418,11 @@ def _cmd_ctr_table(args: argparse.Namespace) -> int:
         raise ValueError("--out is required (the table folder), unless --write-config")
     out = Path(args.out)
     table.check_grid(args.methods, args.bits, args.seeds)
+    if args.data:  # read before the table folder is made
+        data, teacher = _load_data(args, out / "synthetic")
     claim(out, "table", force=args.force)
-    data, teacher = _load_data(args, out / "synthetic")
+    if not args.data:
+        data, teacher = _load_data(args, out / "synthetic")
     progress = not (args.quiet or args.silent)
     if args.preset == "alpt-paper":  # its step learning rate depends on the bits: one base per bit width
         records = []
@@ -462,8 +487,11 @@ def _cmd_ctr_export(args: argparse.Namespace) -> int:
 
     r = export_run(args.run, args.out, data=args.data)
     if not args.silent:
-        print(f"wrote {r['out']} ({r['bytes']:,} bytes): tables {', '.join(r['tables'])} of a {r['method']} run "
-              f"({r['bits']} bits), with the vocabulary; read it with lptsim.ctr.export.load_export")
+        codes = "FP32 weights" if r["method"] == "fp" else \
+            f"{r['bits']}-bit codes{' packed' if r['packed'] else ''} + steps"
+        print(f"wrote {r['out']} ({r['bytes']:,} bytes) from a {r['method']} run: tables {', '.join(r['tables'])} "
+              f"({codes}), dense weights ({r['dense_tensors']} tensors, {r['dense_parameters']:,} values), "
+              f"vocabulary ({r['vocabulary']:,} values); read it with lptsim.ctr.export.load_export")
     return 0
 
 
@@ -553,13 +581,19 @@ def build_parser() -> argparse.ArgumentParser:
                       help=f"a longer line is a bad line (default: {MAX_LINE_BYTES:,})")
     prep.add_argument("--block-bytes", type=_positive, default=BLOCK_BYTES, help=argparse.SUPPRESS)
     _add_verbosity(prep, quiet="no progress bar and no vocabulary table (the summary stays)")
-    prep.add_argument("--force", action="store_true", help=_FORCE_HELP)
+    prep.add_argument("--force", action="store_true",
+                      help="prepare into --out even if it holds prepared data (replaced; runs trained on it keep "
+                           "their own copy of its vocabulary) or other files (left alone)")
     prep.set_defaults(func=_cmd_ctr_prepare)
     tr = leaf(ctr, "train", help="train a CTR model (synthetic data unless --data)")
     _add_train_options(tr)
     tr.add_argument("--seed", type=int, default=None, help="seed of initialisation, order and SR draws (default: 0)")
     tr.add_argument("--out", help="run folder (checkpoints, logs, metrics.json); required unless --write-config")
-    tr.add_argument("--resume", action="store_true", help="continue the run in --out")
+    tr.add_argument("--resume", action="store_true",
+                    help="continue the run in --out (from its last checkpoint, at an epoch's end or inside one)")
+    tr.add_argument("--checkpoint-every", metavar="WHEN",
+                    help="checkpoints inside an epoch: every N steps (500), every so much training time (90s, 5m, "
+                         "1h), or 0 (epoch ends only); Ctrl-C also writes one (default: 5m)")
     tr.add_argument("--distributed", action="store_true",
                     help="under torchrun: shard the tables over the ranks, data-parallel dense layers")
     tr.add_argument("--force", action="store_true", help=_FORCE_HELP)
@@ -601,6 +635,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def resume_command(argv: list[str]) -> str:
+    """The command that resumes the run started by ``argv`` (``lptsim ctr train ...``; the torchrun line for a
+    distributed run)."""
+    import shlex
+
+    words = [w for w in argv if w != "--force"]
+    if "--resume" not in words:
+        words.append("--resume")
+    world = os.environ.get("WORLD_SIZE")
+    if "--distributed" in words and world:
+        return f"torchrun --nproc-per-node {world} -m lptsim {shlex.join(words)}"
+    return f"lptsim {shlex.join(words)}"
+
+
+def interrupt_message(name: str, exc: BaseException, argv: list[str]) -> str:
+    """What Ctrl-C left behind, on a line of its own: what was saved and the command that goes on from there."""
+    from lptsim.ctr.train import TrainingInterrupted
+
+    if isinstance(exc, TrainingInterrupted):
+        return f"{name}: interrupted at {exc.where}; saved a checkpoint of that step in {exc.saved}. Resume with: " \
+               f"{resume_command(argv)}"
+    return f"{name}: interrupted"
+
+
 def _one_line(exc: BaseException) -> str:
     return " / ".join(ln.strip() for ln in str(exc).splitlines() if ln.strip()) or type(exc).__name__
 
@@ -618,8 +676,8 @@ def main(argv: list[str] | None = None) -> int:
         warnings.showwarning = show_warning
         try:
             return args.func(args)
-        except KeyboardInterrupt:
-            print(f"{name}: interrupted", file=sys.stderr)
+        except KeyboardInterrupt as exc:
+            print(interrupt_message(name, exc, sys.argv[1:] if argv is None else argv), file=sys.stderr)
             return 130
         except Exception as exc:  # noqa: BLE001 - the CLI's promise: one line, no traceback (unless --debug)
             from lptsim.ctr.train import TrainingError

@@ -148,7 +148,7 @@ def test_table_with_the_alpt_paper_preset_sets_each_bit_widths_step_lr(data, tmp
     assert cli.main(["ctr", "table", "--data", data, "--preset", "alpt-paper", *TINY, "--methods", "fp", "alpt",
                      "--bits", "2", "4", "--seeds", "1", "--device", "cpu", "--silent", "--out", str(out)]) == 0
     configs = [json.loads(m.read_text())["config"] for m in sorted(out.glob("runs/*/metrics.json"))]
-    assert sorted((c["method"], c["bits"]) for c in configs) == [("alpt", 2), ("alpt", 4), ("fp", 8)]
+    assert sorted((c["method"], c["bits"]) for c in configs) == [("alpt", 2), ("alpt", 4), ("fp", 32)]
     for c in configs:
         if c["method"] == "alpt":
             assert c["embedding_options"]["step_lr"] * 0.05 / 2 ** (c["bits"] - 1) == pytest.approx(1e-6)

@@ -52,9 +52,10 @@ class Local:
         return getattr(model, "module", model)
 
     def batches(self, data, split: str, batch_size: int, shuffle: bool = False, seed: int = 0,
-                epoch: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor, int]]:
-        """(ids, labels, size of the global batch) for this process's part of each global batch."""
-        for ids, y in data.batches(split, batch_size, shuffle=shuffle, seed=seed, epoch=epoch):
+                epoch: int = 0, skip: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor, int]]:
+        """(ids, labels, size of the global batch) for this process's part of each global batch (from batch
+        ``skip`` on)."""
+        for ids, y in data.batches(split, batch_size, shuffle=shuffle, seed=seed, epoch=epoch, skip=skip):
             n = y.numel()
             lo, hi = self.rank * n // self.world, (self.rank + 1) * n // self.world
             yield ids[lo:hi], y[lo:hi], n
@@ -67,6 +68,10 @@ class Local:
 
     def barrier(self) -> None:
         pass
+
+    def any(self, flag: bool) -> bool:
+        """True when ``flag`` is true on any rank (every rank takes the same decision)."""
+        return flag
 
     # Checkpoints: out/<name>.pt, the one it replaced kept as out/<name>.prev.pt (lptsim.ctr.checkpoint).
     def exists(self, out: Path, name: str) -> bool:
@@ -217,6 +222,9 @@ class Distributed(Local):
 
     def barrier(self) -> None:
         dist.barrier()
+
+    def any(self, flag: bool) -> bool:
+        return not self._agree(not flag)
 
     def _agree(self, ok: bool) -> bool:
         """True when ``ok`` on every rank."""

@@ -17,6 +17,7 @@ from lptsim.ctr.table import TableConfig
 
 LR_SCHEDULES = ("step", "plateau", "none")
 TABLE_DECAYS = ("touched", "every-row")
+FP_BITS = 32  # the bits an fp (FP32) run records
 # TableConfig fields a run sets itself (the method, bits and seed are TrainConfig's own fields; every_row_decay
 # comes from weight_decay and table_decay).
 SET_BY_RUN = ("method", "bits", "seed", "every_row_decay")
@@ -76,6 +77,8 @@ class TrainConfig:
     bn_refresh: bool = False  # recompute BatchNorm statistics with one pass over train before each evaluation
 
     def __post_init__(self) -> None:
+        if self.method == "fp":  # FP32 tables: what the run records says 32 bits, whatever --bits said
+            self.bits = FP_BITS
         self.hidden = tuple(self.hidden)
         self.lr_milestones = tuple(self.lr_milestones)
         for name in ("epochs", "batch_size", "dim", "patience"):
@@ -115,5 +118,6 @@ class TrainConfig:
         # every-row decay of the QAT weights is the dense Adam's own (lptsim.ctr.train.parameter_groups)
         every_row = self.table_decay == "every-row" and self.method not in ("lsq", "pact")
         decay = self.weight_decay if every_row else 0.0
-        return TableConfig.from_options({**self.embedding_options, "method": self.method, "bits": self.bits,
+        bits = TableConfig.bits if self.method == "fp" else self.bits  # fp tables ignore it
+        return TableConfig.from_options({**self.embedding_options, "method": self.method, "bits": bits,
                                          "seed": self.seed, "every_row_decay": decay}, "embedding_options")

@@ -47,16 +47,22 @@ def budget(full: bool = False, seed: int = 0, data: str | None = None) -> Budget
     return Budget(seeds=60, horizon=3.0, seed=seed, data=data) if full else Budget(seed=seed, data=data)
 
 
+def check_groups(groups: list[str] | None) -> list[str]:
+    """The groups to run (the default ones for None); ValueError naming any unknown group."""
+    _register_defaults()
+    names = list(DEFAULT_GROUPS) if groups is None else list(groups)
+    unknown = [g for g in names if g not in GROUPS]
+    if unknown:
+        raise ValueError(f"unknown check group(s) {unknown}; available: {sorted(GROUPS)}")
+    return names
+
+
 def run_all(full: bool = False, groups: list[str] | None = None, progress: bool = True, seed: int = 0,
             b: Budget | None = None, data: str | None = None) -> list[CheckResult]:
     """Run the selected check groups (the default groups when None) and return their results in order."""
     from tqdm.auto import tqdm
 
-    _register_defaults()
-    names = list(DEFAULT_GROUPS) if groups is None else groups
-    unknown = [g for g in names if g not in GROUPS]
-    if unknown:
-        raise ValueError(f"unknown check group(s) {unknown}; available: {sorted(GROUPS)}")
+    names = check_groups(groups)
     b = b or budget(full, seed, data)
     results: list[CheckResult] = []
     with caching():  # checks that share a simulation run it once
