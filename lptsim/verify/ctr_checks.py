@@ -164,7 +164,7 @@ def dr_freeze(s: Setup, b: Budget) -> list[CheckResult]:
                   note="; ".join(f"{lab}: predicted {p}, frozen {f:.2f}, AUC {a:.3f}"
                                  for lab, p, f, a in zip(labels, pred, meas, auc, strict=True)) + f"; {s.label}",
                   cells=labels, predicted_class=pred, frozen=np.array(meas), auc=np.array(auc),
-                  sr_frozen=np.array(ctrl))]
+                  sr_frozen=np.array(ctrl), setting=dict(model="DNN", data=s.label, epochs=s.epochs, seeds=1))]
 
 
 # 9.2 SR is unbiased on the real table -------------------------------------------------------------------------
@@ -258,7 +258,8 @@ def sr_floor_vs_delta(s: Setup, b: Budget) -> list[CheckResult]:
                   Control("DR (frozen: its excess does not grow)", slopes(dr), 1.0),
                   note=f"logistic regression, Adam lr {lr:g} on the table, {epochs} epochs, Delta "
                        f"{', '.join(f'{d:g}' for d in deltas)}; excess {', '.join(f'{v:.4f}' for v in sr.mean(0))}; "
-                       f"{len(seeds)} seeds; {s.label}", x=deltas, y=sr.mean(axis=0), dr=dr.mean(axis=0))]
+                       f"{len(seeds)} seeds; {s.label}", x=deltas, y=sr.mean(axis=0), dr=dr.mean(axis=0),
+                  setting=dict(model="logistic regression", data=s.label, epochs=epochs, lr=lr, seeds=len(seeds)))]
 
 
 # 9.4 Regimes A and B on a CTR model ---------------------------------------------------------------------------
@@ -284,7 +285,8 @@ def regimes_ctr(s: Setup, b: Budget) -> list[CheckResult]:
               "derived here (docs/theory.md 8.1, 9.4)", "conjecture", mean_ci(sr_a - dr_a, LEVEL_CTR), 0.01,
               Exceeds(), Control("regime B (8 bits)", mean_ci(sr_b - dr_b, LEVEL_CTR), 0.01),
               note=f"paired over {len(seeds)} seeds; SR {sr_a.mean():.4f}, DR {dr_a.mean():.4f}; {s.label}",
-              regime=["A", "B"], sr=[sr_a, sr_b], dr=[dr_a, dr_b], ratio=[ratio_a, ratio_b]),
+              regime=["A", "B"], sr=[sr_a, sr_b], dr=[dr_a, dr_b], ratio=[ratio_a, ratio_b],
+              setting=dict(model="DNN", data=s.label, epochs=s.epochs, lr=1e-3, seeds=len(seeds))),
         judge("CTR regime B (lr/Delta = 2.6): DR's test AUC within 0.01 of SR's",
               "derived here (docs/theory.md 2.7, 3.5, 9.4)", "conjecture", mean_ci(sr_b - dr_b, LEVEL_CTR), 0.0,
               Absolute(0.01), Control("regime A (2 bits)", mean_ci(sr_a - dr_a, LEVEL_CTR), 0.0),
@@ -330,7 +332,8 @@ def alpt_steps_ctr(s: Setup, b: Budget) -> list[CheckResult]:
                   note=f"4-bit ALPT, step lr 0.1, {int(frequent.numel())} rows updated >= 100 times; learned medians "
                        f"{min(ends):.4g}-{max(ends):.4g} against the grid's best fixed step {best:.4g} (validation AUC "
                        f"{', '.join(f'{v:.4f}' for v in val)} for steps {', '.join(f'{c / 8:.3g}' for c in clips)}); "
-                       f"{s.label}", grid=clips / 2 ** (bits - 1), val_auc=np.array(val), learned=np.array(ends))]
+                       f"{s.label}", grid=clips / 2 ** (bits - 1), val_auc=np.array(val), learned=np.array(ends),
+                  setting=dict(model="DNN", data=s.label, epochs=s.epochs, bits=bits, seeds=s.seeds))]
 
 
 def run_group(b: Budget) -> list[CheckResult]:
