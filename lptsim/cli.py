@@ -120,10 +120,10 @@ def _cmd_figs(args: argparse.Namespace) -> int:
 
     claim(Path(args.out), "figs", force=args.force)
     start = time.perf_counter()
-    paths = make_all(Path(args.out), full=args.full, progress=not args.quiet)
+    paths = make_all(Path(args.out), full=args.full, progress=not args.quiet, redraw=args.redraw, ctr=args.ctr)
     for p in paths:
         print(p)
-    print(f"{len(paths)} files in {time.perf_counter() - start:.1f} s")
+    print(f"{len(paths)} files in {time.perf_counter() - start:.1f} s (index: {paths[-1]})")
     return 0
 
 
@@ -549,10 +549,13 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--quiet", action="store_true", help="no progress bar")
     verify.add_argument("--force", action="store_true", help=_FORCE_HELP)
     verify.set_defaults(func=_cmd_verify)
-    figs = leaf(sub, "figs", help="regenerate every figure (PNG and PDF)")
+    figs = leaf(sub, "figs", help="regenerate every figure (PNG and PDF) and their index.md")
     figs.add_argument("--out", required=True, help="output folder")
     figs.add_argument("--full", action="store_true", help="paper-quality: more seeds, longer horizons")
     figs.add_argument("--quiet", action="store_true", help="no progress bars")
+    figs.add_argument("--ctr", action="store_true", help="also run the CTR checks (trains small CTR models, minutes)")
+    figs.add_argument("--redraw", action="store_true",
+                      help="redraw every figure from OUT/figs_data.json (seconds) instead of simulating")
     figs.add_argument("--force", action="store_true", help=_FORCE_HELP)
     figs.set_defaults(func=_cmd_figs)
 
