@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     if args.smoke:
-        args.rows, args.batch, args.steps, args.warmup = 500, 8, 2, 1
+        args.rows, args.batch, args.steps, args.warmup = 500, 8, 1, 1
     if device == "cpu":
         if not args.smoke:
             print("gpu_dcn_train: needs a CUDA GPU (or --smoke, a tiny run on the CPU)", file=sys.stderr)

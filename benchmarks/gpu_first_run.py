@@ -94,7 +94,7 @@ def host_vs_gpu(step, device: str, repeats: int) -> dict:
         step()
         host.append((time.perf_counter() - t) * 1e3)
     _sync(device)
-    gpu = timed_ms(step, repeats, device, warmup=1)
+    gpu = timed_ms(step, repeats, device, warmup=1 if device == "cuda" else 0)
     h = statistics.median(host)
     return {"host_issue_ms": h, "gpu_ms": gpu, "host_bound": h >= gpu}
 
@@ -122,7 +122,8 @@ def profile_table(step, device: str, rows: int = 20) -> dict:
     from torch.profiler import ProfilerActivity, profile
 
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device == "cuda" else [])
-    step()
+    if device == "cuda":  # warm (the CPU smoke run has run the step already)
+        step()
     _sync(device)
     with profile(activities=activities) as prof:
         for _ in range(3 if device == "cuda" else 1):

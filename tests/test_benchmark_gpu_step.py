@@ -33,7 +33,8 @@ def test_kernel_benchmark_smoke(tmp_path):
                for e in data["exactness"])
     methods = [r["method"] for r in data["results"]]
     assert methods[0].startswith("FP32 nn.Embedding(sparse) + SGD") and "plain PyTorch ALPT (one pass)" in methods
-    assert [r["bits"] for r in data["results"] if r["method"].startswith("lptsim")] == [8, 4, 2]
+    assert [(r["bits"], r["method"].endswith("(two-pass)")) for r in data["results"] if r["method"].startswith("lptsim")
+            ] == [(8, False), (4, False), (2, False), (2, True)]
     assert data["results"][0]["ratio_to_fp32_sgd"] == 1.0 and all(r["ms"] > 0 for r in data["results"])
     assert "vs FP32 SGD" in proc.stdout and "floor %" in proc.stdout
 
