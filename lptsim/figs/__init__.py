@@ -22,7 +22,7 @@ def make_all(out: Path, full: bool = False, progress: bool = True) -> list[Path]
     """Run the simulation checks and every sweep; write every figure to ``out``."""
     from lptsim.verify import run_all
 
-    results = run_all(full=full, groups=["dr", "sr", "optim", "methods"], progress=progress)
+    results = run_all(full=full, groups=["dr", "sr", "optim", "methods", "sparse"], progress=progress)
     paths = figures_from_results(results, out)
     seeds = 24 if full else 8
     paths += fig_loss_curves(out, seeds=seeds, iters=10_000 if full else 3000, progress=progress)

@@ -22,6 +22,8 @@ FIGURES: dict[str, tuple[str, ...]] = {
     "dr_bounds": ("DR upper bound", "DR escape probability"),
     "stalls": ("SGD + DR: last move", "Adagrad + DR: fraction", "Adam's step"),
     "ctr_checks": ("CTR: DR freezes", "CTR: LPT-SR excess", "CTR regime A", "CTR: ALPT's steps"),
+    "sparse_frequency": ("Sparse DR: fraction", "Sparse SR:", "Sparse DR: mean", "Sparse: DR and SR cross",
+                         "Sparse ALPT"),
 }
 
 
@@ -269,12 +271,66 @@ def fig_rates(results: list[CheckResult], out: Path) -> list[Path]:
     return save(fig, out, "rates")
 
 
+def _errorbar(ax: plt.Axes, x: object, y: object, lo: object, hi: object, **kw: object) -> None:
+    y, lo, hi = (np.asarray(v, dtype=float) for v in (y, lo, hi))
+    ax.errorbar(x, y, yerr=[y - lo, hi - y], fmt="o", capsize=3, **kw)
+
+
+def fig_sparse(results: list[CheckResult], out: Path) -> list[Path]:
+    """The sparse group against row frequency: DR's frozen fraction, SR - DR (with the predicted crossing) and what
+    ALPT's table step costs each bucket. Predictions are lines (recomputed on a fine grid of frequencies from the
+    checks' parameters), measurements points with their intervals."""
+    from lptsim import theory
+
+    frozen, sr, dr = (_find(results, p) for p in ("Sparse DR: fraction", "Sparse SR:", "Sparse DR: mean"))
+    cross, alpt = _find(results, "Sparse: DR and SR cross"), _find(results, "Sparse ALPT, one step per table: mean")
+    if not (frozen and dr):
+        return []
+    fig, axes = panels(3, width=4.6, height=3.8)
+    d = dr[0].data
+    w_star, batch, (delta, alpha, mu, sigma), records = d["w_star"], d["batch"], d["params"], d["records"]
+    fine = np.geomspace(d["x"][0] / 1.5, d["x"][-1] * 1.5, 25)
+    f = frozen[0].data
+    line = [theory.sparse_dr_frozen_probability(alpha, delta, lam / batch, batch, int(records[-1]), -mu * w_star,
+                                                sigma) for lam in fine]
+    axes[0].semilogx(fine, line, "-", color="gray", label="predicted (11.b.3)")
+    _errorbar(axes[0], f["x"], f["y"], f["ci_lo"], f["ci_hi"], color=METHOD_COLORS["dr"], label="DR, measured")
+    axes[0].set(xlabel="lookups of the row per step (batch x p)", ylabel="rows never moved",
+                title="DR freezes the rare rows")
+    axes[0].legend(fontsize=7)
+    gap = theory.sparse_row_excess(w_star, 0 * w_star, fine / batch, batch, delta, alpha, mu, sigma, records, "sr") - \
+        theory.sparse_row_excess(w_star, 0 * w_star, fine / batch, batch, delta, alpha, mu, sigma, records, "dr")
+    axes[1].semilogx(fine, gap, "-", color="gray", label="predicted (11.c.1)")
+    y = np.asarray(d["sr"]) - np.asarray(d["y"])
+    half = np.sqrt((np.asarray(d["sr_hi"]) - np.asarray(d["sr"])) ** 2 + (np.asarray(d["ci_hi"]) - d["y"]) ** 2)
+    _errorbar(axes[1], d["x"], y, y - half, y + half, color="black", label="measured")
+    if cross:
+        c = cross[0].data
+        axes[1].axvline(c["px"], color=METHOD_COLORS["alpt"], ls="--", lw=1, label=f"crossing {c['px']:.3g} (11.c.2)")
+    axes[1].axhline(0, color="gray", lw=0.6)
+    axes[1].set_yscale("symlog", linthresh=0.01)
+    axes[1].set(xlabel="lookups of the row per step (batch x p)", ylabel="SR excess - DR excess",
+                title="SR wins on rare rows, DR on frequent ones")
+    axes[1].legend(fontsize=7)
+    if alpt:
+        a = alpt[0].data
+        axes[2].loglog(a["x"], a["theory_curve"], "-", color="gray", label="predicted at the table's fixed step")
+        _errorbar(axes[2], a["x"], a["y"], a["ci_lo"], a["ci_hi"], color=METHOD_COLORS["alpt"],
+                  label="ALPT, one step per table")
+        axes[2].loglog(a["x"], a["per_row"], "s", mfc="none", color="black", label="ALPT, one step per row")
+        axes[2].set(xlabel="lookups of the row per step (batch x p)", ylabel="stationary row excess",
+                    title="The rare rows pay for the table's step")
+        quiet_minor_ticks(axes[2])
+        axes[2].legend(fontsize=7)
+    return save(fig, out, "sparse_frequency")
+
+
 def figures_from_results(results: list[CheckResult], out: Path) -> list[Path]:
     """The figures that the verification results alone determine."""
     style()
     paths: list[Path] = []
     for fn in (fig_floors, fig_stall, fig_stationary, fig_bounds, fig_rates, fig_decaying, fig_averaging,
-               fig_dr_bounds, fig_stalls, fig_ctr):
+               fig_dr_bounds, fig_stalls, fig_ctr, fig_sparse):
         paths += fn(results, out)
     return paths
 
