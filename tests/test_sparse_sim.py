@@ -186,5 +186,7 @@ def test_bad_parameters_are_refused():
         sp.simulate_sparse(sp.sparse_quadratic(5, 2, p), "alpt", step=0.1)
     with pytest.raises(ValueError, match="counts must be"):
         sp.measured_frequencies(np.array([0, 0]))
+    with pytest.raises(ValueError, match="diverged"):  # 8 lookups of one row a step: e <- (1 - 8 lr mu) e = -7 e
+        sp.simulate_sparse(sp.sparse_quadratic(1, 2, np.ones(1)), "fp", lr=1.0, iters=500, batch=8)
     with pytest.raises(ValueError, match="ids must be"):
         sp.simulate_sparse(sp.sparse_quadratic(5, 2, p), "fp", iters=2, batch=3, ids=np.zeros((2, 2)))

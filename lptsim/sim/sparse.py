@@ -209,11 +209,15 @@ def _ctr(stream, index):
 
 
 @nb.njit(inline="always", cache=True)
-def _normal(key, stream, index):
-    """A standard normal from two Philox uniforms (Box-Muller) at counters 2 index, 2 index + 1."""
+def _normals(key, stream, index, out, j):
+    """Two independent standard normals (Box-Muller, both branches) from the Philox uniforms at counters 2 index and
+    2 index + 1, into out[j] and out[j + 1] (only out[j] when j + 1 is past the end)."""
     u1 = uniform_at(key, _ctr(stream, 2 * index))
     u2 = uniform_at(key, _ctr(stream, 2 * index + 1))
-    return math.sqrt(-2.0 * math.log(1.0 - u1)) * math.cos(2.0 * math.pi * u2)
+    radius = math.sqrt(-2.0 * math.log(1.0 - u1))
+    out[j] = radius * math.cos(2.0 * math.pi * u2)
+    if j + 1 < out.size:
+        out[j + 1] = radius * math.sin(2.0 * math.pi * u2)
 
 
 @nb.njit(inline="always", cache=True)
@@ -345,8 +349,8 @@ def _run(keys, loss, opt, method, gran, step_opt, iters, batch, accept, alias, f
                 for j in range(d):
                     vals[s, j] = W[si, r, j] * sc
                 if loss == 0 and sigma > 0:
-                    for j in range(d):
-                        xi[s, j] = _normal(key, _S_NOISE, ((t - 1) * n + r) * d + j)
+                    for j in range(0, d, 2):  # a pair of normals per pair of elements
+                        _normals(key, _S_NOISE, ((t - 1) * n + r) * d + j, xi[s], j)
                 elif loss == 1:
                     z = 0.0
                     for j in range(d):
@@ -535,6 +539,10 @@ def simulate_sparse(prob: SparseProblem, method: str, step: float | None = None,
          last_move, hist, np.zeros((seeds, n) if optimizer == "adagrad" else (seeds, 0)),
          np.zeros((seeds, n, d) if adam else (0, 0, 0)), np.zeros((seeds, n, d) if adam else (0, 0, 0)), float(eps),
          excess)
+    if not np.isfinite(W).all():
+        raise ValueError(f"simulate_sparse(method={method!r}) diverged: non-finite rows (a row looked up k times a "
+                         "step adds k gradients, so lr k mu must stay below about 2 for the most frequent row; "
+                         "lower lr)")
     if method != "fp":
         W *= steps[:, prob.row_field()][..., None] if gran == 1 else (steps[:, :, None] if gran == 0 else
                                                                       steps[:, :1, None])

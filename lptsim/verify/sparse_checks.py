@@ -33,7 +33,7 @@ from lptsim.verify.report import CheckResult
 # optima uniform in [-1.5, 1.5] (the same for every row, so a bucket's rows differ only in their draws).
 DELTA, ALPHA, MU, SIGMA, D, T = 0.1, 0.005, 1.0, 1.0, 8, 3000  # noqa: N806
 LAMBDAS = np.array([0.1, 0.4, 1.6, 6.4, 25.6])  # lookups of one row per step (batch x p): 2.4 decades
-ROWS = np.array([1000, 300, 100, 30, 10])
+ROWS = np.array([1000, 300, 100, 80, 20])
 RECORDS = np.arange(T // 2, T + 1, 25)
 
 
@@ -87,7 +87,8 @@ def excess_per_bucket(b: Budget) -> list[CheckResult]:
               note="rare rows: DR rounds their steps away (the stall radius Delta/(2 lr mu) = "
                    f"{DELTA / (2 * ALPHA * MU):g} holds every optimum), frequent rows are dithered by their summed "
                    "noise", id="sparse.dr-excess", y=meas["dr"].value, theory_curve=pred["dr"], sr=meas["sr"].value,
-              sr_lo=meas["sr"].lo, sr_hi=meas["sr"].hi, sr_theory=pred["sr"], **common),
+              sr_lo=meas["sr"].lo, sr_hi=meas["sr"].hi, sr_theory=pred["sr"], w_star=w_star, records=RECORDS,
+              params=(DELTA, ALPHA, MU, SIGMA), **common),
         judge("Sparse DR: fraction of rows never moved, per frequency bucket", cite("sparse_dr_frozen_probability"),
               "exact", frozen["dr"], frozen_pred, Absolute(0.03), Control("SR", frozen["sr"], frozen_pred),
               note="(sum_k P(k) prod_i P(element i stays | k))^T: a row freezes when its summed gradient of a step "
