@@ -139,3 +139,33 @@ def test_lazy_effective_step_per_optimizer_under_a_constant_gradient():
     np.testing.assert_allclose(theory.lazy_effective_step("sgd", 0.1, p, t0, t, g_mean=2.0), 0.2)
     with pytest.raises(ValueError, match="optimizer"):
         theory.lazy_effective_step("rmsprop", 0.1, p, t0, t)
+
+
+def test_replay_frozen_against_closed_forms():
+    """SGD with i.i.d. Gaussian gradients: DR stays with (1 - q)^K (sgd_dr_frozen_probability), SR with
+    (1 - E min(|lr g|/Delta, 1))^K; lazy Adam with a constant gradient: frozen iff lr < its freeze threshold."""
+    rng = np.random.default_rng(3)
+    rows, dim, K, lr, delta, mu, sd = 4000, 4, 6, 0.1, 0.05, 0.05, 0.12  # noqa: N806
+    touches = [(np.arange(rows), mu + sd * rng.normal(size=(rows, dim))) for _ in range(K)]
+    stay = theory.replay_frozen(touches, rows, "sgd", lr, delta, "dr")
+    p = float(theory.sgd_dr_frozen_probability(lr, delta, K, mu, sd))
+    assert abs(stay.mean() - p) < 4 * np.sqrt(p * (1 - p) / (rows * dim))  # i.i.d. elements: 4 sigma
+    z = rng.normal(size=2_000_000)
+    q_sr = float(np.mean(np.minimum(np.abs(lr * (mu + sd * z)) / delta, 1.0)))
+    sr = theory.replay_frozen(touches, rows, "sgd", lr, delta, "sr")
+    assert sr.mean() == pytest.approx((1 - q_sr) ** K, rel=0.03)
+    first, horizon = 40, 70
+    thr = float(theory.dr_freeze_threshold("adam", delta, first, 1.0, horizon)[0])
+    const = [(np.array([], dtype=int), np.zeros((0, 1)))] * (first - 1)
+    const += [(np.array([0]), np.full((1, 1), 0.3))] * (horizon - first + 1)
+    assert theory.replay_frozen(const, 1, "adam", 0.99 * thr, delta)[0] == 1.0
+    assert theory.replay_frozen(const, 1, "adam", 1.01 * thr, delta)[0] == 0.0
+
+
+def test_frequency_buckets_are_powers_of_four_with_enough_rows():
+    from lptsim.verify.ctr_sparse import MIN_ROWS, buckets
+
+    counts = np.concatenate([np.full(30, 2), np.full(30, 5), np.full(5, 20), np.full(40, 100), np.zeros(10, int)])
+    edges, groups = buckets(counts)
+    assert edges.tolist() == [[1, 4], [4, 16], [64, 256]]  # [16, 64) has 5 < MIN_ROWS rows
+    assert [g.size for g in groups] == [30, 30, 40] and MIN_ROWS == 20

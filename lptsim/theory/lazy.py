@@ -237,7 +237,7 @@ def sparse_dr_frozen_probability(lr: float, delta: float, p: float, batch: int, 
     return float(stay) ** int(steps)
 
 
-@statement("approximation", "derived here (docs/theory.md 11.b.3): 11.b.1's rule along a frozen table's gradients",
+@statement("approximation", "derived here (docs/theory.md 11.b.4): 11.b.1's rule along a frozen table's gradients",
            ("an element DR (or SR) has not moved sees the gradients a frozen table sees (a pilot run's), at the "
             "pilot's touch steps", "the table's lazy optimizers: SGD, row-wise Adagrad, lazy Adam (global step)",
             "elements start on the grid"))
