@@ -665,8 +665,16 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "debug", False):
         return args.func(args)
 
-    def show_warning(message, category, *rest) -> None:  # one line, no source excerpt
-        print(f"{name}: warning: {_one_line(message) if isinstance(message, Warning) else message}", file=sys.stderr)
+    rank = os.environ.get("RANK", "0")  # under torchrun every rank runs this: rank 0 speaks for all
+
+    def show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+        if rank != "0":
+            return
+        if category.__module__.startswith("lptsim."):  # lptsim's own: one line, no source excerpt
+            print(f"{name}: warning: {_one_line(message) if isinstance(message, Warning) else message}",
+                  file=sys.stderr)
+        else:  # a library's (torch's, numpy's): as Python shows it, not passed off as lptsim's
+            (file or sys.stderr).write(warnings.formatwarning(message, category, filename, lineno, line))
 
     with warnings.catch_warnings():
         warnings.showwarning = show_warning
