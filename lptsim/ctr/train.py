@@ -225,7 +225,7 @@ class Trainer:
         if device.startswith("cuda"):
             device += f" ({torch.cuda.get_device_name(torch.device(device))})"
         else:
-            device += f" ({torch.get_num_threads()} threads)"
+            device += f" ({torch.get_num_threads()} thread{'s' * (torch.get_num_threads() != 1)})"
         world = f" x {self.ctx.world} ranks (tables sharded by rows)" if self.ctx.world > 1 else ""
         shard = " (rank 0's shard)" if self.ctx.world > 1 else ""
         method = "fp (FP32 tables)" if cfg.method == "fp" else f"{cfg.method}, {cfg.bits} bits"
