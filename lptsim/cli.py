@@ -652,14 +652,20 @@ def resume_command(argv: list[str]) -> str:
     return f"lptsim {shlex.join(words)}"
 
 
-def interrupt_message(name: str, exc: BaseException, argv: list[str]) -> str:
+def interrupt_message(name: str, exc: BaseException, argv: list[str], args: argparse.Namespace) -> str:
     """What Ctrl-C left behind, on a line of its own: what was saved and the command that goes on from there."""
     from lptsim.ctr.train import TrainingInterrupted
 
     if isinstance(exc, TrainingInterrupted):
         return f"{name}: interrupted at {exc.where}; saved a checkpoint of that step in {exc.saved}. Resume with: " \
                f"{resume_command(argv)}"
-    return f"{name}: interrupted"
+    # elsewhere (a second Ctrl-C, or outside the training steps): a progress bar may hold the line
+    start = "\n" if sys.stderr.isatty() else ""
+    out = Path(args.out) if getattr(args, "ctr_command", None) == "train" and getattr(args, "out", None) else None
+    if out is not None and any((out / f).exists() for f in ("checkpoint.pt", "checkpoint.json")):
+        return f"{start}{name}: interrupted; the run's last checkpoint stays in {out}. Resume with: " \
+               f"{resume_command(argv)}"
+    return f"{start}{name}: interrupted{'; nothing was saved yet' if out is not None else ''}"
 
 
 def _one_line(exc: BaseException) -> str:
@@ -672,15 +678,23 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "debug", False):
         return args.func(args)
 
-    def show_warning(message, category, *rest) -> None:  # one line, no source excerpt
-        print(f"{name}: warning: {_one_line(message) if isinstance(message, Warning) else message}", file=sys.stderr)
+    rank = os.environ.get("RANK", "0")  # under torchrun every rank runs this: rank 0 speaks for all
+
+    def show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+        if rank != "0":
+            return
+        if category.__module__.startswith("lptsim."):  # lptsim's own: one line, no source excerpt
+            print(f"{name}: warning: {_one_line(message) if isinstance(message, Warning) else message}",
+                  file=sys.stderr)
+        else:  # a library's (torch's, numpy's): as Python shows it, not passed off as lptsim's
+            (file or sys.stderr).write(warnings.formatwarning(message, category, filename, lineno, line))
 
     with warnings.catch_warnings():
         warnings.showwarning = show_warning
         try:
             return args.func(args)
         except KeyboardInterrupt as exc:
-            print(interrupt_message(name, exc, sys.argv[1:] if argv is None else argv), file=sys.stderr)
+            print(interrupt_message(name, exc, sys.argv[1:] if argv is None else argv, args), file=sys.stderr)
             return 130
         except Exception as exc:  # noqa: BLE001 - the CLI's promise: one line, no traceback (unless --debug)
             from lptsim.ctr.train import TrainingError
@@ -689,7 +703,10 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{name}: stopped: {_one_line(exc)}", file=sys.stderr)
                 return 1
             if isinstance(exc, ValueError | OSError):  # bad input, options, files or folders
-                print(f"{name}: error: {_one_line(exc)}", file=sys.stderr)
+                text = _one_line(exc)
+                if isinstance(exc, OSError) and exc.strerror and exc.filename and "[Errno" in text:
+                    text = f"{exc.filename}: {exc.strerror}"  # the user's file first, without errno's prefix
+                print(f"{name}: error: {text}", file=sys.stderr)
                 return 2
             print(f"{name}: internal error: {type(exc).__name__}: {_one_line(exc)} (run again with --debug for the "
                   "traceback, and please report it)", file=sys.stderr)

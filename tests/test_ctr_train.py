@@ -237,12 +237,14 @@ def test_start_banner_and_training_curve(mid_data, tmp_path, capsys):
     model, cfg, _ = load_run(run)
     dense = sum(p.numel() for name, p in model.named_parameters() if not name.startswith("embedding."))
     rows = model.embedding.num_embeddings
+    fp32 = 4 * rows * 16
     train_rows = PreparedData.load(mid_data).labels["train"].shape[0]
     assert out[0].startswith(f"dcn with lpt-sr, 4 bits on {mid_data}: {train_rows:,} training rows, "
                              f"{-(-train_rows // 256)} steps of 256 per epoch, up to 2 epochs; device cpu"), out[0]
     table_mib = model.embedding.table_bytes() / 2**20
-    assert out[1].startswith(f"parameters: {dense:,} dense, {rows:,} table rows x 16; table memory "
-                             f"{table_mib:,.2f} MiB"), out[1]
+    assert out[1].startswith(f"parameters: {dense:,} dense, tables {rows:,} x 16; table memory {table_mib:,.2f} MiB, "
+                             f"{fp32 / model.embedding.table_bytes():.1f}x smaller than FP32's {fp32 / 2**20:,.2f} "
+                             "MiB;"), out[1]
     assert out[2].startswith(f"checkpoints in {run}: at each epoch's end and every 5 min of training"), out[2]
     assert out[3].startswith("epoch 1:")  # the banner comes first
     png = (run / "curve.png").read_bytes()

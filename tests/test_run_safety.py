@@ -399,3 +399,26 @@ def test_table_of_one_seed_shows_no_spread(data, tmp_path, capsys):
     md = (tmp_path / "t" / "table.md").read_text()
     assert "±" not in md.split("one seed")[0] and "over 1 seeds" not in md and "one seed per cell" in md
     assert "| fp | 32 |" in md
+
+
+def test_library_warnings_keep_their_own_label_and_rank_0_speaks_for_all(data, tmp_path, capsys, monkeypatch):
+    import warnings
+
+    from lptsim.ctr import train as train_module
+
+    fit = train_module.Trainer.fit
+
+    def warning_fit(self):
+        warnings.warn("a library's deprecation", FutureWarning, stacklevel=1)
+        warnings.warn("lptsim's own remark", RunWarning, stacklevel=1)
+        return fit(self)
+
+    monkeypatch.setattr(train_module.Trainer, "fit", warning_fit)
+    code, err = train_cli(capsys, data, tmp_path / "r0", "--epochs", "1")
+    assert code == 0
+    assert "FutureWarning: a library's deprecation" in err and "warning: a library's" not in err
+    assert "lptsim ctr train: warning: lptsim's own remark" in err
+    monkeypatch.setenv("RANK", "1")  # another rank under torchrun: rank 0 has said it
+    code, err = train_cli(capsys, data, tmp_path / "r1", "--epochs", "1")
+    assert code == 0
+    assert "deprecation" not in err and "remark" not in err

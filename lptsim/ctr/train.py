@@ -224,7 +224,7 @@ class Trainer:
         dense = sum(p.numel() for m in self.model.modules() if id(m) not in in_tables
                     for p in m.parameters(recurse=False))
         dense -= sum(p.numel() for t in tables for p in t.parameters())  # QAT weights count with their table
-        rows = sum(int(getattr(t, "num_embeddings", 0)) for t in tables)
+        shapes = " + ".join(f"{int(t.num_embeddings):,} x {int(t.dim)}" for t in tables)
         table = sum(int(t.table_bytes()) for t in tables if hasattr(t, "table_bytes"))
         held = sum(int(t.memory_bytes()) for t in tables if hasattr(t, "memory_bytes"))
         fp32 = sum(int(t.fp32_bytes()) for t in tables if hasattr(t, "fp32_bytes"))
@@ -232,15 +232,18 @@ class Trainer:
         if device.startswith("cuda"):
             device += f" ({torch.cuda.get_device_name(torch.device(device))})"
         else:
-            device += f" ({torch.get_num_threads()} threads)"
+            device += f" ({torch.get_num_threads()} thread{'s' * (torch.get_num_threads() != 1)})"
         world = f" x {self.ctx.world} ranks (tables sharded by rows)" if self.ctx.world > 1 else ""
         shard = " (rank 0's shard)" if self.ctx.world > 1 else ""
         method = "fp (FP32 tables)" if cfg.method == "fp" else f"{cfg.method}, {cfg.bits} bits"
         n = int(data.labels["train"].shape[0])
-        lines = [f"{cfg.model} with {method} on {data.root}: {n:,} training rows, {self.steps_per_epoch():,} steps "
-                 f"of {cfg.batch_size:,} per epoch, up to {cfg.epochs} epochs; device {device}{world}",
-                 f"parameters: {dense:,} dense, {rows:,} table rows x {cfg.dim}; table memory {table / mib:,.2f} MiB "
-                 f"({fp32 / max(table, 1):.1f}x smaller than FP32's {fp32 / mib:,.2f} MiB), "
+        steps = self.steps_per_epoch()
+        smaller = "" if cfg.method == "fp" else \
+            f", {fp32 / max(table, 1):.1f}x smaller than FP32's {fp32 / mib:,.2f} MiB"
+        lines = [f"{cfg.model} with {method} on {data.root}: {n:,} training rows, {steps:,} step{'s' * (steps != 1)} "
+                 f"of {cfg.batch_size:,} per epoch, up to {cfg.epochs} epoch{'s' * (cfg.epochs != 1)}; device "
+                 f"{device}{world}",
+                 f"parameters: {dense:,} dense, tables {shapes}; table memory {table / mib:,.2f} MiB{smaller}; "
                  f"{held / mib:,.2f} MiB with steps and optimizer state{shard}",
                  f"checkpoints in {self.store.out}: at each epoch's end and {self.every.describe()} (Ctrl-C also "
                  "writes one)"]
