@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import nbformat
+from jupyter_client.manager import KernelManager
 from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,11 +26,19 @@ def source_hash(source: str) -> str:
     return hashlib.sha256(source.strip().encode()).hexdigest()[:16]
 
 
+def kernel_manager() -> KernelManager:
+    """A python3 kernel on this interpreter: a kernelspec copied along with a virtual environment can name
+    another environment's Python (and so run another checkout's lptsim)."""
+    km = KernelManager(kernel_name="python3")
+    km.kernel_spec.argv[0] = sys.executable
+    return km
+
+
 def execute(path: Path, timeout: int = 600) -> tuple[nbformat.NotebookNode, float]:
     """Run a notebook top to bottom in its own folder; returns it with outputs and the seconds it took."""
     book = nbformat.read(path, as_version=4)
     start = time.perf_counter()
-    NotebookClient(book, timeout=timeout, kernel_name="python3",
+    NotebookClient(book, km=kernel_manager(), timeout=timeout,
                    resources={"metadata": {"path": str(path.parent)}}).execute()
     return book, time.perf_counter() - start
 

@@ -13,13 +13,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt  # no backend forced: headless runs get Agg, a notebook keeps its inline one
 import matplotlib.ticker
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import seaborn as sns  # noqa: E402
+import numpy as np
+import seaborn as sns
 
 METHOD_COLORS = {"fp": "black", "dr": "tab:red", "sr": "tab:blue", "bc": "tab:green", "alpt": "tab:purple"}
 METHOD_LABELS = {"fp": "FP (SGD)", "dr": "DR", "sr": "SR", "bc": "BC", "alpt": "ALPT"}
