@@ -1,15 +1,18 @@
 """One embedding training step: FP32 baselines, plain-PyTorch ALPT, and lptsim's kernels, like with like.
 
-    PYTHONPATH=. python benchmarks/gpu_embedding_step.py [--rows 20000000] [--batch 131072] [--json out.json]
+    PYTHONPATH=. python benchmarks/gpu_embedding_step.py [--rows 33760000] [--batch 8192] [--json out.json]
     PYTHONPATH=. python benchmarks/gpu_embedding_step.py --smoke      # tiny, runs on the CPU (interpreter)
 
-Workload (issue 7/17): a rows x 16 table, batch x 39 Zipf-like ids, a fixed random upstream gradient. Every case
+Workload (issues 7/17/27; defaults: the goal shape, 33.76M rows x 16, batch 8,192 x 39): a rows x 16 table built on
+the device (``device_table``), batch x 39 Zipf-like ids, a fixed random upstream gradient. Every case
 pays the same harness: forward lookup, loss ``(out * upstream).sum()``, backward, the update. Cases: FP32
 ``nn.Embedding(sparse=True)`` + SGD (the ratio's baseline) and + SparseAdam; plain PyTorch int8 ALPT (one pass:
 row-wise Adagrad on the rows, Adam on the per-row steps, SR write-back: the algorithm the kernels run); lptsim
-ALPT (one pass, the same optimizers) at 8, 4, 2 bits. Prints one table (method, bits, ms, ratio to FP32 sparse
-SGD, modelled bytes moved, share of the byte floor = minimum bytes / copy bandwidth measured in the same run)
-and the exactness report (kernels against the torch reference, codes and steps bit for bit), and writes JSON.
+ALPT with the table defaults (bfloat16 state; the same optimizers), one pass at 8, 4, 2 bits and two-pass at 2
+bits. Prints one table (method, bits, ms, ratio to FP32 sparse SGD, modelled bytes moved, share of the byte floor
+= minimum bytes / copy bandwidth measured in the same run) and the exactness report (kernels against the CPU
+torch reference, every state tensor bit for bit: codes, steps, counters, moments, accumulators; 2 and 3 bits,
+float32 and bfloat16 state, one- and two-pass), and writes JSON.
 """
 
 from __future__ import annotations
@@ -51,32 +54,42 @@ def zipf_ids(rows: int, n: int, gen: torch.Generator, device: str) -> torch.Tens
     return ((rows ** u - 1).long() % rows).clamp_(0, rows - 1)  # log-uniform: heavy head, long tail
 
 
-def check_exactness(rows: int, batch: int, fields: int, device: str) -> list[dict]:
-    """Kernels against the torch reference for a few steps; codes and steps must be identical."""
+EXACT_CASES = (  # (bits, state dtype, ALPT variant): the goal's 2 bits in both state dtypes, odd bits, two-pass
+    (2, "float32", "one-pass"), (2, "bfloat16", "one-pass"), (3, "bfloat16", "one-pass"), (2, "bfloat16", "two-pass"),
+    (8, "float32", "one-pass"))
+
+
+def alpt_step(emb, opt, ids, up, up2):
+    """One training step through the public API (two-pass ALPT's closure weighs its rows by ``up2``)."""
+    (emb(ids) * up).sum().backward()
+    opt.step((lambda: (emb(ids) * up2).sum()) if emb.config.two_pass else None)
+
+
+def check_exactness(rows: int, batch: int, fields: int, device: str, cases=EXACT_CASES, steps: int = 3) -> list[dict]:
+    """The kernels on ``device`` against the torch reference on the CPU: after ``steps`` Zipf steps, every state
+    tensor (codes, steps, counters, moments, accumulators: ``state_tensors``) must be identical bit for bit."""
     from lptsim.ctr.embedding import LowPrecisionEmbedding
     from lptsim.ctr.table import TableOptimizer
+    from lptsim.ctr.table.state import state_differences
 
     report = []
-    for bits in (8, 4, 2, 3):
-        kw = dict(bits=bits, method="alpt", alpt_variant="one-pass", init_std=0.02, seed=1, state_dtype="float32")
-        ref = LowPrecisionEmbedding(rows, 16, backend="torch", **kw).to(device)
+    for bits, state, variant in cases:
+        kw = dict(bits=bits, method="alpt", alpt_variant=variant, init_std=0.02, seed=1, state_dtype=state)
+        ref = LowPrecisionEmbedding(rows, 16, backend="torch", **kw)
         ker = LowPrecisionEmbedding(rows, 16, backend="triton", **kw).to(device)
         assert ker.backend.name == "triton", "the kernels do not serve this configuration"
         opts = {id(ref): TableOptimizer(ref), id(ker): TableOptimizer(ker)}
         gen = torch.Generator().manual_seed(bits)
-        for _ in range(3):
-            ids = zipf_ids(rows, batch * fields, gen, device).view(batch, fields)
-            up = torch.randn(batch, fields, 16, generator=gen).to(device)
-            for emb in (ref, ker):
-                (emb(ids) * up).sum().backward()
-                opts[id(emb)].step()
-        codes_same = torch.equal(ref.codes.data, ker.codes.data)
-        steps_same = torch.equal(ref.step, ker.step)
-        differing = int((ref.codes.data != ker.codes.data).sum())
-        report.append(dict(bits=bits, codes_identical=codes_same, steps_identical=steps_same,
-                           differing_code_bytes=differing))
-        print(f"exactness, {bits} bits: codes identical: {codes_same} ({differing} bytes differ); "
-              f"steps identical: {steps_same}")
+        for _ in range(steps):
+            ids = zipf_ids(rows, batch * fields, gen, "cpu").view(batch, fields)
+            up, up2 = (torch.randn(batch, fields, 16, generator=gen) for _ in range(2))
+            alpt_step(ref, opts[id(ref)], ids, up, up2)
+            alpt_step(ker, opts[id(ker)], ids.to(device), up.to(device), up2.to(device))
+        diff = state_differences(ref, ker)
+        identical = not any(diff.values())
+        report.append(dict(bits=bits, state=state, variant=variant, identical=identical, differing=diff))
+        print(f"exactness, {bits} bits, {state}, {variant}: every state tensor identical: {identical} "
+              f"({', '.join(f'{k} {v}' for k, v in diff.items())})")
     return report
 
 
@@ -123,25 +136,51 @@ def plain_alpt_case(rows: int, dim: int, ids, up, device: str):
     return step
 
 
-def lptsim_case(rows: int, dim: int, bits: int, ids, up, device: str):
+def grow_on_device(emb, rows: int, device: str):
+    """``emb`` (a table built with 3 rows) grown to ``rows`` rows on ``device`` without the CPU initialisation (about
+    4.6 s per 1M rows): codes drawn on the device, every per-row buffer filled with its row-0 value (steps at the
+    initial step, optimizer state 0). For timings only: the values are not the keyed initialisation's."""
+    gen = torch.Generator(device=device).manual_seed(0)
+    emb.to(device)
+    for module in emb.modules():
+        for name, buf in list(module._buffers.items()):
+            if buf is None or buf.dim() == 0 or buf.shape[0] != 3:
+                continue
+            if name == "data":  # the packed codes
+                new = torch.randint(-128 if buf.dtype == torch.int8 else 0, 128 if buf.dtype == torch.int8 else 256,
+                                    (rows, *buf.shape[1:]), generator=gen, device=device, dtype=buf.dtype)
+            else:
+                new = buf[:1].expand(rows, *buf.shape[1:]).contiguous()
+            module._buffers[name] = new
+    emb.num_embeddings = rows
+    emb._backend = None
+    return emb
+
+
+def device_table(rows: int, dim: int, device: str, **options):
+    """A low-precision table of ``rows`` x ``dim`` (Triton backend) on ``device``, built there (grow_on_device)."""
     from lptsim.ctr.embedding import LowPrecisionEmbedding
+
+    return grow_on_device(LowPrecisionEmbedding(3, dim, backend="triton", **options), rows, device)
+
+
+def lptsim_case(rows: int, dim: int, bits: int, ids, up, device: str, variant: str = "one-pass",
+                state: str | None = None):
+    """lptsim ALPT on the kernels with the table defaults (bfloat16 state unless ``state``), ``variant``."""
     from lptsim.ctr.table import TableOptimizer
 
-    emb = LowPrecisionEmbedding(rows, dim, bits=bits, method="alpt", alpt_variant="one-pass", state_dtype="float32",
-                                backend="triton").to(device)
+    extra = {} if state is None else {"state_dtype": state}
+    emb = device_table(rows, dim, device, bits=bits, method="alpt", alpt_variant=variant, **extra)
     assert emb.backend.name == "triton", "the kernels do not serve this configuration"
     opt = TableOptimizer(emb)
-
-    def step():
-        (emb(ids) * up).sum().backward()
-        opt.step()
-    return step
+    up2 = up.flip(0)
+    return lambda: alpt_step(emb, opt, ids, up, up2)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rows", type=int, default=20_000_000)
-    parser.add_argument("--batch", type=int, default=131_072)
+    parser.add_argument("--rows", type=int, default=33_760_000)  # the goal shape: Criteo's 33.76M rows x 16
+    parser.add_argument("--batch", type=int, default=8192)
     parser.add_argument("--fields", type=int, default=39)
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--smoke", action="store_true", help="tiny sizes; runs on the CPU under the interpreter")
@@ -159,7 +198,8 @@ def main(argv: list[str] | None = None) -> int:
     print(name, "torch", torch.__version__)
     exact_rows, exact_batch = (100_000, 4096) if not args.smoke else (300, 4)
     warmup = 1 if args.smoke else 2
-    exactness = check_exactness(exact_rows, exact_batch, args.fields, device)
+    cases = EXACT_CASES[:4] if args.smoke else EXACT_CASES  # the smoke run: the required four, two steps
+    exactness = check_exactness(exact_rows, exact_batch, args.fields, device, cases, steps=2 if args.smoke else 3)
 
     dim, n = 16, args.batch * args.fields
     gen = torch.Generator().manual_seed(0)
@@ -177,9 +217,11 @@ def main(argv: list[str] | None = None) -> int:
               ids_b + act_b + uniq * dim * 4 * 7),
              ("plain PyTorch ALPT (one pass)", 8, plain_alpt_case(args.rows, dim, ids, up, device),
               ids_b + act_b + uniq * (dim * 2 + 4 * 8))]
-    for bits in (8, 4, 2):
+    for bits in (8, 4, 2):  # the table defaults: bfloat16 state (2 bytes a value)
         cases.append(("lptsim ALPT kernels (one pass)", bits, lptsim_case(args.rows, dim, bits, ids, up, device),
-                      ids_b + act_b + uniq * (math.ceil(dim * bits / 8) * 2 + 4 * 8)))
+                      ids_b + act_b + uniq * (math.ceil(dim * bits / 8) * 2 + 2 * 8)))
+    cases.append(("lptsim ALPT kernels (two-pass)", 2, lptsim_case(args.rows, dim, 2, ids, up, device, "two-pass"),
+                  ids_b + 2 * act_b + uniq * (math.ceil(dim * 2 / 8) * 2 + 2 * 8)))
     # The floor: ids, activations, and each touched row's int8 codes read + written, its step, Adagrad
     # accumulator and two Adam step moments read + written.
     floor_bytes = ids_b + act_b + uniq * (dim * 2 + 4 * 8)
@@ -200,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
         args.json.write_text(json.dumps(dict(device=name, torch=torch.__version__, rows=args.rows, batch=args.batch,
                                              fields=args.fields, unique=uniq, bandwidth_bytes_per_s=bandwidth,
                                              floor_ms=floor_ms, exactness=exactness, results=results), indent=1))
-    return 0 if all(e["codes_identical"] and e["steps_identical"] for e in exactness) else 1
+    return 0 if all(e["identical"] for e in exactness) else 1
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 from collections.abc import Callable
 from pathlib import Path
@@ -20,9 +21,28 @@ def temporary_path(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
 
 
+class WriteError(OSError):
+    """A file could not be created in a folder; its message names the folder and the file meant, not the
+    temporary name."""
+
+    def __str__(self) -> str:
+        return str(self.strerror)
+
+
+_TEMPORARY = re.compile(r"\.(?P<name>.+)\.\d+-[0-9a-f]{8}\.tmp")
+
+
 def open_new(path: Path, mode: str = "wb") -> IO:
-    """Create ``path`` exclusively with the umask's permissions (what ``open(path, "w")`` would give)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    """Create ``path`` exclusively with the umask's permissions (what ``open(path, "w")`` would give).
+
+    Raises :class:`WriteError` naming the folder (and, for a :func:`temporary_path`, the file it stands for)."""
+    path = Path(path)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    except OSError as exc:
+        found = _TEMPORARY.fullmatch(path.name)
+        name = found.group("name") if found else path.name
+        raise WriteError(exc.errno, f"{path.parent}: cannot write {name} there ({exc.strerror or exc})") from None
     return os.fdopen(fd, mode)
 
 

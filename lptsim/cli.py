@@ -21,12 +21,17 @@ from pathlib import Path
 
 def _cmd_verify(args: argparse.Namespace) -> int:
     from lptsim.atomic import write_json_atomic
-    from lptsim.verify import budget, run_all
+    from lptsim.verify import budget, check_groups, run_all
     from lptsim.verify.core import family_statement
     from lptsim.verify.report import exit_code, inconclusive_notes, summary, table, terminal_width
 
     if args.explain:
         return _cmd_verify_explain(args)
+    check_groups(args.group or None)  # before the output folder is made
+    if args.data:
+        from lptsim.ctr.data.dataset import PreparedData
+
+        PreparedData.load(args.data)
     if args.out:
         from lptsim.outdir import claim
 
@@ -115,10 +120,10 @@ def _cmd_figs(args: argparse.Namespace) -> int:
 
     claim(Path(args.out), "figs", force=args.force)
     start = time.perf_counter()
-    paths = make_all(Path(args.out), full=args.full, progress=not args.quiet)
+    paths = make_all(Path(args.out), full=args.full, progress=not args.quiet, redraw=args.redraw, ctr=args.ctr)
     for p in paths:
         print(p)
-    print(f"{len(paths)} files in {time.perf_counter() - start:.1f} s")
+    print(f"{len(paths)} files in {time.perf_counter() - start:.1f} s (index: {paths[-1]})")
     return 0
 
 
@@ -152,8 +157,13 @@ def _cmd_ctr_prepare(args: argparse.Namespace) -> int:
     compressed = f" ({m['compression']})" if m["compression"] else ""
     split = m["split"]["kind"] + (f" {m['split']['path']}" if m["split"]["kind"] == "split-file" else "")
     bad = f"{m['bad_lines']:,} bad line{'' if m['bad_lines'] == 1 else 's'}"
-    print(f"{args.input or args.train}{compressed}: {m['lines']:,} lines -> train {rows['train']:,}, "
-          f"val {rows['val']:,}, test {rows['test']:,} rows (split: {split}); {bad} skipped; {m['seconds']:.1f} s")
+    def rate(s: str) -> str:
+        pos = m["labels"][s]["1"]
+        return f"{pos / rows[s]:.2%} positive" if rows[s] else "empty"
+
+    print(f"{args.input or args.train}{compressed}: {m['lines']:,} lines -> train {rows['train']:,} ({rate('train')}), "
+          f"val {rows['val']:,} ({rate('val')}), test {rows['test']:,} ({rate('test')}) rows (split: {split}); {bad} "
+          f"skipped; {m['seconds']:.1f} s")
     for reason, n in m["bad_lines_by_reason"].items():
         print(f"  {n:>10,}  {reason}")
     if m["first_bad_lines"]:
@@ -200,7 +210,10 @@ _TRAIN_FLAGS = [
     ("--embedding-l2", "embedding_l2", {"type": float},
      "lambda of lambda/2 * ||E_r||^2 over the rows each batch touches (FuxiCTR: 1e-5)"),
     ("--weight-decay", "weight_decay", {"type": float},
-     "Adam weight decay of dense layers; the same decay on the touched table rows"),
+     "Adam weight decay of dense layers; the same decay on the table rows (see --table-decay)"),
+    ("--table-decay", "table_decay", {"choices": ("touched", "every-row")},
+     "where the tables get --weight-decay: the rows each batch touches, or every row at every step as a dense "
+     "optimizer does (applied exactly, lazily: a row catches up when next touched; sgd/adam rows)"),
     ("--grad-clip", "grad_clip", {"type": float},
      "max 2-norm of the dense and touched-row gradients together; 0: off"),
     ("--bn-refresh", "bn_refresh", {"action": argparse.BooleanOptionalAction},
@@ -307,11 +320,17 @@ def _train_config(args: argparse.Namespace, method: str | None = None, bits: int
 
 def _write_config(args: argparse.Namespace, cfg) -> int:
     from lptsim.atomic import write_text_atomic
-    from lptsim.ctr.presets import config_text
+    from lptsim.ctr.presets import config_text, load_config
 
     origin = " + ".join(filter(None, [f"preset {args.preset}" if args.preset else "",
                                       f"config {args.config}" if args.config else "", "flags"]))
-    write_text_atomic(Path(args.write_config), config_text(cfg, origin))
+    text = config_text(cfg, origin)
+    if args.device is None and "device" not in (load_config(args.config) if args.config else {}):
+        # not chosen: the file must not pin the machine it was written on (a GPU machine reads cuda, a CPU one cpu)
+        line = f'device = "{cfg.device}"\n'
+        assert line in text
+        text = text.replace(line, '# device = "cuda"  (not set: cuda when available, else cpu)\n')
+    write_text_atomic(Path(args.write_config), text)
     if not args.silent:
         print(f"wrote {args.write_config}")
     return 0
@@ -336,10 +355,11 @@ def _load_data(args: argparse.Namespace, folder: Path, ctx=None):
 def _cmd_ctr_train(args: argparse.Namespace) -> int:
     from lptsim.atomic import write_json_atomic
     from lptsim.ctr.parallel import context
-    from lptsim.ctr.train import train
+    from lptsim.ctr.train import CheckpointEvery, check_splits, train
     from lptsim.outdir import claim
 
     cfg = _train_config(args)  # options are checked before any data is generated or read
+    every = CheckpointEvery.parse(args.checkpoint_every) if args.checkpoint_every is not None else CheckpointEvery()
     if args.write_config:
         return _write_config(args, cfg)
     if not args.out:
@@ -349,11 +369,16 @@ def _cmd_ctr_train(args: argparse.Namespace) -> int:
         # said before anything is written there (no folder made, no marker left)
         raise ValueError(f"{out} holds no run to resume (no run.json or checkpoint); drop --resume to start one")
     ctx = context(args.distributed)
+    if args.data:  # read and checked before the run folder is made
+        data, teacher = _load_data(args, out / "synthetic", ctx)
+        check_splits(data)
     if ctx.main:
         claim(out, "run", force=args.force)
-    data, teacher = _load_data(args, out / "synthetic", ctx)
+    if not args.data:
+        data, teacher = _load_data(args, out / "synthetic", ctx)
     metrics = train(data, cfg, out, resume=args.resume, progress=not (args.quiet or args.silent), ctx=ctx,
-                    force=args.force, echo=not args.silent, tensorboard=args.tensorboard)
+                    force=args.force, echo=not args.silent, tensorboard=args.tensorboard, checkpoint_every=every,
+                    curve=True)
     if not ctx.main or args.silent:
         return 0
     if teacher is not None:
@@ -393,8 +418,11 @@ def _cmd_ctr_table(args: argparse.Namespace) -> int:
         raise ValueError("--out is required (the table folder), unless --write-config")
     out = Path(args.out)
     table.check_grid(args.methods, args.bits, args.seeds)
+    if args.data:  # read before the table folder is made
+        data, teacher = _load_data(args, out / "synthetic")
     claim(out, "table", force=args.force)
-    data, teacher = _load_data(args, out / "synthetic")
+    if not args.data:
+        data, teacher = _load_data(args, out / "synthetic")
     progress = not (args.quiet or args.silent)
     if args.preset == "alpt-paper":  # its step learning rate depends on the bits: one base per bit width
         records = []
@@ -459,8 +487,11 @@ def _cmd_ctr_export(args: argparse.Namespace) -> int:
 
     r = export_run(args.run, args.out, data=args.data)
     if not args.silent:
-        print(f"wrote {r['out']} ({r['bytes']:,} bytes): tables {', '.join(r['tables'])} of a {r['method']} run "
-              f"({r['bits']} bits), with the vocabulary; read it with lptsim.ctr.export.load_export")
+        codes = "FP32 weights" if r["method"] == "fp" else \
+            f"{r['bits']}-bit codes{' packed' if r['packed'] else ''} + steps"
+        print(f"wrote {r['out']} ({r['bytes']:,} bytes) from a {r['method']} run: tables {', '.join(r['tables'])} "
+              f"({codes}), dense weights ({r['dense_tensors']} tensors, {r['dense_parameters']:,} values), "
+              f"vocabulary ({r['vocabulary']:,} values); read it with lptsim.ctr.export.load_export")
     return 0
 
 
@@ -507,7 +538,8 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--full", action="store_true", help="paper-quality sweep: more seeds, longer horizons")
     verify.add_argument("--group", action="append",
                         help="run only this group of checks (repeatable): quant, dr, sr, optim, methods; ctr "
-                             "(trains CTR models, not in the default run)")
+                             "(trains CTR models, not in the default run); sparse (sparse tables per row-frequency "
+                             "bucket, not in the default run)")
     verify.add_argument("--seed", type=int, default=0, help="master seed: changes every random draw (default 0)")
     verify.add_argument("--data", help="prepared folder for the ctr group (default: generated synthetic rows)")
     verify.add_argument("--power", action="store_true",
@@ -517,10 +549,13 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--quiet", action="store_true", help="no progress bar")
     verify.add_argument("--force", action="store_true", help=_FORCE_HELP)
     verify.set_defaults(func=_cmd_verify)
-    figs = leaf(sub, "figs", help="regenerate every figure (PNG and PDF)")
+    figs = leaf(sub, "figs", help="regenerate every figure (PNG and PDF) and their index.md")
     figs.add_argument("--out", required=True, help="output folder")
     figs.add_argument("--full", action="store_true", help="paper-quality: more seeds, longer horizons")
     figs.add_argument("--quiet", action="store_true", help="no progress bars")
+    figs.add_argument("--ctr", action="store_true", help="also run the CTR checks (trains small CTR models, minutes)")
+    figs.add_argument("--redraw", action="store_true",
+                      help="redraw every figure from OUT/figs_data.json (seconds) instead of simulating")
     figs.add_argument("--force", action="store_true", help=_FORCE_HELP)
     figs.set_defaults(func=_cmd_figs)
 
@@ -549,13 +584,19 @@ def build_parser() -> argparse.ArgumentParser:
                       help=f"a longer line is a bad line (default: {MAX_LINE_BYTES:,})")
     prep.add_argument("--block-bytes", type=_positive, default=BLOCK_BYTES, help=argparse.SUPPRESS)
     _add_verbosity(prep, quiet="no progress bar and no vocabulary table (the summary stays)")
-    prep.add_argument("--force", action="store_true", help=_FORCE_HELP)
+    prep.add_argument("--force", action="store_true",
+                      help="prepare into --out even if it holds prepared data (replaced; runs trained on it keep "
+                           "their own copy of its vocabulary) or other files (left alone)")
     prep.set_defaults(func=_cmd_ctr_prepare)
     tr = leaf(ctr, "train", help="train a CTR model (synthetic data unless --data)")
     _add_train_options(tr)
     tr.add_argument("--seed", type=int, default=None, help="seed of initialisation, order and SR draws (default: 0)")
     tr.add_argument("--out", help="run folder (checkpoints, logs, metrics.json); required unless --write-config")
-    tr.add_argument("--resume", action="store_true", help="continue the run in --out")
+    tr.add_argument("--resume", action="store_true",
+                    help="continue the run in --out (from its last checkpoint, at an epoch's end or inside one)")
+    tr.add_argument("--checkpoint-every", metavar="WHEN",
+                    help="checkpoints inside an epoch: every N steps (500), every so much training time (90s, 5m, "
+                         "1h), or 0 (epoch ends only); Ctrl-C also writes one (default: 5m)")
     tr.add_argument("--distributed", action="store_true",
                     help="under torchrun: shard the tables over the ranks, data-parallel dense layers")
     tr.add_argument("--force", action="store_true", help=_FORCE_HELP)
@@ -597,6 +638,36 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def resume_command(argv: list[str]) -> str:
+    """The command that resumes the run started by ``argv`` (``lptsim ctr train ...``; the torchrun line for a
+    distributed run)."""
+    import shlex
+
+    words = [w for w in argv if w != "--force"]
+    if "--resume" not in words:
+        words.append("--resume")
+    world = os.environ.get("WORLD_SIZE")
+    if "--distributed" in words and world:
+        return f"torchrun --nproc-per-node {world} -m lptsim {shlex.join(words)}"
+    return f"lptsim {shlex.join(words)}"
+
+
+def interrupt_message(name: str, exc: BaseException, argv: list[str], args: argparse.Namespace) -> str:
+    """What Ctrl-C left behind, on a line of its own: what was saved and the command that goes on from there."""
+    from lptsim.ctr.train import TrainingInterrupted
+
+    if isinstance(exc, TrainingInterrupted):
+        return f"{name}: interrupted at {exc.where}; saved a checkpoint of that step in {exc.saved}. Resume with: " \
+               f"{resume_command(argv)}"
+    # elsewhere (a second Ctrl-C, or outside the training steps): a progress bar may hold the line
+    start = "\n" if sys.stderr.isatty() else ""
+    out = Path(args.out) if getattr(args, "ctr_command", None) == "train" and getattr(args, "out", None) else None
+    if out is not None and any((out / f).exists() for f in ("checkpoint.pt", "checkpoint.json")):
+        return f"{start}{name}: interrupted; the run's last checkpoint stays in {out}. Resume with: " \
+               f"{resume_command(argv)}"
+    return f"{start}{name}: interrupted{'; nothing was saved yet' if out is not None else ''}"
+
+
 def _one_line(exc: BaseException) -> str:
     return " / ".join(ln.strip() for ln in str(exc).splitlines() if ln.strip()) or type(exc).__name__
 
@@ -607,15 +678,23 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "debug", False):
         return args.func(args)
 
-    def show_warning(message, category, *rest) -> None:  # one line, no source excerpt
-        print(f"{name}: warning: {_one_line(message) if isinstance(message, Warning) else message}", file=sys.stderr)
+    rank = os.environ.get("RANK", "0")  # under torchrun every rank runs this: rank 0 speaks for all
+
+    def show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+        if rank != "0":
+            return
+        if category.__module__.startswith("lptsim."):  # lptsim's own: one line, no source excerpt
+            print(f"{name}: warning: {_one_line(message) if isinstance(message, Warning) else message}",
+                  file=sys.stderr)
+        else:  # a library's (torch's, numpy's): as Python shows it, not passed off as lptsim's
+            (file or sys.stderr).write(warnings.formatwarning(message, category, filename, lineno, line))
 
     with warnings.catch_warnings():
         warnings.showwarning = show_warning
         try:
             return args.func(args)
-        except KeyboardInterrupt:
-            print(f"{name}: interrupted", file=sys.stderr)
+        except KeyboardInterrupt as exc:
+            print(interrupt_message(name, exc, sys.argv[1:] if argv is None else argv, args), file=sys.stderr)
             return 130
         except Exception as exc:  # noqa: BLE001 - the CLI's promise: one line, no traceback (unless --debug)
             from lptsim.ctr.train import TrainingError
@@ -624,7 +703,10 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{name}: stopped: {_one_line(exc)}", file=sys.stderr)
                 return 1
             if isinstance(exc, ValueError | OSError):  # bad input, options, files or folders
-                print(f"{name}: error: {_one_line(exc)}", file=sys.stderr)
+                text = _one_line(exc)
+                if isinstance(exc, OSError) and exc.strerror and exc.filename and "[Errno" in text:
+                    text = f"{exc.filename}: {exc.strerror}"  # the user's file first, without errno's prefix
+                print(f"{name}: error: {text}", file=sys.stderr)
                 return 2
             print(f"{name}: internal error: {type(exc).__name__}: {_one_line(exc)} (run again with --debug for the "
                   "traceback, and please report it)", file=sys.stderr)

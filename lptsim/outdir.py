@@ -9,6 +9,7 @@ non-empty folder lptsim did not write, is refused with a one-line message unless
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from lptsim import __version__
@@ -52,11 +53,13 @@ def kind_of(folder: str | Path) -> str | None:
     return None
 
 
-def claim(folder: str | Path, kind: str, force: bool = False) -> Path:
+def claim(folder: str | Path, kind: str, force: bool = False, reuse: bool = True) -> Path:
     """Make ``folder`` (or accept it) as an output folder of ``kind``; return it.
 
     Raises :class:`OutputFolderError` when it is a file, holds another kind of output, or is a
-    non-empty folder not written by lptsim, unless ``force``.
+    non-empty folder not written by lptsim, unless ``force``. ``reuse=False``: a folder that already
+    holds output of ``kind`` is refused too (writing would replace it, e.g. prepared data that runs
+    were trained on), unless ``force``.
     """
     if kind not in KINDS:
         raise ValueError(f"unknown output kind {kind!r}; one of {sorted(KINDS)}")
@@ -64,6 +67,10 @@ def claim(folder: str | Path, kind: str, force: bool = False) -> Path:
     if folder.exists() and not folder.is_dir():
         raise OutputFolderError(f"{folder}: exists and is not a folder; choose a folder for the output")
     found = kind_of(folder) if folder.exists() else None
+    if not force and found == kind and not reuse and any(p.name != MARKER for p in folder.iterdir()):
+        raise OutputFolderError(f"{folder}: already holds {KINDS[kind]}; writing there would replace it (runs "
+                                "trained on it keep their own copy of its vocabulary); choose a new or empty folder, "
+                                "or pass --force to replace it")
     if not force and found != kind:
         if found is not None:
             raise OutputFolderError(f"{folder}: holds {KINDS[found]}, not {KINDS[kind]}; choose another output "
@@ -73,7 +80,12 @@ def claim(folder: str | Path, kind: str, force: bool = False) -> Path:
             shown = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
             raise OutputFolderError(f"{folder}: is not empty ({shown}) and was not written by lptsim; choose a new "
                                     "or empty folder, or pass --force to write into it anyway")
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputFolderError(f"{folder}: cannot be made ({exc.strerror or exc})") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise OutputFolderError(f"{folder}: not writable (permission denied); choose a folder you can write to")
     if found != kind or not (folder / MARKER).is_file():
         write_json_atomic(folder / MARKER, {"kind": kind, "lptsim_version": __version__})
     return folder

@@ -1,7 +1,9 @@
 """Kernel mutants for the mutation check (scripts/mutation.py): plausible one-line bugs in the Triton kernels and
 their wrapper, each an exact substitution of one line, each caught by tests/test_kernels.py (verified by hand:
 applied one at a time to a scratch copy, ``pytest tests/test_kernels.py -x -q`` fails, 2026-12-03; refreshed for
-the table package and the contract's streams: the Triton backend, lptsim/ctr/table/backends/triton_launch.py).
+the table package and the contract's streams: the Triton backend, lptsim/ctr/table/backends/triton_launch.py;
+issue 27 added the bias-correction powering, the fused id check, the run ends by key, the reference's div_rn and
+the launch census, each with the tests that catch it, run with ``python scripts/mutation.py --only <ids>``).
 
 Not listed because the interpreter cannot see them (the AOT check and a GPU can): 32-bit offsets
 (``tl.program_id(0) * BLOCK`` without ``.to(tl.int64)``) and FMA contraction (``enable_fp_fusion``).
@@ -38,7 +40,28 @@ MUTANTS = [
      "old": "sacc = tl.load(step_m_ptr + sidx, mask=mask, other=0.0).to(tl.float32) + gs * gs",
      "new": "sacc = tl.load(step_m_ptr + sidx, mask=mask, other=0.0).to(tl.float32) + gs", "tests": TESTS},
     {"id": "kernel-adam-wrong-bias-correction", "file": KERNELS,
-     "old": "row_bc2 = tl.load(bc_ptr + 1)", "new": "row_bc2 = tl.load(bc_ptr + 3)", "tests": TESTS},
+     "old": "row_bc2 = _bias_correction(ROW_B2, t_rows)", "new": "row_bc2 = _bias_correction(ROW_B1, t_rows)",
+     "tests": TESTS},
+    {"id": "kernel-bias-correction-powering-short", "file": KERNELS,  # t = 4,322 needs 13 bits
+     "old": "for _ in range(BITS_OF_T):", "new": "for _ in range(12):",
+     "tests": ("tests/test_kernels.py", "-k", "zipf")},
+    {"id": "kernel-id-check-misses-the-end", "file": KERNELS,
+     "old": "bad = live & ((row < 0) | (row >= rows))", "new": "bad = live & ((row < 0) | (row > rows))",
+     "tests": ("tests/test_kernels.py", "-k", "bad_ids")},
+    {"id": "kernel-id-check-misses-wrapped-keys", "file": KERNELS,
+     "old": "row = tl.load(ids_ptr + pos, mask=live, other=0).to(tl.int64)\n    bad",
+     "new": "row = tl.load(ids_ptr + pos, mask=live, other=0).to(tl.int32).to(tl.int64)\n    bad",
+     "tests": ("tests/test_kernels.py", "-k", "bad_ids")},
+    {"id": "kernel-run-sum-ignores-run-end", "file": KERNELS,
+     "old": "ok = ok & (tl.load(sorted_ptr + q, mask=ok, other=0) == key)", "new": "ok = ok",
+     "tests": ("tests/test_kernels.py", "-k", "zipf or long_runs")},
+    {"id": "reference-divides-by-a-python-number", "file": "lptsim/ctr/table/backends/torch_reference.py",
+     "old": "div_rn(ordered_row_sum(g * g), float(g.shape[1]))", "new": "ordered_row_sum(g * g) / g.shape[1]",
+     "tests": ("tests/test_kernels.py", "-k", "divides_only")},
+    {"id": "kernel-step-extra-launch", "file": WRAPPER,
+     "old": "pending.seg_start = torch.searchsorted(pending.sorted, pending.sorted, out_int32=True)",
+     "new": "pending.seg_start = torch.searchsorted(pending.sorted.clone(), pending.sorted, out_int32=True)",
+     "tests": ("tests/test_kernels_census.py",)},
     {"id": "kernel-duplicates-last-wins", "file": KERNELS,
      "old": "acc = tl.where(m, acc + v, acc)", "new": "acc = tl.where(m, v, acc)", "tests": TESTS},
     {"id": "kernel-run-sum-one-level-only", "file": WRAPPER,
@@ -49,8 +72,8 @@ MUTANTS = [
     {"id": "kernel-alpt-drops-grad-scale", "file": KERNELS,
      "old": "gs = gs * grad_scale", "new": "gs = gs", "tests": TESTS},
     {"id": "kernel-sr-seed-off-by-one-step", "file": KERNELS,
-     "old": "ukey = _splitmix64(tl.load(key_ptr), tl.load(updates_ptr) + 1)  # this update's key: all its draws",
-     "new": "ukey = _splitmix64(tl.load(key_ptr), tl.load(updates_ptr))  # this update's key: all its draws",
+     "old": "ukey = _splitmix64(tl.load(key_ptr), t_update)  # this update's key: all its draws",
+     "new": "ukey = _splitmix64(tl.load(key_ptr), t_update - 1)  # this update's key: all its draws",
      "tests": TESTS},
     {"id": "kernel-clamp-to-qmax-minus-one", "file": KERNELS,
      "old": "code = tl.minimum(tl.maximum(f + tl.where(up, 1.0, 0.0), QMIN), QMAX).to(tl.int32)",

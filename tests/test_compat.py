@@ -92,3 +92,20 @@ def test_an_old_distributed_checkpoint_loads_its_shards(data, tmp_path):
     shard = checkpoint.load(run / pointer["folder"] / "shard-0-of-1.pt")["embedding"]["state"]
     assert torch.equal(model.embedding.local.row_state.exp_avg, shard["row_optimizer.exp_avg"])
     assert torch.equal(model.embedding.local.step_state.v, shard["step_v"])
+
+
+def test_pyproject_builds_without_setuptools_warnings():
+    """setuptools reads pyproject.toml without a warning (an SPDX string as project.license, not the deprecated
+    table), so installs print none."""
+    import warnings
+    from pathlib import Path
+
+    from setuptools.config.pyprojecttoml import apply_configuration
+    from setuptools.dist import Distribution
+
+    root = Path(__file__).resolve().parents[1]
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        dist = apply_configuration(Distribution(), root / "pyproject.toml")  # what a build does with it
+    assert [str(w.message).splitlines()[0] for w in seen] == []
+    assert dist.metadata.license_expression == "MIT"

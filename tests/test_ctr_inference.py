@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 
 import numpy as np
 import pytest
 import torch
+from safetensors.numpy import load_file
 
 from lptsim import cli
 from lptsim.ctr.data.dataset import PreparedData
@@ -17,6 +19,7 @@ from lptsim.ctr.data.synthetic import SyntheticSpec, synthetic_prepared
 from lptsim.ctr.export import dequantized, load_export
 from lptsim.ctr.inference import _probabilities, evaluate_run, has_labels, load_run, predict_file
 from lptsim.ctr.train import TrainConfig, train
+from lptsim.quant import packed_nbytes
 
 
 @pytest.fixture(scope="module")
@@ -75,6 +78,18 @@ def test_export_round_trip(prepared, tmp_path, method, bits, options):
                      "--silent"]) == 0
     loaded = load_export(tmp_path / "e.safetensors")
     model, _, _ = load_run(tmp_path / "r")
+    raw = load_file(str(tmp_path / "e.safetensors"))
+    for name, table in (("embedding", model.embedding), ("linear", model.linear)):
+        if method == "fp":
+            assert raw[f"{name}.weight"].dtype == np.float32
+        else:  # sub-byte codes take bits/8 bytes per weight
+            assert raw[f"{name}.packed"].dtype == np.uint8 and f"{name}.codes" not in raw
+            assert raw[f"{name}.packed"].size == packed_nbytes(table.num_embeddings * (16 if name == "embedding"
+                                                                                         else 1), bits)
+    dense = {k: v for k, v in model.state_dict().items() if not k.startswith(("embedding.", "linear."))}
+    assert dense and set(loaded["dense"]) == set(dense)  # the dense weights are there, bit for bit
+    for k, v in dense.items():
+        np.testing.assert_array_equal(loaded["dense"][k], v.numpy())
     assert set(loaded["tables"]) == {"embedding", "linear"}
     every = torch.arange(data.num_embeddings)
     for name in ("embedding", "linear"):
@@ -99,7 +114,7 @@ def test_cli_evaluate_predict_and_errors(run, prepared, tmp_path, capsys):
     assert "2,000 probabilities" in capsys.readouterr().out
     other, _ = synthetic_prepared(tmp_path / "other", SyntheticSpec(rows=1500, seed=9))
     assert cli.main(["ctr", "evaluate", "--run", str(run), "--data", str(other)]) == 2
-    assert "vocabulary sizes differ" in capsys.readouterr().err
+    assert "vocabulary differs" in capsys.readouterr().err
     assert cli.main(["ctr", "evaluate", "--run", str(tmp_path), "--data", str(folder)]) == 2
     assert "not a run folder" in capsys.readouterr().err
 
@@ -143,3 +158,39 @@ def test_exported_arrays_give_the_tables_rows_for_every_step_granularity(granula
     table.step.copy_(torch.linspace(0.01, 0.03, table.step.numel()))  # distinct steps: a wrong mapping shows
     arrays = table_arrays(table)
     np.testing.assert_array_equal(dequantized(arrays), table.dequantized_rows(torch.arange(20)).numpy())
+
+
+def test_prepare_refuses_a_prepared_folder_and_runs_keep_their_vocabulary(prepared, tmp_path, capsys):
+    """Preparing again into a folder runs were trained on needs --force; those runs still predict and export,
+    through their own copy of the vocabulary, and the changed folder itself is refused with a message."""
+    raw, _ = prepared
+    folder, run = tmp_path / "prep", tmp_path / "run"
+    argv = ["ctr", "prepare", "--dataset", "criteo", "--input", str(raw), "--out", str(folder), "--quiet"]
+    assert cli.main(argv) == 0
+    labels = PreparedData.load(folder).labels
+    line = capsys.readouterr().out.splitlines()[0]
+    for s in ("train", "val", "test"):  # the positive rate of each split, from the labels written
+        assert f"({np.mean(labels[s]):.2%} positive)" in line, line
+    train(PreparedData.load(folder), TrainConfig(model="lr", epochs=1, batch_size=512), run, progress=False)
+    assert cli.main(["ctr", "predict", "--run", str(run), "--input", str(raw), "--out", str(tmp_path / "a.csv")]) == 0
+    before = (folder / "vocab.npz").read_bytes()
+    assert cli.main([*argv, "--seed", "7"]) == 2
+    err = capsys.readouterr().err
+    assert "already holds prepared data" in err and "pass --force to replace it" in err
+    assert (folder / "vocab.npz").read_bytes() == before  # refused before anything was written
+    assert cli.main([*argv, "--seed", "7", "--force"]) == 0
+    assert (folder / "vocab.npz").read_bytes() != before  # another split: another vocabulary
+    capsys.readouterr()
+    assert cli.main(["ctr", "predict", "--run", str(run), "--input", str(raw), "--out", str(tmp_path / "b.csv")]) == 0
+    assert (tmp_path / "a.csv").read_text() == (tmp_path / "b.csv").read_text()  # the run's own vocabulary
+    assert cli.main(["ctr", "export", "--run", str(run), "--out", str(tmp_path / "e.safetensors")]) == 0
+    capsys.readouterr()
+    for argv2 in (["predict", "--input", str(raw), "--out", str(tmp_path / "c.csv"), "--data", str(folder)],
+                  ["evaluate", "--data", str(folder)]):
+        assert cli.main(["ctr", *argv2, "--run", str(run)]) == 2
+        err = capsys.readouterr().err
+        assert str(folder) in err and ("not the prepared data the run was trained on" in err
+                                       or "vocabulary differs" in err), err
+    shutil.rmtree(run / "data")  # a run from before runs kept a copy: the recorded folder, checked
+    assert cli.main(["ctr", "predict", "--run", str(run), "--input", str(raw), "--out", str(tmp_path / "d.csv")]) == 2
+    assert "prepared again" in capsys.readouterr().err

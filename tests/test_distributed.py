@@ -64,8 +64,18 @@ def runs(data, tmp_path_factory) -> dict[str, Path]:
     for n, key in ((1, "one"), (2, "two")):
         proc = _torchrun(n, _args(data, out[key], 2))
         assert proc.returncode == 0, proc.stderr[-3000:]
+        STDERR[key] = proc.stderr
     assert cli.main(_args(data, out["plain"], 2, distributed=False)[2:]) == 0  # the same command, no torchrun
     return out
+
+
+STDERR: dict[str, str] = {}
+
+
+def test_a_distributed_run_prints_no_warning(runs):
+    """No deprecation warning (all_to_all, DDP's buffers) or any other, from any rank, on 1 or 2 ranks."""
+    for key in ("one", "two"):
+        assert "warn" not in STDERR[key].lower() and "deprecat" not in STDERR[key].lower(), STDERR[key][-3000:]
 
 
 TABLE_STATE = ("codes.data", "step", "updates", "row_state.sum_sq", "step_state.m", "step_state.v")

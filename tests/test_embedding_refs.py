@@ -95,14 +95,14 @@ def test_alpt_step_update_follows_lsq():
 
 def test_lsq_backward_matches_its_definition():
     bits = 3
-    emb = LowPrecisionEmbedding(ROWS, DIM, bits=bits, method="lsq", init_std=0.05, clip=0.04)
+    emb = LowPrecisionEmbedding(ROWS, DIM, bits=bits, method="lsq", init_std=0.05, clip=0.04, qat_init="clip")
     ids = torch.arange(ROWS)
     up = torch.randn(ROWS, DIM, generator=torch.Generator().manual_seed(4))
     (emb(ids) * up).sum().backward()
     w = emb.weight.detach().double().numpy()
     step = (emb.step0 * emb.step_scale.detach()).double().numpy()
-    expected_scale = emb.step0 * _lsq_gradient(w, step, up.double().numpy(), -4, 3) * math.sqrt(DIM * 3) \
-        * emb.grad_scale
+    expected_scale = emb.step0 * _lsq_gradient(w, step, up.double().numpy(), -4, 3) \
+        * math.sqrt(DIM * 3) * emb.grad_scale
     np.testing.assert_allclose(emb.step_scale.grad.double().numpy(), expected_scale, rtol=1e-5, atol=1e-9)
     v = w / step[:, None]
     inside = (v > -4) & (v < 3)
@@ -112,7 +112,7 @@ def test_lsq_backward_matches_its_definition():
 
 def test_pact_clip_gradient_matches_finite_differences():
     """Every weight beyond the clip: the output is +-alpha exactly, so d out / d alpha_scale = clip * sign(w)."""
-    emb = LowPrecisionEmbedding(ROWS, DIM, bits=4, method="pact", init_std=1.0, clip=0.01)
+    emb = LowPrecisionEmbedding(ROWS, DIM, bits=4, method="pact", init_std=1.0, clip=0.01, qat_init="clip")
     ids = torch.arange(ROWS)
     assert (emb.weight.abs() > 0.02).float().mean() > 0.95
     up = torch.randn(ROWS, DIM, generator=torch.Generator().manual_seed(5))

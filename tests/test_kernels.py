@@ -25,6 +25,7 @@ from lptsim.ctr.contract import step_seed  # noqa: E402
 from lptsim.ctr.embedding import LowPrecisionEmbedding  # noqa: E402
 from lptsim.ctr.table import TableOptimizer  # noqa: E402
 from lptsim.ctr.table.backends.triton_launch import kernel_view  # noqa: E402
+from lptsim.ctr.table.state import state_differences, state_tensors  # noqa: E402
 from lptsim.quant import QuantSpec, unpack  # noqa: E402
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
@@ -75,13 +76,13 @@ def _step(emb, ids, upstream, lr_factor=1.0, upstream2=None, second=None):
 
 
 def _compare(ref, ker):
-    assert torch.equal(ref.codes.data, ker.codes.data), "codes differ"
-    assert torch.equal(ref.step, ker.step), "steps differ"
-    assert int(ref.updates) == int(ker.updates)
-    for module in ("row_state", "step_state"):
-        mine = dict(getattr(ker, module).named_buffers())
-        for name, buf in getattr(ref, module).named_buffers():
-            assert torch.equal(buf, mine[name]), f"{module}.{name}"
+    """Every state tensor (codes, steps, counters, moments, accumulators: ``state_tensors``), bit for bit."""
+    names = set(state_tensors(ref))
+    assert {"codes", "steps", "updates"} <= names
+    assert ref.row_state.optimizer != "adam" or {"row_state.exp_avg", "row_state.exp_avg_sq",
+                                                  "row_state.steps"} <= names
+    diff = state_differences(ref, ker)
+    assert not any(diff.values()), f"state differs (elements per tensor): {diff}"
 
 
 @pytest.mark.parametrize("bits, variant, opt, dim", CASES,
@@ -114,6 +115,10 @@ def test_kernel_matches_reference_on_a_zipf_batch(opt):
     a few hundred rows touched; steps and Adam moments must agree bit for bit (a one-ulp root does not)."""
     rows = 300
     ref, ker = _pair(rows, 16, 8, "alpt", opt, {"alpt_variant": "one-pass"}, seed=1)
+    for emb in (ref, ker):  # later in training: the powering runs over 13 bits of t, 0.999**t is not yet 0
+        emb.updates.fill_(4_321)
+        if opt == "adam":
+            emb.row_state.steps.fill_(3_333)
     gen = torch.Generator().manual_seed(8)
     for _ in range(2):
         u = torch.rand(8 * 39, generator=gen)
@@ -122,6 +127,58 @@ def test_kernel_matches_reference_on_a_zipf_batch(opt):
         _step(ref, ids, up)
         _step(ker, ids, up)
         _compare(ref, ker)
+
+
+def test_reference_division_is_correctly_rounded():
+    """div_rn against numpy's IEEE float32 division, by tensors and by Python numbers (rounded to float32 first,
+    as a kernel's float argument is); on CUDA the plain ``tensor / number`` is a reciprocal multiply, which
+    differs (the CUDA half of the check runs where a GPU is)."""
+    from lptsim.ctr.ordered_sums import div_rn
+
+    gen = torch.Generator().manual_seed(0)
+    a, b = torch.randn(100_000, generator=gen), torch.rand(100_000, generator=gen) + 0.1
+    for dev in ["cpu"] + (["cuda"] if torch.cuda.is_available() else []):
+        assert np.array_equal(div_rn(a.to(dev), b.to(dev)).cpu().numpy(), a.numpy() / b.numpy())
+        for d in (13.0, 1 - 0.999**7, 3):
+            assert np.array_equal(div_rn(a.to(dev), d).cpu().numpy(), a.numpy() / np.float32(d))
+
+
+def test_reference_divides_only_through_div_rn():
+    """No ``/`` in the torch reference's arithmetic: every division goes through div_rn (CUDA torch computes
+    ``tensor / python_number`` as a reciprocal multiply, so a bare ``/`` would make the reference device-dependent)."""
+    import ast
+
+    from lptsim.ctr.table.backends import torch_reference
+
+    tree = ast.parse(Path(torch_reference.__file__).read_text())
+    divs = [n.lineno for n in ast.walk(tree) if isinstance(n, ast.BinOp | ast.AugAssign) and isinstance(n.op, ast.Div)]
+    assert divs == [], f"bare divisions at lines {divs}"
+    bad = ast.parse("x = w - lr * g / d")  # the check sees a division
+    assert [n for n in ast.walk(bad) if isinstance(n, ast.BinOp) and isinstance(n.op, ast.Div)]
+
+
+def test_bias_correction_is_the_correctly_rounded_value():
+    """contract.bias_correction (float64 binary powering, then float32) equals 1 - beta**t computed exactly in
+    rationals and rounded to float32, for t = 1..600 and a few large t: powering errs by a few float64 ulps,
+    2**29 times finer than the float32 rounding, so a mismatch would need a value within them of a tie."""
+    from fractions import Fraction
+
+    from lptsim.ctr.contract import bias_correction
+
+    def f32_rn(x: Fraction) -> float:  # the float32 nearest to the rational x (no double rounding)
+        f = np.float32(float(x))
+        near = (np.nextafter(f, np.float32(-1)), f, np.nextafter(f, np.float32(2)))
+        return float(min(near, key=lambda c: abs(Fraction(float(c)) - x)))
+
+    for beta in (0.9, 0.999):
+        fb = Fraction(beta)
+        p = Fraction(1)
+        for t in range(1, 601):
+            p *= fb
+            assert bias_correction(beta, t) == f32_rn(1 - p), (beta, t)
+        for t in (3_333, 4_321, 20_001):
+            assert bias_correction(beta, t) == f32_rn(1 - fb**t), (beta, t)
+    assert bias_correction(0.999, 7) != bias_correction(0.999, 8)
 
 
 def test_reference_square_root_is_correctly_rounded():
@@ -259,9 +316,12 @@ def test_kernel_rejects_bad_ids_on_the_device():
                               env=dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1])))
         assert proc.returncode != 0 and ("outside [0, 10)" in proc.stderr or "device-side assert" in proc.stderr)
         return
+    for bad in (10, -1, 2**32 + 3):  # past the end, negative, and one that 32-bit keys would wrap to 3
+        _, ker = _pair(10, 4, 4, "lpt-dr", "sgd", {})
+        with pytest.raises(RuntimeError, match=r"outside \[0, 10\)"):
+            ker(torch.tensor([[3, bad]], device=DEVICE))
     _, ker = _pair(10, 4, 4, "lpt-dr", "sgd", {})
-    with pytest.raises(RuntimeError, match=r"outside \[0, 10\)"):
-        ker(torch.tensor([[3, 10]], device=DEVICE))
+    ker(torch.tensor([[3, 9, 0]], device=DEVICE))  # the check can pass
 
 
 @pytest.mark.parametrize("bits", range(1, 9))
@@ -431,3 +491,23 @@ def test_kernel_full_size_on_gpu():
             _step(ref, ids, upstream)
             _step(ker, ids, upstream)
         _compare(ref, ker)
+
+
+def test_kernel_old_triton_is_refused_with_a_clear_message(monkeypatch):
+    """Triton older than MIN_TRITON: importing the kernels raises ImportError naming the versions, the backend
+    refuses backend='triton' with that message, and 'auto' falls back to the reference."""
+    import importlib
+
+    import triton
+
+    from lptsim.ctr.table.backends import BackendError
+
+    assert kernels.triton_problem() is None  # the installed one (3.6 or later) passes
+    monkeypatch.setattr(triton, "__version__", "3.5.1")
+    assert "Triton >= 3.6" in kernels.triton_problem() and "3.5.1" in kernels.triton_problem()
+    assert not kernels.available("cuda")
+    with pytest.raises(ImportError, match=r"need Triton >= 3\.6.*this is Triton 3\.5\.1"):
+        importlib.reload(importlib.import_module("lptsim.ctr.kernels.triton_kernels"))
+    with pytest.raises(BackendError, match=r"Triton >= 3\.6"):
+        LowPrecisionEmbedding(4, 3, bits=4, method="lpt-dr", backend="triton")(torch.tensor([1]))
+    assert LowPrecisionEmbedding(4, 3, bits=4, method="lpt-dr", backend="auto").backend.name == "torch"

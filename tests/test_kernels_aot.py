@@ -45,6 +45,9 @@ def test_kernel_aot_quick_set_compiles_without_spills_or_fma(tmp_path):
         (m, st) for m in aot.METHODS if m.startswith("alpt") for st in ("fp32", "bf16")}
     assert {s.state for s in updates} == {"fp32", "bf16"}
     assert "0 failure(s)" in proc.stdout
+    import triton
+
+    assert proc.stdout.startswith(f"Triton {triton.__version__} (")  # which compiler made the table
 
 
 def test_kernel_aot_sees_fma_when_fusion_is_on(tmp_path):

@@ -161,7 +161,7 @@ def test_a_checkpoint_from_another_run_is_refused(data, tmp_path, capsys):
 def test_exploding_loss_stops_with_a_true_message(data, tmp_path, capsys, lr):
     run = tmp_path / "run"
     code, err = train_cli(capsys, data, run, "--epochs", "2", "--lr", lr)
-    assert code == 1 and "diverged" in err and "No epoch finished" in err and f"now {float(lr):g}" in err
+    assert code == 1 and "diverged" in err and "No checkpoint was written yet" in err and f"now {float(lr):g}" in err
     assert not (run / "checkpoint.pt").exists() and not (run / "metrics.json").exists()
 
 
@@ -303,3 +303,122 @@ def test_prepare_misuse_is_one_line(tmp_path, capsys):
                             *argv)
         assert code == 2 and message in err, (argv, err)
     prepare(raw, CRITEO, tmp_path / "ok", progress=False)  # the file itself is fine
+
+
+# -- a first day: hints name commands that work, nothing written before the options are checked --------------------
+def test_hints_name_commands_that_work(data, tmp_path, capsys):
+    import shlex
+
+    raw = write_criteo_text(tmp_path / "va.txt", SyntheticSpec(rows=300, seed=1))
+    code, err = train_cli(capsys, raw, tmp_path / "run")
+    assert code == 2 and "is a file, not a prepared folder" in err and not (tmp_path / "run").exists()
+    command = shlex.split(err.split("`")[1])
+    assert command[:4] == ["lptsim", "ctr", "prepare", "--dataset"] and command[4] == "criteo"
+    assert cli.main([*command[1:], "--quiet"]) == 0  # the hint, as printed
+    PreparedData.load(command[command.index("--out") + 1])
+    capsys.readouterr()
+    code, err = run_cli(capsys, "ctr", "evaluate", "--run", str(data), "--data", str(data))
+    assert code == 2 and "holds prepared data, not a training run" in err
+    command = shlex.split(err.split("`")[-2])
+    assert command[:3] == ["lptsim", "ctr", "train"] and command[command.index("--data") + 1] == str(data)
+    assert not Path(command[command.index("--out") + 1]).exists()  # a folder training accepts
+    code, err = run_cli(capsys, "ctr", "train", "--data", str(tmp_path / "run"), *FAST, "--out", str(tmp_path / "r"))
+    assert code == 2 and "--data takes a folder made by `lptsim ctr prepare" in err
+
+
+def test_predict_on_another_datasets_rows_names_no_missing_option(tmp_path, capsys):
+    from lptsim.ctr.data.schema import AVAZU
+
+    prepared, _ = synthetic_prepared(tmp_path / "syn", SyntheticSpec(rows=600, seed=3))
+    train(PreparedData.load(prepared), TrainConfig(model="lr", epochs=1, batch_size=256), tmp_path / "run",
+          progress=False)
+    rows = tmp_path / "avazu.csv"
+    rows.write_text(",".join(AVAZU.columns) + "\n" + "\n".join(",".join(["1"] * len(AVAZU.columns))
+                                                                 for _ in range(5)) + "\n")
+    code, err = run_cli(capsys, "ctr", "predict", "--run", str(tmp_path / "run"), "--input", str(rows), "--out",
+                        str(tmp_path / "p.csv"))
+    assert code == 2 and "is it avazu data?" in err and "--dataset" not in err
+    assert "predict them with a run trained on avazu data" in err
+
+
+@pytest.mark.parametrize("argv", [
+    ["verify", "--group", "foo"],
+    ["ctr", "train", "--data", "MISSING", "--model", "lr"],
+    ["ctr", "table", "--data", "MISSING", "--model", "lr"],
+    ["ctr", "train", "--bits", "0", "--method", "lpt-sr"],
+    ["ctr", "train", "--config", "BAD"],
+    ["ctr", "train", "--checkpoint-every", "soon"],
+])
+def test_bad_arguments_leave_no_output_folder(tmp_path, capsys, argv):
+    (tmp_path / "bad.toml").write_text('epochs = "many"\n')
+    argv = [str(tmp_path / "missing") if a == "MISSING" else str(tmp_path / "bad.toml") if a == "BAD" else a
+            for a in argv]
+    code, _ = run_cli(capsys, *argv, "--out", str(tmp_path / "out"))
+    assert code == 2 and not (tmp_path / "out").exists()
+
+
+def test_an_unwritable_output_folder_is_one_line_naming_it(data, tmp_path, capsys, monkeypatch):
+    import errno
+    import os
+
+    from lptsim import atomic
+
+    real = os.open
+
+    def read_only(path, flags, *a):  # what a read-only folder does (root ignores chmod, so it is simulated)
+        if flags & os.O_CREAT:
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real(path, flags, *a)
+
+    monkeypatch.setattr(atomic.os, "open", read_only)
+    code, err = train_cli(capsys, data, tmp_path / "run")
+    assert code == 2 and f"{tmp_path / 'run'}: cannot write .lptsim-output.json there (Permission denied)" in err
+    assert ".tmp" not in err and "Errno" not in err
+
+
+def test_write_config_pins_no_device_and_fp_records_32_bits(data, tmp_path, capsys):
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        import tomli as tomllib
+
+    assert run_cli(capsys, "ctr", "train", "--write-config", str(tmp_path / "c.toml"))[0] == 0
+    assert "device" not in tomllib.loads((tmp_path / "c.toml").read_text())
+    assert run_cli(capsys, "ctr", "train", "--write-config", str(tmp_path / "d.toml"), "--device", "cpu")[0] == 0
+    assert tomllib.loads((tmp_path / "d.toml").read_text())["device"] == "cpu"  # chosen: kept
+    assert train_cli(capsys, data, tmp_path / "run", "--config", str(tmp_path / "c.toml"), "--epochs", "1",
+                     "--bits", "4")[0] == 0
+    for name in ("run.json", "metrics.json"):
+        assert json.loads((tmp_path / "run" / name).read_text())["config"]["bits"] == 32  # an fp run
+
+
+def test_table_of_one_seed_shows_no_spread(data, tmp_path, capsys):
+    argv = ["ctr", "table", "--data", str(data), *FAST, "--methods", "fp", "--seeds", "1", "--epochs", "1",
+            "--out", str(tmp_path / "t")]
+    assert run_cli(capsys, *argv)[0] == 0
+    md = (tmp_path / "t" / "table.md").read_text()
+    assert "±" not in md.split("one seed")[0] and "over 1 seeds" not in md and "one seed per cell" in md
+    assert "| fp | 32 |" in md
+
+
+def test_library_warnings_keep_their_own_label_and_rank_0_speaks_for_all(data, tmp_path, capsys, monkeypatch):
+    import warnings
+
+    from lptsim.ctr import train as train_module
+
+    fit = train_module.Trainer.fit
+
+    def warning_fit(self):
+        warnings.warn("a library's deprecation", FutureWarning, stacklevel=1)
+        warnings.warn("lptsim's own remark", RunWarning, stacklevel=1)
+        return fit(self)
+
+    monkeypatch.setattr(train_module.Trainer, "fit", warning_fit)
+    code, err = train_cli(capsys, data, tmp_path / "r0", "--epochs", "1")
+    assert code == 0
+    assert "FutureWarning: a library's deprecation" in err and "warning: a library's" not in err
+    assert "lptsim ctr train: warning: lptsim's own remark" in err
+    monkeypatch.setenv("RANK", "1")  # another rank under torchrun: rank 0 has said it
+    code, err = train_cli(capsys, data, tmp_path / "r1", "--epochs", "1")
+    assert code == 0
+    assert "deprecation" not in err and "remark" not in err

@@ -33,6 +33,27 @@ OPT_CODE = {"sgd": 0, "adagrad": 1, "adam": 2}  # the kernels' OPT: the row opti
 STEP_MODE = {None: 0, "sgd": 1, "adam": 2, "adagrad": 3}  # the kernels' STEP_MODE: 0 = fixed steps (LPT)
 STEP_KIND = {"table": 0, "row": 1, "field": 2}  # the kernels' STEP_KIND: one step, per row, indexed per row
 
+POWER_BITS = 63  # bias corrections: binary powering over the low 63 bits of the step count (any int64 count)
+
+
+def bias_correction(beta: float, t: int) -> float:
+    """Adam's ``1 - beta**t`` as the kernels compute it, rounded to float32 (returned as a Python float).
+
+    ``beta**t`` by binary powering in float64 over :data:`POWER_BITS` bits (each product an IEEE multiply, the
+    same on every device), not by a library ``pow`` (CUDA's float64 ``pow`` and Python's ``**`` may differ in the
+    last bit, and the float32 rounding can then differ too). The Triton kernels run the same loop on the device.
+    """
+    import numpy as np
+
+    p, b, e = 1.0, float(beta), int(t)
+    for _ in range(POWER_BITS):
+        if e & 1:
+            p = p * b
+        b = b * b
+        e >>= 1
+    return float(np.float32(1.0 - p))
+
+
 # -- random streams ---------------------------------------------------------------------------------------------
 INIT_UPDATE = 0  # the key of the initial table's draws is step_seed(seed, INIT_UPDATE); updates count from 1
 STREAM_SHIFT = 56  # counter = stream << STREAM_SHIFT | index: 2**56 indices per stream
@@ -82,4 +103,4 @@ def table_seed(run_seed: int, name: str) -> int:
 
 __all__ = ["ROW_OPTIMIZERS", "STEP_OPTIMIZERS", "DEFAULT_ROW_LR", "ROW_BETAS", "ROW_EPS", "STEP_BETAS", "STEP_EPS",
            "OPT_CODE", "STEP_MODE", "STEP_KIND", "INIT_UPDATE", "STREAM_SHIFT", "MAX_INDEX", "Stream", "counter_base",
-           "counter", "step_seed", "table_seed"]
+           "counter", "step_seed", "table_seed", "POWER_BITS", "bias_correction"]

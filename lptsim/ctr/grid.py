@@ -63,7 +63,7 @@ def run_grid(data: PreparedData, base: TrainConfig, methods: list[str], bits: li
                 if metrics is None:
                     if progress:
                         print(f"[table] {method}, {b} bits, seed {seed} -> {run}")
-                    metrics = train(data, cfg, run, resume=(run / "run.json").exists(), progress=False)
+                    metrics = train(data, cfg, run, resume=(run / "run.json").exists(), progress=False, curve=True)
                 records.append({"method": method, "bits": b if method != "fp" else 32, "seed": seed, **{
                     k: metrics[k] for k in ("test_auc", "test_logloss", "train_samples_per_s", "table_bytes",
                                             "embedding_bytes", "fp32_table_bytes") if k in metrics}})
@@ -102,12 +102,19 @@ def summarize(records: list[dict]) -> list[dict]:
 def to_markdown(rows: list[dict], title: str) -> str:
     lines = [f"### {title}", "", "| method | bits | test AUC | test logloss | table MiB | x vs FP32 | "
              "training MiB (with optimizer state) | samples/s |", "|---|---|---|---|---|---|---|---|"]
+    def spread(mean: float, sd: float, seeds: int) -> str:  # one seed has no spread to show
+        return f"{mean:.4f} ± {sd:.4f}" if seeds > 1 else f"{mean:.4f}"
+
     for r in rows:
-        lines.append(f"| {r['method']} | {r['bits']} | {r['auc_mean']:.4f} ± {r['auc_sd']:.4f} | "
-                     f"{r['logloss_mean']:.4f} ± {r['logloss_sd']:.4f} | {r.get('table_mb', float('nan')):.3f} | "
-                     f"{r.get('compression', float('nan')):.1f} | {r.get('training_mb', float('nan')):.3f} | "
-                     f"{r['samples_per_s']:,.0f} |")
-    lines.append(f"\nmean ± sd over {rows[0]['seeds'] if rows else 0} seeds.")
+        lines.append(f"| {r['method']} | {r['bits']} | {spread(r['auc_mean'], r['auc_sd'], r['seeds'])} | "
+                     f"{spread(r['logloss_mean'], r['logloss_sd'], r['seeds'])} | "
+                     f"{r.get('table_mb', float('nan')):.3f} | {r.get('compression', float('nan')):.1f} | "
+                     f"{r.get('training_mb', float('nan')):.3f} | {r['samples_per_s']:,.0f} |")
+    seeds = sorted({r["seeds"] for r in rows})
+    if seeds and seeds[-1] > 1:
+        lines.append(f"\nmean ± sd over {' or '.join(map(str, seeds))} seeds.")
+    else:
+        lines.append("\none seed per cell, so no spread is shown (--seeds 3 gives mean ± sd over 3 seeds).")
     return "\n".join(lines) + "\n"
 
 

@@ -1,13 +1,15 @@
 """Use a trained run: load its best weights, evaluate it on a prepared folder, predict raw rows.
 
-A run folder records its configuration and the fingerprint of its data (``run.json``) and where
-that data lay (``run.json``'s ``data_path``, or ``metrics.json``'s ``data``). Raw rows are mapped
-to ids through that prepared folder's saved vocabulary (``vocab.npz``) and schema (the manifest),
+A run folder records its configuration and the fingerprint of its data (``run.json``), where that data lay
+(``run.json``'s ``data_path``, or ``metrics.json``'s ``data``), and keeps its own copy of that folder's
+vocabulary (``vocab.npz``), schema (the manifest) and feature map in ``data/`` (runs from before lptsim kept
+one fall back to the recorded folder, checked to be unchanged). Raw rows are mapped to ids through these,
 exactly as ``ctr prepare`` mapped the training rows: unseen or rare values become the field's OOV id.
 """
 
 from __future__ import annotations
 
+import filecmp
 import os
 from pathlib import Path
 from types import SimpleNamespace
@@ -22,13 +24,21 @@ from lptsim.ctr.data.reader import BlockReader
 from lptsim.ctr.data.schema import SCHEMAS, Schema
 from lptsim.ctr.data.vocab import load_vocabulary
 from lptsim.ctr.parallel import Local
+from lptsim.ctr.runstore import DATA_COPY, fingerprint_of
 from lptsim.ctr.train import TrainConfig, auc_logloss, make_model
+from lptsim.outdir import kind_of
 
 
 def _read_run(run: Path) -> dict:
     record = run / "run.json"
     if not record.exists():
-        raise ValueError(f"{run}: not a run folder (no run.json); train one with `lptsim ctr train --out {run}`")
+        if not run.exists():
+            raise ValueError(f"{run}: no such folder; --run takes the --out folder of `lptsim ctr train`")
+        if kind_of(run) == "prepared":
+            raise ValueError(f"{run}: holds prepared data, not a training run; --run takes the --out folder of "
+                             f"`lptsim ctr train`, e.g. train one with `lptsim ctr train --data {run} --out "
+                             f"{run.parent / (run.name + '-run')}`")
+        raise ValueError(f"{run}: not a run folder (no run.json); --run takes the --out folder of `lptsim ctr train`")
     saved = load_json(record)
     if not isinstance(saved.get("config"), dict) or not isinstance(saved.get("data"), dict):
         raise ValueError(f"{record}: damaged (no config or data); the run cannot be used")
@@ -56,9 +66,22 @@ def load_run(run: str | Path, device: str = "cpu") -> tuple[torch.nn.Module, Tra
     return model, cfg, saved
 
 
-def data_folder_of(run: str | Path, saved: dict) -> Path:
-    """The prepared folder a run was trained on, as recorded by the run."""
+def data_folder_of(run: str | Path, saved: dict, data: str | Path | None = None) -> Path:
+    """The folder whose vocabulary, schema and feature map turn raw rows into the run's ids: ``data`` when given,
+    else the run's own copy (``run/data``, kept since the run was trained), else the prepared folder the run
+    records. Each is checked against the run's data fingerprint, so a folder prepared again is refused."""
     run = Path(run)
+    if data is not None:
+        folder, what = Path(data), "--data"
+    elif (run / DATA_COPY / "feature_map.json").exists():
+        folder, what = run / DATA_COPY, "the run's copy"
+    else:
+        folder, what = _recorded_data_folder(run, saved), "the folder the run was trained on"
+    check_same_data(folder, saved, what)
+    return folder
+
+
+def _recorded_data_folder(run: Path, saved: dict) -> Path:
     if saved.get("data_path"):
         return Path(saved["data_path"])
     metrics = run / "metrics.json"
@@ -69,12 +92,34 @@ def data_folder_of(run: str | Path, saved: dict) -> Path:
     raise ValueError(f"{run}: does not record its data folder; pass --data DIR (the folder it was trained on)")
 
 
-def _check_same_features(saved: dict, data: PreparedData, what: str) -> None:
+def check_same_data(folder: Path, saved: dict, what: str) -> None:
+    """Refuse a prepared folder whose vocabulary is not the one the run was trained with (one line, naming it)."""
+    if not folder.is_dir():
+        raise ValueError(f"{folder}: no such folder ({what}); pass --data DIR, the prepared folder the run was "
+                         "trained on")
+    now = fingerprint_of(load_json(folder / "manifest.json"), load_json(folder / "feature_map.json"))
+    if now == saved["data"]:
+        return
+    if now["fields"] != saved["data"]["fields"] or now["vocab_sizes"] != saved["data"]["vocab_sizes"]:
+        why = "other fields or vocabulary sizes"
+    else:
+        why = "the same sizes, but prepared from other rows or with other options, so its ids mean other values"
+    raise ValueError(f"{folder} ({what}): not the prepared data the run was trained on ({why}); it was prepared "
+                     "again or is another folder. Pass --data with a folder prepared from the same file and options "
+                     "(see the run's run.json, 'data')")
+
+
+def _check_same_features(run: Path, saved: dict, data: PreparedData, what: str) -> None:
+    """``data`` must map values to ids as the run's data did: same fields and sizes, and (where the run keeps a
+    copy of its vocabulary) the same vocabulary."""
     fp = saved["data"]
-    if fp["fields"] != data.feature_map["fields"] or fp["vocab_sizes"] != data.feature_map["vocab_sizes"]:
-        raise ValueError(f"{data.root}: its fields or vocabulary sizes differ from those the run was trained on; "
-                         f"{what} needs a folder prepared with the run's vocabulary (use `lptsim ctr predict` for new "
-                         "raw rows)")
+    kept = run / DATA_COPY / "vocab.npz"
+    same = fp["fields"] == data.feature_map["fields"] and fp["vocab_sizes"] == data.feature_map["vocab_sizes"]
+    if same and kept.exists() and (data.root / "vocab.npz").exists():
+        same = filecmp.cmp(kept, data.root / "vocab.npz", shallow=False)
+    if not same:
+        raise ValueError(f"{data.root}: its vocabulary differs from the one the run was trained with; {what} needs "
+                         "the folder the run was trained on (use `lptsim ctr predict` for new raw rows)")
 
 
 @torch.no_grad()
@@ -100,7 +145,7 @@ def evaluate_run(run: str | Path, data: str | Path, split: str = "test", device:
     """The run's best weights scored on ``split`` of a prepared folder (prepared with the run's vocabulary)."""
     model, _, saved = load_run(run, device)
     prepared = PreparedData.load(data)
-    _check_same_features(saved, prepared, "evaluate")
+    _check_same_features(Path(run), saved, prepared, "evaluate")
     if split not in prepared.ids:
         raise ValueError(f"--split must be one of {sorted(prepared.ids)}, got {split!r}")
     p = _probabilities(model, prepared.ids[split], batch_size, device)
@@ -146,14 +191,13 @@ def predict_file(run: str | Path, source: str | Path, out: str | Path, data: str
     a summary: rows, bad lines (by reason, the first ones) and, for labelled rows of both classes, the scores.
     """
     model, _, saved = load_run(run, device)
-    data_dir = Path(data) if data else data_folder_of(run, saved)
-    fm = load_json(data_dir / "feature_map.json")
-    if fm.get("fields") != saved["data"]["fields"] or fm.get("vocab_sizes") != saved["data"]["vocab_sizes"]:
-        raise ValueError(f"{data_dir}: not the folder the run was trained on (other fields or vocabulary sizes)")
+    data_dir = data_folder_of(run, saved, data)
     table = load_vocabulary(data_dir / "vocab.npz")
     schema = run_schema(data_dir)
     labelled = has_labels(source, schema)
-    reader = BlockReader(source, schema if labelled else schema.without_label(), strict=strict)
+    reader = BlockReader(source, schema if labelled else schema.without_label(), strict=strict,
+                         other_format=lambda other: f"this run was trained on {schema.name} rows; predict them with a "
+                                                    f"run trained on {other} data")
     out = Path(out)
     if out.exists() and out.resolve() == Path(source).resolve():
         raise ValueError(f"--out {out}: is the input file; give another name")

@@ -29,6 +29,16 @@ def sqrt_rn(x: torch.Tensor) -> torch.Tensor:
     return x.double().sqrt().to(x.dtype)
 
 
+def div_rn(a: torch.Tensor, b: torch.Tensor | float) -> torch.Tensor:
+    """``a / b`` correctly rounded on every device (the kernels' ``div_rn``). On CUDA, torch computes a tensor
+    divided by a Python number (a CPU scalar) as ``a * (1 / b)``, two roundings; a divisor that is a tensor on
+    ``a``'s device (here a 0-dim one, in ``a``'s dtype: a Python number is rounded to it, as a kernel's float
+    argument is) takes the IEEE division everywhere."""
+    if not isinstance(b, torch.Tensor):
+        b = torch.full((), b, dtype=a.dtype, device=a.device)
+    return torch.div(a, b)
+
+
 SEGMENT_CHUNK = 32  # additions per lane and level of the kernels' run sums (ordered_segment_sum)
 
 

@@ -13,6 +13,7 @@ results do not depend on the number of ranks, nor on whether the run is distribu
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import re
@@ -52,9 +53,10 @@ class Local:
         return getattr(model, "module", model)
 
     def batches(self, data, split: str, batch_size: int, shuffle: bool = False, seed: int = 0,
-                epoch: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor, int]]:
-        """(ids, labels, size of the global batch) for this process's part of each global batch."""
-        for ids, y in data.batches(split, batch_size, shuffle=shuffle, seed=seed, epoch=epoch):
+                epoch: int = 0, skip: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor, int]]:
+        """(ids, labels, size of the global batch) for this process's part of each global batch (from batch
+        ``skip`` on)."""
+        for ids, y in data.batches(split, batch_size, shuffle=shuffle, seed=seed, epoch=epoch, skip=skip):
             n = y.numel()
             lo, hi = self.rank * n // self.world, (self.rank + 1) * n // self.world
             yield ids[lo:hi], y[lo:hi], n
@@ -67,6 +69,10 @@ class Local:
 
     def barrier(self) -> None:
         pass
+
+    def any(self, flag: bool) -> bool:
+        """True when ``flag`` is true on any rank (every rank takes the same decision)."""
+        return flag
 
     # Checkpoints: out/<name>.pt, the one it replaced kept as out/<name>.prev.pt (lptsim.ctr.checkpoint).
     def exists(self, out: Path, name: str) -> bool:
@@ -130,6 +136,31 @@ class _ScaleGrad(torch.autograd.Function):
         return grad * ctx.scale, None
 
 
+class _AllToAll(torch.autograd.Function):
+    """``dist.all_to_all_single`` of rows (first dimension split by ``out_sizes`` / ``in_sizes``) with its
+    backward: the gradients travel the reverse way (what torch.distributed.nn's deprecated version did)."""
+
+    @staticmethod
+    def forward(ctx, x, out_sizes: list[int], in_sizes: list[int]):  # noqa: D102
+        ctx.sizes = out_sizes, in_sizes
+        out = x.new_empty((sum(out_sizes), *x.shape[1:]))
+        dist.all_to_all_single(out, x.contiguous(), out_sizes, in_sizes)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):  # noqa: D102
+        out_sizes, in_sizes = ctx.sizes
+        back = grad.new_empty((sum(in_sizes), *grad.shape[1:]))
+        dist.all_to_all_single(back, grad.contiguous(), in_sizes, out_sizes)
+        return back, None, None
+
+
+def all_to_all_rows(x: torch.Tensor, out_sizes: list[int], in_sizes: list[int]) -> torch.Tensor:
+    """Send ``x``'s rows to the ranks (``in_sizes[r]`` rows to rank r, in order) and receive ``out_sizes[r]``
+    rows from each; differentiable."""
+    return _AllToAll.apply(x, out_sizes, in_sizes)
+
+
 class ShardedEmbedding(nn.Module):
     """A row-wise shard of an embedding table, looked up for all ranks through all-to-all."""
 
@@ -144,8 +175,6 @@ class ShardedEmbedding(nn.Module):
         self.local = make_local(self.count, dim, self.start)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        from torch.distributed.nn.functional import all_to_all_single
-
         flat = ids.reshape(-1)
         if flat.numel() and (int(flat.min()) < 0 or int(flat.max()) >= self.num_embeddings):
             bad = int(flat.min()) if int(flat.min()) < 0 else int(flat.max())
@@ -162,8 +191,7 @@ class ShardedEmbedding(nn.Module):
         rows = self.local(recv_ids)
         if torch.is_grad_enabled():
             rows = _ScaleGrad.apply(rows, 1.0 / self.world)
-        back = all_to_all_single(torch.empty(flat.numel(), self.dim, device=rows.device), rows, send_sizes,
-                                 recv_sizes)
+        back = all_to_all_rows(rows, send_sizes, recv_sizes)
         return back[torch.argsort(order)].view(*ids.shape, self.dim)
 
     def memory_bytes(self) -> int:
@@ -195,12 +223,23 @@ class Distributed(Local):
         if config.learns_steps and config.step_granularity != "row":
             raise ValueError("distributed training shards the table by rows: ALPT needs step_granularity='row' "
                              f"there, got {config.step_granularity!r}")
+        if config.every_row_decay > 0:  # a shard no id reaches in a step would miss that update's decay
+            raise ValueError("table_decay='every-row' runs in one process only; distributed runs decay the touched "
+                             "rows (table_decay='touched')")
         return lambda n, d, name: ShardedEmbedding(
             n, d, self.rank, self.world, lambda rows, dim, start: factory(rows, dim, name, row_offset=start))
 
     def wrap(self, model: nn.Module) -> nn.Module:
-        # Tables are sharded buffers: DDP must not broadcast them from rank 0.
-        return nn.parallel.DistributedDataParallel(model, broadcast_buffers=False)
+        """DDP over the dense part. The tables' shards are rank-local: DDP must neither broadcast them from rank 0
+        nor average their gradients, so it is told to leave them alone (the way row-wise sharding libraries do),
+        and other buffers (BatchNorm statistics) are not synced in the forward pass."""
+        ddp = nn.parallel.DistributedDataParallel
+        ignore = [f"{name}.{key}" for name, m in model.named_modules() if isinstance(m, ShardedEmbedding)
+                  for key, _ in [*m.named_parameters(), *m.named_buffers()]]
+        ddp._set_params_and_buffers_to_ignore_for_model(model, ignore)
+        if "forward_sync_buffers" in inspect.signature(ddp).parameters:  # torch >= 2.13 (broadcast_buffers deprecated)
+            return ddp(model, forward_sync_buffers=False)
+        return ddp(model, broadcast_buffers=False)
 
     def gather(self, *arrays: np.ndarray) -> list[np.ndarray]:
         parts: list = [None] * self.world
@@ -214,6 +253,9 @@ class Distributed(Local):
 
     def barrier(self) -> None:
         dist.barrier()
+
+    def any(self, flag: bool) -> bool:
+        return not self._agree(not flag)
 
     def _agree(self, ok: bool) -> bool:
         """True when ``ok`` on every rank."""

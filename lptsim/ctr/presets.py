@@ -13,12 +13,18 @@ Presets (values from the peers' published code and configs, Criteo):
   with zero biases, DNN/DCN MLP 400-400-400, DCN 3 cross layers. (FuxiCTR zeroes a padding row that
   lptsim's id space does not have; its L2 reaches every row, lptsim's the rows a batch touches.)
 * ``alpt-paper`` (the ALPT authors' code): dim 16, MLP 1024-512-256 with BatchNorm and ReLU, DCN 3
-  cross layers, Adam lr 1e-3 with weight decay 3e-6 (on the table too: lptsim decays the rows a batch
-  touches, the authors' dense Adam every row at every step), embedding init N(0, 0.003^2),
-  one step per table, the initial table rounded stochastically, step learning rate 1e-6 with Adam, batch 10,000,
-  early stop 2, training rows in file order every epoch. lptsim's ``step_lr`` is relative to the
-  initial step ``clip / 2^(bits-1)``, so the preset sets ``step_lr = 1e-6 / initial step`` for the
-  run's ``bits`` (a written config keeps that number: change both if you change ``bits``).
+  cross layers, Adam lr 1e-3 with weight decay 3e-6 on every table row at every step, as the authors' dense Adam
+  does (``table_decay = "every-row"``: exact, replayed lazily when a row is next touched), embedding init
+  N(0, 0.003^2), one step per table, the initial table rounded stochastically, step learning rate 1e-6 with Adam,
+  early stop 2, training rows in file order every epoch, and the BatchNorm statistics recomputed over the training
+  split before each evaluation (``bn_refresh``; not in the authors' code, whose second forward pass updates them a
+  second time each step: see analysis/results/ctr/ABLATION_alpt_paper.md for what each choice measured).
+  **Batch size**: the paper's 10,000 is for full Criteo (about 3,700 steps per epoch). On small data use the
+  batch the authors' code was run with on the 10k-row sample, ``--batch-size 256`` (32 steps per epoch on its
+  8,000 training rows); at 10,000 an epoch of that sample is one step, and training warns below 20 steps.
+  lptsim's ``step_lr`` is relative to the initial step ``clip / 2^(bits-1)``, so the preset sets
+  ``step_lr = 1e-6 / initial step`` for the run's ``bits`` (a written config keeps that number: change both if
+  you change ``bits``).
 """
 
 from __future__ import annotations
@@ -47,6 +53,7 @@ def _fuxictr(bits: int) -> dict:
             "lr_gamma": 0.1, "plateau_patience": 0, "min_lr": 1e-6, "lr_milestones": [], "embedding_l2": 1e-5,
             "grad_clip": 10.0, "dense_init": "xavier_normal", "hidden": [400, 400, 400], "cross_layers": 3,
             "dropout": 0.0, "batch_norm": False, "bn_refresh": False, "shuffle": True, "weight_decay": 0.0,
+            "table_decay": "touched",
             "embedding_options": {"optimizer": "adam", "lr": 1e-3, "init_std": 1e-4}}
 
 
@@ -57,8 +64,8 @@ def _alpt_paper(bits: int) -> dict:
                "step_optimizer": "adam", "step_granularity": "table", "init_rounding": "stochastic"}
     return {"dim": 16, "lr": 1e-3, "batch_size": 10_000, "epochs": 10, "patience": 2, "lr_schedule": "none",
             "lr_milestones": [], "embedding_l2": 0.0, "weight_decay": 3e-6, "grad_clip": 0.0, "dense_init": "torch",
-            "hidden": [1024, 512, 256], "batch_norm": True, "bn_refresh": False, "cross_layers": 3, "dropout": 0.0,
-            "shuffle": False, "embedding_options": options}
+            "hidden": [1024, 512, 256], "batch_norm": True, "bn_refresh": True, "cross_layers": 3, "dropout": 0.0,
+            "shuffle": False, "table_decay": "every-row", "embedding_options": options}
 
 
 PRESETS = {"fuxictr": _fuxictr, "alpt-paper": _alpt_paper}

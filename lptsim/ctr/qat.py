@@ -1,13 +1,30 @@
 """QAT embeddings, the baselines apart from the low-precision table: FP32 weights fake-quantized in the forward.
 
-``lsq`` (Esser et al., 2020): a learned step per row, ``step0 * step_scale``, with LSQ's step gradient; ``pact``
-(Choi et al., 2018): a learned clip ``alpha = clip * alpha_scale`` and step ``alpha / qmax``. Both keep FP32
-parameters, trained by the model's dense optimizer (Adam); the codes come from :mod:`lptsim.quant` (nearest).
-They take the same :class:`~lptsim.ctr.table.TableConfig` as the tables (options that concern row training are
-ignored) and start from the same initial rows.
+``lsq`` (Esser et al., 2020): a learned step per row, with LSQ's step gradient; ``pact`` (Choi et al., 2018): a
+learned clip ``alpha`` per table and step ``alpha / qmax``. Both
+keep FP32 parameters, trained by the model's dense optimizer (Adam); the codes come from :mod:`lptsim.quant`
+(nearest). They take the same :class:`~lptsim.ctr.table.TableConfig` as the tables (options that concern row
+training are ignored) and start from the same initial rows.
+
+Initial steps (``qat_init``). ``weights`` (default) follows the LSQ paper: a row's step starts at
+``2 <|w|> / sqrt(Qp)`` (``Qp = qmax``, at least 1), its mean magnitude. That can never start dead: a row's
+largest magnitude is at least its mean, so it is at least ``step * sqrt(Qp) / 2 >= step / 2`` and rounds to a
+nonzero code (equality needs every element of the row equal in magnitude and a tie at exactly half a step). A
+fixed step ``clip / 2^(bits-1)`` (``qat_init="clip"``, lptsim 0.2's rule, kept to reproduce old runs) is far
+above rows drawn with a small ``init_std`` (1e-4 against 0.05 / 8 at 4 bits): every code is 0 and the model's
+input is all zeros until Adam has pushed weights past half a step. PACT's clip starts at ``qmax`` times LSQ's
+step taken over the table's expected magnitude ``init_std * sqrt(2 / pi)`` (a number every shard of a table
+agrees on), or at ``clip`` under ``qat_init="clip"``.
+
+As in both papers, the step (the clip) is itself the learned parameter, moved by the optimizer in the weights'
+units: from a 1e-4 initialisation the weights grow by about the learning rate per Adam step, and a step that could
+only move relative to its tiny start (lptsim 0.2's ``step0 * step_scale``) would leave almost every code saturated
+at +-qmax after the first steps (measured: 99.3% of the codes after one epoch).
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F  # noqa: N812
@@ -77,14 +94,26 @@ class QATEmbedding(EmbeddingTable):
 
 
 class LSQEmbedding(QATEmbedding):
-    """LSQ: step = step0 * step_scale per row (Adam then moves it in relative terms), clamped to ``min_step``."""
+    """LSQ: a learned step per row, clamped to ``min_step``. ``qat_init="weights"`` (the paper's): the parameter
+    ``step`` is the step itself, starting at :func:`lsq_initial_steps`, so Adam moves it in the weights' units;
+    ``"clip"`` (lptsim 0.2): ``step0 * step_scale`` with ``step_scale`` starting at 1 (a relative move per step)."""
 
     def __init__(self, num_embeddings: int, dim: int, config: TableConfig, row_offset: int = 0):
         super().__init__(num_embeddings, dim, config, row_offset)
-        self.step_scale = nn.Parameter(torch.ones(num_embeddings))
+        self.paper = config.qat_init == "weights"
+        if self.paper:
+            self.step = nn.Parameter(lsq_initial_steps(self.weight.detach(), self.spec).clamp_min(self.min_step))
+        else:
+            self.step_scale = nn.Parameter(torch.ones(num_embeddings))
 
     def steps(self) -> torch.Tensor:
-        return (self.step0 * self.step_scale).clamp_min(self.min_step)
+        return (self.step if self.paper else self.step0 * self.step_scale).clamp_min(self.min_step)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        old = state_dict.get(prefix + "step_scale")
+        if self.paper and old is not None:  # saved by lptsim 0.2 (relative steps): the same steps, as steps
+            state_dict[prefix + "step"] = self.step0 * state_dict.pop(prefix + "step_scale")
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         self.check_ids(ids)
@@ -93,18 +122,38 @@ class LSQEmbedding(QATEmbedding):
 
 
 class PACTEmbedding(QATEmbedding):
-    """PACT: alpha = clip * alpha_scale (one per table), clamped to ``min_step``."""
+    """PACT: one learned clip per table, clamped to ``min_step``. ``qat_init="weights"``: the parameter ``level``
+    is the clip itself, starting at ``qmax`` LSQ steps of the expected magnitude; ``"clip"`` (lptsim 0.2):
+    ``clip * alpha_scale`` with ``alpha_scale`` starting at 1."""
 
     def __init__(self, num_embeddings: int, dim: int, config: TableConfig, row_offset: int = 0):
         super().__init__(num_embeddings, dim, config, row_offset)
-        self.alpha_scale = nn.Parameter(torch.ones(()))
+        self.paper = config.qat_init == "weights"
+        if self.paper:  # the same number on every shard of a table
+            qp = max(self.spec.qmax, 1)
+            init = qp * 2 * config.init_std * math.sqrt(2 / math.pi) / math.sqrt(qp)
+            self.level = nn.Parameter(torch.tensor(max(init, self.min_step), dtype=torch.float32))
+        else:
+            self.alpha_scale = nn.Parameter(torch.ones(()))
 
     def alpha(self) -> torch.Tensor:
-        return (self.clip * self.alpha_scale).clamp_min(self.min_step)
+        return (self.level if self.paper else self.clip * self.alpha_scale).clamp_min(self.min_step)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        old = state_dict.get(prefix + "alpha_scale")
+        if self.paper and old is not None:  # saved by lptsim 0.2
+            state_dict[prefix + "level"] = self.clip * state_dict.pop(prefix + "alpha_scale")
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         self.check_ids(ids)
         return _FakeQuantPACT.apply(F.embedding(ids, self.weight), self.alpha(), self.spec)
+
+
+def lsq_initial_steps(weight: torch.Tensor, spec) -> torch.Tensor:
+    """LSQ's initial step for each row of ``weight`` (rows, dim): ``2 * mean |w| / sqrt(Qp)``, ``Qp = max(qmax, 1)``
+    (Esser et al., 2020, section 2.1, taken per row because lptsim's LSQ learns a step per row)."""
+    return 2 * weight.abs().mean(dim=1) / math.sqrt(max(spec.qmax, 1))
 
 
 QAT_EMBEDDINGS = {"lsq": LSQEmbedding, "pact": PACTEmbedding}

@@ -1,8 +1,10 @@
 """The run store: a training run's folder, written safely and read back with checks.
 
-A run folder holds ``run.json`` (the configuration and the data it trains on, written first), ``checkpoint``
-(after every epoch; the one before is kept), ``best`` (weights at the best validation AUC), ``log.csv`` /
-``log.json`` (one row per epoch), optionally ``tensorboard/``, and at the end ``metrics.json``. Checkpoints go
+A run folder holds ``run.json`` (the configuration and the data it trains on, written first), ``data/`` (its own
+copy of the prepared folder's vocabulary, schema and feature map, for predict and export), ``checkpoint``
+(after every epoch and, inside an epoch, every few minutes or steps; the one before is kept), ``best`` (weights at
+the best validation AUC), ``log.csv`` / ``log.json`` (one row per epoch), ``curve.png``, optionally
+``tensorboard/``, and at the end ``metrics.json``. Checkpoints go
 through the run's context (one file, or one shard per rank: :mod:`lptsim.ctr.parallel`), hold tensors and plain
 values only, carry a checksum (:mod:`lptsim.ctr.checkpoint`) and say which lptsim and table format wrote them.
 Before any tensor is read, a resumed run's ``run.json`` is checked against the options and the data.
@@ -13,6 +15,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import shutil
 import warnings
 from collections.abc import Callable
 from dataclasses import asdict
@@ -21,7 +25,7 @@ from pathlib import Path
 from torch import nn
 
 from lptsim import __version__
-from lptsim.atomic import write_json_atomic, write_text_atomic
+from lptsim.atomic import temporary_path, write_bytes_atomic, write_json_atomic, write_text_atomic
 from lptsim.ctr.data.dataset import PreparedData
 from lptsim.ctr.parallel import Local
 from lptsim.ctr.table.state import TABLE_FORMAT
@@ -32,6 +36,27 @@ MUTABLE = ("epochs", "device")  # options a resumed run may change (extend it, m
 LEGACY = {"dense_init": "torch", "embedding_l2": 0.0, "weight_decay": 0.0, "grad_clip": 0.0, "lr_schedule": "step",
           "plateau_patience": 0, "min_lr": 1e-6, "shuffle": True, "bn_refresh": False}
 FIRST_RELEASE = "0.1.0"  # checkpoints without a version were written by it (table format 1)
+
+
+DATA_COPY = "data"  # the run folder's copy of its data folder's vocabulary, schema and feature map
+DATA_FILES = ("feature_map.json", "manifest.json", "vocab.npz")
+
+
+def keep_data_files(src: Path, dest: Path) -> None:
+    """Give the run its own ``DATA_FILES`` from the prepared folder ``src`` (hard links where the file system
+    allows, else copies): prepare replaces files rather than rewriting them, so a folder prepared again later
+    leaves these as they were. Files already kept (a resumed run, checked to be on the same data) stay."""
+    for name in DATA_FILES:
+        source, target = src / name, dest / name
+        if target.exists() or not source.exists():
+            continue
+        dest.mkdir(parents=True, exist_ok=True)
+        tmp = temporary_path(target)
+        try:
+            os.link(source, tmp)
+        except OSError:
+            shutil.copyfile(source, tmp)
+        os.replace(tmp, target)
 
 
 class RunWarning(UserWarning):
@@ -45,7 +70,11 @@ def _plain(value):
 
 def data_fingerprint(data: PreparedData) -> dict:
     """What identifies the prepared data a run trains on (not where it lies)."""
-    m, fm = data.manifest, data.feature_map
+    return fingerprint_of(data.manifest, data.feature_map)
+
+
+def fingerprint_of(m: dict, fm: dict) -> dict:
+    """:func:`data_fingerprint` from a prepared folder's manifest and feature map alone (no arrays read)."""
     return _plain({"sha256": m.get("sha256"), "rows": m.get("rows"), "options": m.get("options"),
                    "fields": fm["fields"], "vocab_sizes": fm["vocab_sizes"]})
 
@@ -56,6 +85,15 @@ def run_record(cfg, data: PreparedData) -> dict:
             "lptsim_version": __version__}
 
 
+def _recorded(config: dict) -> dict:
+    """A saved configuration as this release records it: options added since with the behaviour old runs had
+    (LEGACY), and fp runs at 32 bits (earlier releases recorded the unused default, 8)."""
+    config = {**LEGACY, **_plain(config)}
+    if config.get("method") == "fp":
+        config["bits"] = 32
+    return config
+
+
 def _differences(saved: dict, now: dict, skip: tuple[str, ...] = ()) -> list[str]:
     keys = [k for k in dict.fromkeys([*saved, *now]) if k not in skip and saved.get(k) != now.get(k)]
     return [f"{k} {saved.get(k)!r} there, {now.get(k)!r} here" for k in keys]
@@ -64,19 +102,20 @@ def _differences(saved: dict, now: dict, skip: tuple[str, ...] = ()) -> list[str
 class RunStore:
     """The files of one run folder ``out``, through the run's context ``ctx`` (every rank holds one)."""
 
-    def __init__(self, out: Path, run: dict, ctx: Local, tensorboard: bool = False):
+    def __init__(self, out: Path, run: dict, ctx: Local, tensorboard: bool = False, curve: bool = False):
         self.out, self.run, self.ctx = Path(out), run, ctx
         self.board = _tensorboard(self.out) if tensorboard and ctx.main else None
+        self.curve = curve and ctx.main
 
     @classmethod
     def open(cls, out: str | Path, cfg, data: PreparedData, ctx: Local, resume: bool, force: bool = False,
-             tensorboard: bool = False) -> RunStore:
+             tensorboard: bool = False, curve: bool = False) -> RunStore:
         """Claim ``out`` for a run (``force``: any folder) and check it: new, or (``resume``) the same run."""
         out = Path(out)
         if ctx.main:
             claim(out, "run", force=force)
         ctx.barrier()
-        store = cls(out, run_record(cfg, data), ctx, tensorboard)
+        store = cls(out, run_record(cfg, data), ctx, tensorboard, curve)
         store.check_folder(resume)
         ctx.barrier()  # every rank has checked the folder before run.json is (re)written
         return store
@@ -100,7 +139,7 @@ class RunStore:
         except (OSError, ValueError, AssertionError, KeyError):
             raise ValueError(f"{record}: missing or damaged, so the run's options are unknown; start a new run in "
                              "another folder") from None
-        why = _differences({**LEGACY, **saved["config"]}, self.run["config"], skip=MUTABLE)
+        why = _differences(_recorded(saved["config"]), self.run["config"], skip=MUTABLE)
         if why:
             raise ValueError(f"{self.out}: the run there has a different configuration ({'; '.join(why)}); resume "
                              "with the same options or use another --out")
@@ -109,9 +148,12 @@ class RunStore:
             raise ValueError(f"{self.out}: the run there was trained on other data ({'; '.join(why)[:300]}); resume "
                              "with the same --data or use another --out")
 
-    def write_record(self) -> None:
+    def write_record(self, data: PreparedData | None = None) -> None:
+        """``run.json``, and (``data``) the run's own copy of what predict and export read from its data folder."""
         if self.ctx.main:
             write_json_atomic(self.out / "run.json", self.run)
+            if data is not None:
+                keep_data_files(Path(data.root), self.out / DATA_COPY)
 
     # -- checkpoints ------------------------------------------------------------------------------------------------
     def has_checkpoint(self) -> bool:
@@ -133,7 +175,7 @@ class RunStore:
 
     def _foreign(self, payload: dict) -> str | None:
         """Why a checkpoint does not belong to this run, or None."""
-        why = _differences({**LEGACY, **_plain(payload.get("config", {}))}, self.run["config"], skip=MUTABLE)
+        why = _differences(_recorded(payload.get("config", {})), self.run["config"], skip=MUTABLE)
         if why or _plain(payload.get("data")) != self.run["data"]:
             return "saved by a run with other options or data" + (f" ({'; '.join(why)})" if why else "")
         return None
@@ -146,11 +188,12 @@ class RunStore:
         """Load (``apply=False``: only check) the best weights, which must be those of ``epoch``."""
         self.ctx.load(self.out, "best", model, device, accept=_epoch_is(epoch), apply=apply)
 
-    def last_good(self, epoch: int) -> str:
-        """Where the last good checkpoint is, for an error message."""
-        if epoch and self.has_checkpoint():
-            return f"The last good checkpoint (epoch {epoch}) is {self.ctx.describe(self.out, 'checkpoint')}."
-        return f"No epoch finished, so {self.out} holds no checkpoint."
+    def last_good(self, saved_at: str | None) -> str:
+        """Where the last good checkpoint is (``saved_at``: "epoch 2" or "epoch 3, step 40"; None: none written),
+        for an error message."""
+        if saved_at and self.has_checkpoint():
+            return f"The last good checkpoint ({saved_at}) is {self.ctx.describe(self.out, 'checkpoint')}."
+        return f"No checkpoint was written yet, so {self.out} holds none."
 
     # -- logs and metrics -------------------------------------------------------------------------------------------
     def log_epoch(self, history: list[dict]) -> None:
@@ -168,6 +211,32 @@ class RunStore:
                 if key != "epoch":
                     self.board.add_scalar(key, value, row["epoch"])
             self.board.flush()
+
+    def write_curve(self, history: list[dict]) -> None:
+        """``curve.png``: train and validation log loss, and validation AUC, per epoch (when asked for)."""
+        if not (self.curve and history):
+            return
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+
+        epochs = [row["epoch"] for row in history]
+        fig = Figure(figsize=(8, 3.2))
+        FigureCanvasAgg(fig)  # no pyplot: no global state, no display needed (Agg)
+        loss, auc = fig.subplots(1, 2)
+        loss.plot(epochs, [row["train_logloss"] for row in history], marker="o", label="train")
+        loss.plot(epochs, [row["val_logloss"] for row in history], marker="o", label="validation")
+        loss.set(xlabel="epoch", ylabel="log loss", title="log loss")
+        loss.legend()
+        auc.plot(epochs, [row["val_auc"] for row in history], marker="o", color="C2")
+        auc.set(xlabel="epoch", ylabel="AUC", title="validation AUC")
+        for ax in (loss, auc):
+            ax.set_xticks(epochs if len(epochs) <= 12 else ax.get_xticks())
+            ax.grid(alpha=0.3)
+        fig.suptitle(str(self.out), fontsize=9)
+        fig.subplots_adjust(left=0.08, right=0.98, bottom=0.16, top=0.82, wspace=0.28)
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=100)
+        write_bytes_atomic(self.out / "curve.png", buf.getvalue())
 
     def write_metrics(self, metrics: dict) -> None:
         if self.ctx.main:

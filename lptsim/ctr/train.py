@@ -5,7 +5,8 @@ Dense layers train with Adam; the low-precision tables with one :class:`~lptsim.
 Early stopping on validation AUC; the run folder, its checkpoints and logs belong to the run store
 (:mod:`lptsim.ctr.runstore`). ``resume=True`` checks ``run.json`` against the options before any tensor is read,
 then continues from the checkpoint (or, if damaged, the one before); on the CPU the result equals an
-uninterrupted run (data order depends only on (seed, epoch); the torch RNG state is checkpointed).
+uninterrupted run (data order depends only on (seed, epoch); the torch RNG state is checkpointed), also from a
+checkpoint written inside an epoch (every few minutes of training, ``CheckpointEvery``, and at Ctrl-C).
 
 Training stops with :class:`TrainingError` when the loss is not finite or explodes (the mean of the last batches
 exceeds ``DIVERGENCE_FACTOR`` times the log loss of a constant predictor).
@@ -20,9 +21,13 @@ learning rates keep their ratio to the dense one), shuffling, BatchNorm, and a B
 from __future__ import annotations
 
 import math
+import signal
+import threading
 import time
 import warnings
 from collections import Counter, deque
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -45,13 +50,65 @@ from lptsim.ctr.trainconfig import LR_SCHEDULES, TrainConfig, check_device
 
 DIVERGENCE_FACTOR = 10.0  # stop when the recent loss is this many times a constant predictor's
 DIVERGENCE_WINDOW = 20  # batches averaged for that test
+MIN_EPOCH_STEPS = 20  # fewer optimizer steps per epoch than this: warn (a batch too large for the data)
 
-__all__ = ["DIVERGENCE_FACTOR", "LEGACY", "LR_SCHEDULES", "RunWarning", "TrainConfig", "Trainer", "TrainingError",
+__all__ = ["DIVERGENCE_FACTOR", "LEGACY", "LR_SCHEDULES", "CheckpointEvery", "RunWarning", "TrainConfig", "Trainer",
+           "TrainingError", "TrainingInterrupted",
            "auc_logloss", "batch_loss", "check_device", "data_fingerprint", "evaluate", "make_model", "train"]
 
 
 class TrainingError(RuntimeError):
     """Training cannot go on (e.g. a non-finite or exploding loss); the last good checkpoint is left intact."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped training at a step boundary, after a checkpoint of that step was written.
+
+    ``where``: e.g. "epoch 2, step 37 of 95"; ``saved``: the checkpoint file (or pointer) written."""
+
+    def __init__(self, where: str, saved: str):
+        super().__init__(f"interrupted at {where}; saved {saved}")
+        self.where, self.saved = where, saved
+
+
+DEFAULT_CHECKPOINT_SECONDS = 300.0  # a mid-epoch checkpoint after this much training time
+
+
+@dataclass(frozen=True)
+class CheckpointEvery:
+    """When to write a checkpoint inside an epoch (one is always written at an epoch's end): after ``steps``
+    training steps, or after ``seconds`` of training since the last one; both None: only at epoch ends."""
+
+    steps: int | None = None
+    seconds: float | None = DEFAULT_CHECKPOINT_SECONDS
+
+    @classmethod
+    def parse(cls, text: str) -> CheckpointEvery:
+        """``"500"`` (steps), ``"90s"``, ``"5m"``, ``"1h"`` (training time), or ``"0"`` / ``"epoch"`` (epoch ends
+        only)."""
+        t = str(text).strip().lower()
+        if t in ("0", "epoch"):
+            return cls(None, None)
+        units = {"s": 1.0, "m": 60.0, "h": 3600.0}
+        try:
+            if t[-1:] in units:
+                value = float(t[:-1]) * units[t[-1]]
+                if math.isfinite(value) and value > 0:
+                    return cls(None, value)
+            elif int(t) > 0:
+                return cls(int(t), None)
+        except ValueError:
+            pass
+        raise ValueError(f"--checkpoint-every must be a number of steps (500), a training time (90s, 5m, 1h), or 0 "
+                         f"(epoch ends only), got {text!r}")
+
+    def describe(self) -> str:
+        if self.steps:
+            return f"every {self.steps:,} steps"
+        if self.seconds:
+            return f"every {self.seconds / 60:g} min of training" if self.seconds >= 60 else \
+                f"every {self.seconds:g} s of training"
+        return "at epoch ends only"
 
 
 @torch.no_grad()
@@ -96,13 +153,15 @@ def dense_parameters(model: nn.Module) -> list[nn.Parameter]:
     return [p for p in model.parameters() if p.requires_grad]
 
 
-def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+def parameter_groups(model: nn.Module, weight_decay: float, every_row: bool = False) -> list[dict]:
     """Adam's groups: dense layers with ``weight_decay``; parameters inside tables (QAT weights, whose decay
-    is the touched-row term, and their steps) without."""
+    is the touched-row term, and their steps) without; with ``every_row`` (``table_decay="every-row"``) the QAT
+    weights join the decayed group, so the dense Adam decays every row at every step."""
     in_tables = {id(p) for t in embedding_modules(model) for p in t.parameters()}
+    decayed = {id(t.weight) for t in embedding_modules(model) if every_row and getattr(t.config, "qat", False)}
     params = dense_parameters(model)
-    dense = [p for p in params if id(p) not in in_tables]
-    tables = [p for p in params if id(p) in in_tables]
+    dense = [p for p in params if id(p) not in in_tables or id(p) in decayed]
+    tables = [p for p in params if id(p) in in_tables and id(p) not in decayed]
     return [g for g in ({"params": dense, "weight_decay": weight_decay}, {"params": tables, "weight_decay": 0.0})
             if g["params"]]
 
@@ -130,51 +189,144 @@ class Trainer:
     ``train_epoch`` -> ``train_step``, then ``checkpoint_and_earlystop`` after each epoch)."""
 
     def __init__(self, data: PreparedData, cfg: TrainConfig, store: RunStore, ctx: Local, progress: bool = True,
-                 echo: bool = True):
+                 echo: bool = True, checkpoint_every: CheckpointEvery | None = None):
         self.data, self.cfg, self.store, self.ctx = data, cfg, store, ctx
+        self.every = checkpoint_every or CheckpointEvery()
+        self.stop_requested = False
         self.progress, self.echo = progress and ctx.main, echo and ctx.main
         self.reference = check_splits(data)
+        if ctx.main:
+            warn_few_steps(int(data.labels["train"].shape[0]), cfg.batch_size)
         torch.manual_seed(cfg.seed)
         self.model = make_model(cfg, data, ctx).to(cfg.device)
         self.wrapped = ctx.wrap(self.model)
-        self.dense_opt = torch.optim.Adam(parameter_groups(self.model, cfg.weight_decay), lr=cfg.lr)
+        self.dense_opt = torch.optim.Adam(parameter_groups(self.model, cfg.weight_decay,
+                                                           cfg.table_decay == "every-row"), lr=cfg.lr)
         self.table_opt = TableOptimizer(self.model)
         self.schedules = [make_scheduler(cfg.lr_schedule, opt, cfg.lr_milestones, cfg.lr_gamma, cfg.plateau_patience,
                                          [cfg.min_lr * g["lr"] / cfg.lr for g in opt.param_groups])
                           for opt in (self.dense_opt, self.table_opt)]  # the tables keep their ratio to the dense lr
-        self.l2 = TouchedRowsL2(embedding_modules(self.model), cfg.embedding_l2 + cfg.weight_decay)
+        touched_decay = cfg.weight_decay if cfg.table_decay == "touched" else 0.0  # every-row: the tables do it
+        self.l2 = TouchedRowsL2(embedding_modules(self.model), cfg.embedding_l2 + touched_decay)
+        # epoch: finished epochs; step and partial: the batches done in the next one and their sums (a checkpoint
+        # written inside an epoch); recent: the divergence test's window
         self.state = {"epoch": 0, "history": [], "best_auc": -math.inf, "best_epoch": 0, "bad_epochs": 0,
-                      "train_seconds": 0.0, "samples": 0}
+                      "train_seconds": 0.0, "samples": 0, "step": 0, "partial": [0.0, 0, 0.0], "recent": []}
         self.recent: deque[float] = deque(maxlen=DIVERGENCE_WINDOW)
         self.where = ""
 
     # -- the loop ---------------------------------------------------------------------------------------------------
+    def banner(self) -> str:
+        """What is about to run: model and method, data and steps, device, parameters, table memory, checkpoints."""
+        cfg, data, mib = self.cfg, self.data, 2.0 ** 20
+        tables = embedding_modules(self.model)
+        in_tables = {id(t) for t in tables}
+        dense = sum(p.numel() for m in self.model.modules() if id(m) not in in_tables
+                    for p in m.parameters(recurse=False))
+        dense -= sum(p.numel() for t in tables for p in t.parameters())  # QAT weights count with their table
+        shapes = " + ".join(f"{int(t.num_embeddings):,} x {int(t.dim)}" for t in tables)
+        table = sum(int(t.table_bytes()) for t in tables if hasattr(t, "table_bytes"))
+        held = sum(int(t.memory_bytes()) for t in tables if hasattr(t, "memory_bytes"))
+        fp32 = sum(int(t.fp32_bytes()) for t in tables if hasattr(t, "fp32_bytes"))
+        device = cfg.device
+        if device.startswith("cuda"):
+            device += f" ({torch.cuda.get_device_name(torch.device(device))})"
+        else:
+            device += f" ({torch.get_num_threads()} thread{'s' * (torch.get_num_threads() != 1)})"
+        world = f" x {self.ctx.world} ranks (tables sharded by rows)" if self.ctx.world > 1 else ""
+        shard = " (rank 0's shard)" if self.ctx.world > 1 else ""
+        method = "fp (FP32 tables)" if cfg.method == "fp" else f"{cfg.method}, {cfg.bits} bits"
+        n = int(data.labels["train"].shape[0])
+        steps = self.steps_per_epoch()
+        smaller = "" if cfg.method == "fp" else \
+            f", {fp32 / max(table, 1):.1f}x smaller than FP32's {fp32 / mib:,.2f} MiB"
+        lines = [f"{cfg.model} with {method} on {data.root}: {n:,} training rows, {steps:,} step{'s' * (steps != 1)} "
+                 f"of {cfg.batch_size:,} per epoch, up to {cfg.epochs} epoch{'s' * (cfg.epochs != 1)}; device "
+                 f"{device}{world}",
+                 f"parameters: {dense:,} dense, tables {shapes}; table memory {table / mib:,.2f} MiB{smaller}; "
+                 f"{held / mib:,.2f} MiB with steps and optimizer state{shard}",
+                 f"checkpoints in {self.store.out}: at each epoch's end and {self.every.describe()} (Ctrl-C also "
+                 "writes one)"]
+        if self.state["epoch"] or self.state["step"]:
+            lines.append(f"resuming after {self.saved_at()}")
+        return "\n".join(lines)
+
     def fit(self) -> dict:
         """Train until ``epochs`` or early stopping; return the final metrics (best weights on the test split)."""
+        if self.echo:
+            print(self.banner(), flush=True)
         stop = self.state["bad_epochs"] >= self.cfg.patience
-        while self.state["epoch"] < self.cfg.epochs and not stop:
-            epoch = self.state["epoch"] + 1
-            stop = self.checkpoint_and_earlystop(epoch, *self.train_epoch(epoch))
+        with self.ctrl_c_stops_at_a_step():
+            while self.state["epoch"] < self.cfg.epochs and not stop:
+                epoch = self.state["epoch"] + 1
+                stop = self.checkpoint_and_earlystop(epoch, *self.train_epoch(epoch))
         return self.finish()
 
+    @contextmanager
+    def ctrl_c_stops_at_a_step(self):
+        """While training: the first Ctrl-C asks to stop after the current step (checkpointed there); a second one
+        stops at once (the last checkpoint stays). Only where Python's own handler is installed."""
+        if threading.current_thread() is not threading.main_thread() or \
+                signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+            yield
+            return
+
+        def handler(signum, frame):
+            if self.stop_requested:
+                raise KeyboardInterrupt
+            self.stop_requested = True
+
+        signal.signal(signal.SIGINT, handler)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    def steps_per_epoch(self) -> int:
+        return -(-int(self.data.labels["train"].shape[0]) // self.cfg.batch_size)
+
     def train_epoch(self, epoch: int) -> tuple[float, int, float]:
-        """One pass over the training split; returns (mean train log loss, rows, seconds) over all ranks."""
-        cfg, ctx = self.cfg, self.ctx
+        """One pass over the training split (from the step a mid-epoch checkpoint reached); returns (mean train log
+        loss, rows, seconds) over all ranks. Writes a checkpoint when one is due, and at Ctrl-C."""
+        cfg, ctx, state = self.cfg, self.ctx, self.state
         self.wrapped.train()
-        start, total, count = time.perf_counter(), 0.0, 0
-        bar = tqdm(total=self.data.labels["train"].shape[0], desc=f"epoch {epoch}/{cfg.epochs}", unit="rows",
-                   disable=not self.progress, leave=False)
-        for step, (ids, y, n) in enumerate(ctx.batches(self.data, "train", cfg.batch_size, shuffle=cfg.shuffle,
-                                                       seed=cfg.seed, epoch=epoch)):
-            self.where = f"epoch {epoch}, step {step}"
-            total += self.train_step(ids.to(cfg.device), y.to(cfg.device), n) * n / ctx.world
-            count += y.numel()
-            bar.update(n)
-            bar.set_postfix(loss=f"{total / max(count, 1):.4f}")
-        bar.close()
-        seconds = time.perf_counter() - start
+        first = state["step"]
+        total, count, before = state["partial"]
+        start = last_save = time.perf_counter()
+        rows = self.data.labels["train"].shape[0]
+        bar = tqdm(total=rows, initial=min(first * cfg.batch_size, rows), desc=f"epoch {epoch}/{cfg.epochs}",
+                   unit="rows", disable=not self.progress, leave=False)
+        try:
+            for step, (ids, y, n) in enumerate(ctx.batches(self.data, "train", cfg.batch_size, shuffle=cfg.shuffle,
+                                                           seed=cfg.seed, epoch=epoch, skip=first), start=first):
+                self.where = f"epoch {epoch}, step {step}"
+                total += self.train_step(ids.to(cfg.device), y.to(cfg.device), n) * n / ctx.world
+                count += y.numel()
+                bar.update(n)
+                bar.set_postfix(loss=f"{total / max(count, 1):.4f}")
+                now = time.perf_counter()
+                due = (self.every.steps is not None and (step + 1) % self.every.steps == 0) or \
+                    (self.every.seconds is not None and now - last_save >= self.every.seconds)
+                if ctx.any(due or self.stop_requested):
+                    interrupted = ctx.any(self.stop_requested)
+                    self.save_mid_epoch(step + 1, total, count, before + now - start)
+                    last_save = time.perf_counter()
+                    if interrupted:
+                        raise TrainingInterrupted(f"epoch {epoch}, step {step + 1} of {self.steps_per_epoch()}",
+                                                  self.store.ctx.describe(self.store.out, "checkpoint"))
+        finally:
+            bar.close()  # cleared, so whatever is printed next starts a line of its own
+        seconds = before + time.perf_counter() - start
         total, count = ctx.sum(total, count)
         return total / count, int(count), seconds
+
+    def save_mid_epoch(self, step: int, total: float, count: int, seconds: float) -> None:
+        """A checkpoint after ``step`` batches of the current epoch, with the epoch's running sums (over all ranks:
+        rank 0 carries them on resume)."""
+        total, count = self.ctx.sum(total, count)
+        self.state.update(step=step, partial=[total if self.ctx.main else 0.0, int(count) if self.ctx.main else 0,
+                                              seconds], recent=list(self.recent))
+        self.store.save_checkpoint(self.model, self.checkpoint_payload())
 
     def train_step(self, ids: torch.Tensor, y: torch.Tensor, n: int) -> float:
         """One batch: forward, backward, clip, the tables' update (ALPT's passes), the dense update."""
@@ -199,6 +351,7 @@ class Trainer:
         """After an epoch: divergence check, schedules, validation, best weights, checkpoint, logs; True to stop."""
         cfg, state = self.cfg, self.state
         self.check_divergence(train_loss, "the epoch's train log loss", f"the end of epoch {epoch}")
+        self.table_opt.flush()  # every-row decay: every row up to date before it is read (and saved)
         lr_used = self.dense_opt.param_groups[0]["lr"]
         if cfg.lr_schedule != "plateau":
             for s in self.schedules:
@@ -218,12 +371,14 @@ class Trainer:
             self.store.save_best(self.model, epoch)
         else:
             state["bad_epochs"] += 1
-        state["epoch"] = epoch
+        state.update(epoch=epoch, step=0, partial=[0.0, 0, 0.0], recent=list(self.recent))
         state["history"].append({"epoch": epoch, "train_logloss": train_loss, "val_auc": val["auc"],
                                  "val_logloss": val["logloss"], "lr": lr_used, "seconds": round(seconds, 3),
                                  "samples_per_s": round(count / seconds, 1)})
         self.store.save_checkpoint(self.model, self.checkpoint_payload())
         self.store.log_epoch(state["history"])
+        if seconds >= 60:  # long epochs: the curve so far (short runs draw it once, at the end)
+            self.store.write_curve(state["history"])
         if self.echo:
             print(f"epoch {epoch}: train logloss {train_loss:.4f}, val AUC {val['auc']:.4f}, "
                   f"val logloss {val['logloss']:.4f}{' *' if improved else ''}")
@@ -245,6 +400,7 @@ class Trainer:
             metrics.update(embedding_bytes=int(emb.memory_bytes()), table_bytes=int(emb.table_bytes()),
                            fp32_table_bytes=int(emb.fp32_bytes()))
         self.store.write_metrics(metrics)
+        self.store.write_curve(state["history"])
         self.ctx.barrier()
         return metrics
 
@@ -254,7 +410,7 @@ class Trainer:
         value = loss.item()
         if not math.isfinite(value):
             raise TrainingError(f"non-finite loss ({value}) at {self.where}; stopped. "
-                                + self.store.last_good(self.state["epoch"]))
+                                + self.store.last_good(self.saved_at()))
         if self.ctx.world == 1:  # one process decides alone; ranks compare at the end of the epoch
             self.recent.append(value)
             if len(self.recent) == self.recent.maxlen:
@@ -267,9 +423,14 @@ class Trainer:
         if not mean <= DIVERGENCE_FACTOR * max(self.reference, math.log(2)):
             raise TrainingError(f"training diverged at {where}: {what} is {mean:.3g}, over {DIVERGENCE_FACTOR:g}x that "
                                 f"of always predicting the base rate ({self.reference:.3f}); lower --lr (now "
-                                f"{self.cfg.lr:g}). " + self.store.last_good(self.state["epoch"]))
+                                f"{self.cfg.lr:g}). " + self.store.last_good(self.saved_at()))
 
     # -- checkpoints ------------------------------------------------------------------------------------------------
+    def saved_at(self) -> str | None:
+        """Where the last checkpoint stands ("epoch 2", "epoch 3, step 40"), or None before the first."""
+        epoch, step = self.state["epoch"], self.state["step"]
+        return f"epoch {epoch + 1}, step {step}" if step else (f"epoch {epoch}" if epoch else None)
+
     def checkpoint_payload(self) -> dict:
         dense, table = (_plain_schedule(s.state_dict()) for s in self.schedules)
         return {"optimizer": self.dense_opt.state_dict(), "scheduler": dense,
@@ -277,10 +438,11 @@ class Trainer:
                 "torch_rng": torch.get_rng_state(), "state": self.state}
 
     def resume(self) -> None:
-        """Continue from the run's checkpoint (or start at epoch 1 when no epoch finished)."""
+        """Continue from the run's checkpoint, at an epoch's end or inside one (or start at epoch 1 when none was
+        written)."""
         cfg = self.cfg
         if not self.store.has_checkpoint():
-            warnings.warn(f"{self.store.out}: the run has no finished epoch yet; starting it from epoch 1", RunWarning,
+            warnings.warn(f"{self.store.out}: the run has no checkpoint yet; starting it from epoch 1", RunWarning,
                           stacklevel=3)
             return
         ckpt = self.store.load_checkpoint(self.model, cfg.device)
@@ -301,7 +463,10 @@ class Trainer:
                           "read into this release's layout, and random draws from here on follow this release's "
                           "streams (not those the old release would have drawn)", RunWarning, stacklevel=3)
         torch.set_rng_state(ckpt["torch_rng"])
-        self.state = ckpt["state"]
+        self.state = {**self.state, **ckpt["state"]}  # older checkpoints: written at epoch ends, without a step
+        if self.ctx.world > 1 and not self.ctx.main:
+            self.state["partial"] = [0.0, 0, self.state["partial"][2]]  # rank 0 carries the epoch's sums
+        self.recent.extend(self.state["recent"])
         if self.state["best_epoch"]:  # the best weights must be there for the final evaluation: check them now
             self.store.load_best(self.model, cfg.device, self.state["best_epoch"], apply=False)
 
@@ -332,22 +497,37 @@ def check_splits(data: PreparedData) -> float:
     return float(-(p * math.log(p) + (1 - p) * math.log(1 - p)))
 
 
+def warn_few_steps(rows: int, batch_size: int) -> int:
+    """Warn (RunWarning) when an epoch of ``rows`` training rows at ``batch_size`` is fewer than MIN_EPOCH_STEPS
+    optimizer steps; return the steps per epoch."""
+    steps = math.ceil(rows / batch_size)
+    if steps < MIN_EPOCH_STEPS:
+        warnings.warn(f"an epoch is only {steps} step{'s' if steps != 1 else ''} ({rows:,} training rows at batch size "
+                      f"{batch_size:,}; fewer than {MIN_EPOCH_STEPS}): the model will barely train; use "
+                      f"--batch-size {max(1, rows // MIN_EPOCH_STEPS):,} or less for data this small", RunWarning,
+                      stacklevel=3)
+    return steps
+
+
 def train(data: PreparedData, cfg: TrainConfig, out: str | Path, resume: bool = False,
           progress: bool = True, ctx: Local | None = None, force: bool = False, echo: bool | None = None,
-          tensorboard: bool = False) -> dict:
-    """Train, checkpointing each epoch into ``out``; return the final metrics (also ``out/metrics.json``).
+          tensorboard: bool = False, checkpoint_every: CheckpointEvery | None = None, curve: bool = False) -> dict:
+    """Train, checkpointing each epoch (and inside epochs, ``checkpoint_every``: default every
+    ``DEFAULT_CHECKPOINT_SECONDS`` of training) into ``out``; return the final metrics (also ``out/metrics.json``).
+    Ctrl-C stops after the current step with a checkpoint there (:class:`TrainingInterrupted`).
 
     ``ctx`` spreads the run over processes (lptsim.ctr.parallel); the default is one process.
     ``out`` must be a new or empty folder or a run folder (``force``: any folder). ``progress``:
     progress bars; ``echo``: the per-epoch summary lines (default: as ``progress``);
     ``tensorboard``: also log each epoch to ``out/tensorboard`` (skipped with a warning when the
-    tensorboard package is absent).
+    tensorboard package is absent); ``curve``: draw ``out/curve.png`` (the training curve; the CLI's runs do).
     """
     ctx = ctx or Local()
     check_splits(data)
-    store = RunStore.open(out, cfg, data, ctx, resume=resume, force=force, tensorboard=tensorboard)
-    trainer = Trainer(data, cfg, store, ctx, progress=progress, echo=progress if echo is None else echo)
+    store = RunStore.open(out, cfg, data, ctx, resume=resume, force=force, tensorboard=tensorboard, curve=curve)
+    trainer = Trainer(data, cfg, store, ctx, progress=progress, echo=progress if echo is None else echo,
+                      checkpoint_every=checkpoint_every)
     if resume:
         trainer.resume()
-    store.write_record()
+    store.write_record(data)
     return trainer.fit()

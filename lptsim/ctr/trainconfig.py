@@ -16,8 +16,11 @@ from lptsim.ctr.models import DENSE_INITS
 from lptsim.ctr.table import TableConfig
 
 LR_SCHEDULES = ("step", "plateau", "none")
-# TableConfig fields a run sets itself (the method, bits and seed are TrainConfig's own fields).
-SET_BY_RUN = ("method", "bits", "seed")
+TABLE_DECAYS = ("touched", "every-row")
+FP_BITS = 32  # the bits an fp (FP32) run records
+# TableConfig fields a run sets itself (the method, bits and seed are TrainConfig's own fields; every_row_decay
+# comes from weight_decay and table_decay).
+SET_BY_RUN = ("method", "bits", "seed", "every_row_decay")
 
 
 def check_device(device: str) -> None:
@@ -62,7 +65,10 @@ class TrainConfig:
     # (analysis/results/ctr/PRACTICE.md); runs recorded before this option existed used torch's default.
     dense_init: str = "xavier_normal"
     embedding_l2: float = 0.0  # lambda of lambda/2 * ||E_r||^2 over the rows a batch touches
-    weight_decay: float = 0.0  # Adam's coupled decay on dense weights; the same on the touched table rows
+    weight_decay: float = 0.0  # Adam's coupled decay on dense weights; the same on the table rows (table_decay)
+    # where the tables get weight_decay: "touched" (the rows a batch touches, as a gradient term) or "every-row"
+    # (every row at every step, as the authors' dense Adam does; exact, replayed lazily: TableConfig.every_row_decay)
+    table_decay: str = "touched"
     grad_clip: float = 0.0  # max 2-norm of the dense and touched-row gradients together; 0: no clipping
     lr_schedule: str = "step"  # step (lr_milestones) | plateau (validation AUC) | none
     plateau_patience: int = 0  # plateau: epochs without a gain before the lr drops (FuxiCTR: 0)
@@ -71,6 +77,8 @@ class TrainConfig:
     bn_refresh: bool = False  # recompute BatchNorm statistics with one pass over train before each evaluation
 
     def __post_init__(self) -> None:
+        if self.method == "fp":  # FP32 tables: what the run records says 32 bits, whatever --bits said
+            self.bits = FP_BITS
         self.hidden = tuple(self.hidden)
         self.lr_milestones = tuple(self.lr_milestones)
         for name in ("epochs", "batch_size", "dim", "patience"):
@@ -89,6 +97,8 @@ class TrainConfig:
                 raise ValueError(f"{name} must be a finite number >= 0, got {getattr(self, name)}")
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
+        if self.table_decay not in TABLE_DECAYS:
+            raise ValueError(f"table_decay must be one of {TABLE_DECAYS}, got {self.table_decay!r}")
         if self.dense_init not in DENSE_INITS:
             raise ValueError(f"dense_init must be one of {DENSE_INITS}, got {self.dense_init!r}")
         if self.plateau_patience < 0 or self.cross_layers < 0:
@@ -105,5 +115,9 @@ class TrainConfig:
     def table_config(self) -> TableConfig:
         """The tables' configuration: ``method``, ``bits``, the run's ``seed`` (each table derives its own from it
         and its name) and ``embedding_options``."""
-        return TableConfig.from_options({**self.embedding_options, "method": self.method, "bits": self.bits,
-                                         "seed": self.seed}, "embedding_options")
+        # every-row decay of the QAT weights is the dense Adam's own (lptsim.ctr.train.parameter_groups)
+        every_row = self.table_decay == "every-row" and self.method not in ("lsq", "pact")
+        decay = self.weight_decay if every_row else 0.0
+        bits = TableConfig.bits if self.method == "fp" else self.bits  # fp tables ignore it
+        return TableConfig.from_options({**self.embedding_options, "method": self.method, "bits": bits,
+                                         "seed": self.seed, "every_row_decay": decay}, "embedding_options")

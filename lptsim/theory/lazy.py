@@ -215,7 +215,29 @@ def frozen_fraction_by_bucket(frozen: np.ndarray, counts: np.ndarray, edges: np.
     return out
 
 
-@statement("approximation", "derived here (docs/theory.md 11.b.3): 11.b.1's rule along a frozen table's gradients",
+@statement("exact", "derived here (docs/theory.md 11.b.3): sgd_dr_frozen_probability per step, mixed over the "
+           "Binomial count of a step's lookups of the row",
+           ("DR", "SGD on the row", "a step's k ~ Binomial(batch, p) lookups of the row add their gradients: "
+            "k g_mean + sqrt(k) g_sd xi per element, xi ~ N(0, 1) independent across elements and steps",
+            "the row's elements share k; each element's gradient mean is fixed while the row has not moved"))
+def sparse_dr_frozen_probability(lr: float, delta: float, p: float, batch: int, steps: int, g_mean: np.ndarray,
+                                 g_sd: float) -> float:
+    """P(DR leaves a row of frequency p unmoved for ``steps`` steps) = (sum_k P(k) prod_i P(element i stays | k))^T.
+
+    Each factor is sgd_dr_frozen_probability for one touch with the summed gradient of k lookups (mean k g_mean_i,
+    standard deviation sqrt(k) g_sd); the elements share the step's count k, so the product over them is taken
+    inside the mixture. k = 0 (the row not looked up) always stays.
+    """
+    from lptsim.theory.sparse import touch_pmf
+
+    k, pmf = touch_pmf(p, batch)
+    g = np.atleast_1d(np.asarray(g_mean, dtype=float))
+    stay = pmf[0] + sum(pk * float(np.prod([sgd_dr_frozen_probability(lr, delta, 1, kk * gi, np.sqrt(kk) * g_sd)
+                                            for gi in g])) for kk, pk in zip(k[1:], pmf[1:], strict=True))
+    return float(stay) ** int(steps)
+
+
+@statement("approximation", "derived here (docs/theory.md 11.b.4): 11.b.1's rule along a frozen table's gradients",
            ("an element DR (or SR) has not moved sees the gradients a frozen table sees (a pilot run's), at the "
             "pilot's touch steps", "the table's lazy optimizers: SGD, row-wise Adagrad, lazy Adam (global step)",
             "elements start on the grid"))

@@ -18,7 +18,15 @@ DEFAULT_GROUPS = ("quant", "dr", "sr", "optim", "methods")
 
 
 def _register_defaults() -> None:
-    from lptsim.verify import ctr_checks, dr_checks, method_checks, optim_checks, quant_checks, sr_checks
+    from lptsim.verify import (
+        ctr_checks,
+        dr_checks,
+        method_checks,
+        optim_checks,
+        quant_checks,
+        sparse_checks,
+        sr_checks,
+    )
 
     GROUPS.setdefault("quant", quant_checks.run)
     GROUPS.setdefault("dr", dr_checks.run_group)
@@ -26,6 +34,8 @@ def _register_defaults() -> None:
     GROUPS.setdefault("optim", optim_checks.run_group)
     GROUPS.setdefault("methods", method_checks.run_group)
     GROUPS.setdefault("ctr", ctr_checks.run_group)  # trains CTR models: run it with --group ctr
+    GROUPS.setdefault("sparse", sparse_checks.run_group)  # sparse tables per frequency bucket: --group sparse
+    PARTS.setdefault("sparse", sparse_checks.PARTS)
     for name, module in (("quant", quant_checks), ("dr", dr_checks), ("sr", sr_checks), ("optim", optim_checks),
                          ("methods", method_checks), ("ctr", ctr_checks)):
         PARTS.setdefault(name, module.PARTS)
@@ -37,16 +47,22 @@ def budget(full: bool = False, seed: int = 0, data: str | None = None) -> Budget
     return Budget(seeds=60, horizon=3.0, seed=seed, data=data) if full else Budget(seed=seed, data=data)
 
 
+def check_groups(groups: list[str] | None) -> list[str]:
+    """The groups to run (the default ones for None); ValueError naming any unknown group."""
+    _register_defaults()
+    names = list(DEFAULT_GROUPS) if groups is None else list(groups)
+    unknown = [g for g in names if g not in GROUPS]
+    if unknown:
+        raise ValueError(f"unknown check group(s) {unknown}; available: {sorted(GROUPS)}")
+    return names
+
+
 def run_all(full: bool = False, groups: list[str] | None = None, progress: bool = True, seed: int = 0,
             b: Budget | None = None, data: str | None = None) -> list[CheckResult]:
     """Run the selected check groups (the default groups when None) and return their results in order."""
     from tqdm.auto import tqdm
 
-    _register_defaults()
-    names = list(DEFAULT_GROUPS) if groups is None else groups
-    unknown = [g for g in names if g not in GROUPS]
-    if unknown:
-        raise ValueError(f"unknown check group(s) {unknown}; available: {sorted(GROUPS)}")
+    names = check_groups(groups)
     b = b or budget(full, seed, data)
     results: list[CheckResult] = []
     with caching():  # checks that share a simulation run it once

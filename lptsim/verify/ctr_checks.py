@@ -171,7 +171,8 @@ def dr_freeze(s: Setup, b: Budget) -> list[CheckResult]:
                   note="; ".join(f"{lab}: predicted {p}, frozen {f:.2f}, AUC {a:.3f}"
                                  for lab, p, f, a in zip(labels, pred, meas, auc, strict=True)) + f"; {s.label}",
                   cells=labels, predicted_class=pred, frozen=np.array(meas), auc=np.array(auc),
-                  sr_frozen=np.array(ctrl)), *dr_first_step(s, b)]
+                  sr_frozen=np.array(ctrl), setting=dict(model="DNN", data=s.label, epochs=s.epochs, seeds=1)),
+            *dr_first_step(s, b)]
 
 
 def dr_first_step(s: Setup, b: Budget) -> list[CheckResult]:
@@ -302,7 +303,8 @@ def sr_floor_vs_delta(s: Setup, b: Budget) -> list[CheckResult]:
                   note=f"logistic regression, Adam lr {lr:g} on the table, {epochs} epochs, Delta "
                        f"{', '.join(f'{d:g}' for d in deltas)}; SR train loss "
                        f"{', '.join(f'{v:.5f}' for v in sr.mean(0))}; {len(seeds)} seeds; band: half the distance to "
-                       f"the Delta^2 alternative; {s.label}", x=deltas, y=sr.mean(axis=0))]
+                       f"the Delta^2 alternative; {s.label}", x=deltas, y=sr.mean(axis=0),
+                  setting=dict(model="logistic regression", data=s.label, epochs=epochs, lr=lr, seeds=len(seeds)))]
 
 
 # 9.4 Regimes A and B on a CTR model ---------------------------------------------------------------------------
@@ -334,7 +336,8 @@ def regimes_ctr(s: Setup, b: Budget) -> list[CheckResult]:
               "derived here (docs/theory.md 8.2, 9.4)", "conjecture", mean_ci(sr_a - dr_a, LEVEL_CTR), 0.01,
               Exceeds(), Control("regime B (8 bits)", mean_ci(sr_b - dr_b, LEVEL_CTR), 0.01),
               note=f"paired over {len(seeds)} seeds; SR {sr_a.mean():.4f}, DR {dr_a.mean():.4f}; {s.label}",
-              regime=["A", "B"], sr=[sr_a, sr_b], dr=[dr_a, dr_b], ratio=[ratio_a, ratio_b]),
+              regime=["A", "B"], sr=[sr_a, sr_b], dr=[dr_a, dr_b], ratio=[ratio_a, ratio_b],
+              setting=dict(model="DNN", data=s.label, epochs=s.epochs, lr=1e-3, seeds=len(seeds))),
         judge("CTR regime B (lr/Delta = 2.6): SR's rounding excess test log loss over FP is twice DR's",
               "derived here (docs/theory.md 2.7, 3.5, 9.4)", "approximation", r_b, 2.0, Absolute(0.5),
               Control("regime A (2 bits)", r_a, 2.0),

@@ -94,7 +94,8 @@ def dr_stall(b: Budget) -> list[CheckResult]:
     data = dict(x=alphas, y=np.array([radius[(a, 0.01)] for a in alphas]),
                 theory_curve=theory.dr_stall_distance(0.01, alphas, mu),
                 x_delta=deltas, y_delta=np.array([radius[(0.02, dl)] for dl in deltas]),
-                theory_curve_delta=theory.dr_stall_distance(deltas, 0.02, mu))
+                theory_curve_delta=theory.dr_stall_distance(deltas, 0.02, mu),
+                setting=dict(d=d, sigma=0, mu=mu, starts=f"{starts.shape[0]} per coordinate in [-3, 3]"))
     note = (f"{len(cells) + 1} (alpha, Delta) cells x {starts.size} coordinates, alpha mu <= 1/2, starts in [-3, 3]; "
             "one cell dyadic (alpha 1/8, Delta 1/64, optima on the grid), where ties decide")
     return [
@@ -172,7 +173,8 @@ def dr_upper_bound(b: Budget) -> list[CheckResult]:
             out.append(judge("DR upper bound at every t (exact gradients)", _src("dr_excess_upper_bound"),
                              "upper bound", _curve(tr.excess), bound, AtMost(),
                              Control(louder_name, _curve(ctrl.excess), bound), note=note, id="dr.upper-exact",
-                             x=rec, y=tr.excess.mean(axis=0), bound=bound))
+                             x=rec, y=tr.excess.mean(axis=0), bound=bound,
+                             setting=dict(d=d, delta=delta, sigma=sigma, alpha=alpha, T=T, seeds=b.seeds)))
             continue
         # With noise the bound is tight in the transient and loose (about 2.7x) once DR is stationary: judged
         # apart, so the transient's verdict can fail and the stationary phase shows its slack.
@@ -180,7 +182,8 @@ def dr_upper_bound(b: Budget) -> list[CheckResult]:
         out.append(judge("DR upper bound, transient t <= 16 (noise)", _src("dr_excess_upper_bound"), "upper bound",
                          _curve(tr.excess[:, early]), bound[early], AtMost(),
                          Control(louder_name, _curve(ctrl.excess[:, early]), bound[early]), note=note,
-                         id="dr.upper-noise", x=rec, y=tr.excess.mean(axis=0), bound=bound))
+                         id="dr.upper-noise", x=rec, y=tr.excess.mean(axis=0), bound=bound,
+                         setting=dict(d=d, delta=delta, sigma=sigma, alpha=alpha, T=T, seeds=b.seeds)))
         late = rec >= T // 2
         out.append(judge("DR noisy upper bound, stationary phase t >= T/2 (time average)",
                          _src("dr_excess_upper_bound"), "upper bound", mean_ci(tr.excess[:, late].mean(axis=1)),
@@ -226,7 +229,8 @@ def dr_escape(b: Budget) -> list[CheckResult]:
                   note=f"{d} coordinates with e in [-0.3, 0.3] (an off-grid offset), {seeds} draws each: predicted "
                        f"{parts[0]:.4f} toward and {parts[1]:.4f} away (the drift alpha mu e decides the split; "
                        f"without it both would be {parts.mean():.4f}); largest per-coordinate |z| of the total {z:.2f}",
-                  x=e, y=per_coord, theory_curve=pred)]
+                  x=e, y=per_coord, theory_curve=pred,
+                  setting=dict(d=d, delta=delta, sigma=sigma, alpha=alpha, seeds=seeds))]
 
 
 # 6. Regimes A and B ---------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import shutil
 import textwrap
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 PASS, FAIL, INCONCLUSIVE, BLIND, LOOSE = "PASS", "FAIL", "INCONCLUSIVE", "NOT DISCRIMINATING", "LOOSE"
@@ -100,6 +100,21 @@ class CheckResult:
         n = self.replicates
         count = f" ({n} -> {math.ceil(n * self.more)})" if n else ""
         return f"about {self.more:.2g}x the replicates{count} would decide it"
+
+    @classmethod
+    def from_json(cls, payload: dict[str, Any]) -> CheckResult:
+        """The inverse of ``to_json`` (verify.json, figs_data.json): derived keys are dropped, tuples restored."""
+        names = {f.name for f in fields(cls)}
+        kw = {k: v for k, v in payload.items() if k in names}
+        ctrl = kw.get("control")
+        if isinstance(ctrl, dict):
+            known = {f.name for f in fields(ControlResult)}
+            kw["control"] = ControlResult(**{k: v for k, v in ctrl.items() if k in known})
+        for key in ("ci", "hull", "statements"):
+            if isinstance(kw.get(key), list):
+                kw[key] = tuple(kw[key])
+        kw["family"] = tuple(tuple(f) for f in kw.get("family", ()))
+        return cls(**kw)
 
     def to_json(self) -> dict[str, Any]:
         out = {k: _plain(v) for k, v in asdict(self).items()}

@@ -53,7 +53,8 @@ def sr_noiseless_floor(b: Budget) -> list[CheckResult]:
               note=f"exact gradients, started at w*, d=100; slope in Delta {slope.value:.3f} [{slope.lo:.3f}, "
                    f"{slope.hi:.3f}] against the prediction's {loglog_slope(deltas, pred):.3f} (about 2: Delta^2 times "
                    "sum p(1-p), whose positions p change with Delta)",
-              x=deltas, y=low.mean(axis=0), theory_curve=pred, slope=slope.value, slope_ci=slope.ci),
+              x=deltas, y=low.mean(axis=0), theory_curve=pred, slope=slope.value, slope_ci=slope.ci,
+              setting=dict(d=100, sigma=0, alpha="0.1, 0.4", T=T, seeds=b.seeds)),
         few_bit_floor(b, prob),
     ]
 
@@ -114,7 +115,8 @@ def sr_noisy_floor(b: Budget) -> list[CheckResult]:
               slope_ci(deltas, r10), 1.0, Absolute(0.1),
               Control("exact gradients (slope 2)", slope_ci(deltas, floor(10.0, exact)), 1.0),
               id="sr.floor-noisy-slope",
-              x=deltas, y=r10.mean(axis=0), theory_curve=pred, y_other_alpha=r20.mean(axis=0)),
+              x=deltas, y=r10.mean(axis=0), theory_curve=pred, y_other_alpha=r20.mean(axis=0),
+              setting=dict(d=d, sigma=sigma, alpha="Δ/(10σ), Δ/(20σ)", T="8/α", seeds=b.seeds)),
     ]
 
 
@@ -158,7 +160,9 @@ def decaying_alpha(b: Budget) -> list[CheckResult]:
         judge("Decaying alpha: SR / mean-field prediction (8 windows of t)", _src("sr_meanfield_excess"),
               "approximation", win(sr.excess / mf), 1.0, Relative(0.1), Control("DR", win(dr.excess / mf), 1.0),
               note=f"alpha_t = {lr}/sqrt(t), Delta={delta}, T={T}, {4 * b.seeds} seeds", x=rec, y=sr.mean(),
-              theory_curve=mf, fp=fp.mean(), dr=dr.mean(), sgd_curve=sgd, floor=floor, id="sr.decay-meanfield"),
+              theory_curve=mf, fp=fp.mean(), dr=dr.mean(), sgd_curve=sgd, floor=floor, id="sr.decay-meanfield",
+              regime_b_until=(lr * sigma / delta) ** 2,  # alpha_t sigma >= Delta (regime B) until this t
+              setting=dict(d=d, delta=delta, sigma=sigma, alpha=f"{lr}/√t", T=T, seeds=4 * b.seeds)),
         judge("Decaying alpha: SR final excess / d Delta E|g|/4 (the floor stays)", _src("sr_small_update_floor"),
               "approximation", mean_ci(sr.excess[:, end].mean(axis=1) / floor), 1.0, Relative(0.15),
               Control("full precision (its excess keeps falling)", mean_ci(fp.excess[:, end].mean(axis=1) / floor),
@@ -195,7 +199,8 @@ def averaging(b: Budget) -> list[CheckResult]:
               note=f"alpha={alpha}, Delta={delta}, d={d}: falls from {pred[0]:.3g} to {pred[-1]:.3g} while the last "
                    f"iterate stays near {floor:.3g}; averaged SGD, without SR's rounding noise, falls "
                    f"{np.mean(pred / fp.mean('excess_avg')):.1f}x lower (DR's average, stuck, would be trivial)",
-              x=rec, y=sr.mean("excess_avg"), theory_curve=pred, last=sr.mean(), floor=floor, id="sr.avg"),
+              x=rec, y=sr.mean("excess_avg"), theory_curve=pred, last=sr.mean(), floor=floor, id="sr.avg",
+              setting=dict(d=d, delta=delta, sigma=sigma, alpha=alpha, T=T, seeds=2 * b.seeds)),
         judge("Last SR iterate / d Delta E|g|/4 (same runs)", _src("sr_small_update_floor"), "approximation",
               mean_ci(sr.excess[:, last].mean(axis=1) / floor), 1.0, Relative(0.15),
               Control("averaged iterate", mean_ci(sr.excess_avg[:, last].mean(axis=1) / floor), 1.0), id="sr.avg-last"),
@@ -241,7 +246,8 @@ def li_bounds(prob: Problem, label: str, b: Budget, delta: float, alpha: float, 
         wrong = theory.sr_strongly_convex_bound(rec, G / 100, 100 * c.mu, d, delta)
         out.append(_bound(f"SR strongly convex bound ({label})", "sr_strongly_convex_bound", sr.excess_avg, bound,
                           Control(OPTIMISTIC, _curve(sr.excess_avg), wrong), dr.excess_avg,
-                          f"alpha_t = 1/(mu(t+1)), Delta={delta}, G={G:.3g} (pilot)", rec, f"sr.li-sc-{tag}"))
+                          f"alpha_t = 1/(mu(t+1)), Delta={delta}, G={G:.3g} (pilot)", rec, f"sr.li-sc-{tag}",
+                          dict(d=d, delta=delta, alpha="1/(μ(t+1))", T=T, seeds=seeds)))
     if prob.convex:
         kw = dict(step=delta, lr=alpha, schedule="inv_sqrt", iters=T, record_at=rec)
         G, D = _pilot_constants(prob, b, f"cvx/{label}", **kw)  # noqa: N806
@@ -252,7 +258,7 @@ def li_bounds(prob: Problem, label: str, b: Budget, delta: float, alpha: float, 
         out.append(_bound(f"SR convex bound ({label})", "sr_convex_bound", sr.excess_avg, bound,
                           Control(OPTIMISTIC, _curve(sr.excess_avg), wrong), dr.excess_avg,
                           f"alpha_t = {alpha}/sqrt(t), Delta={delta}, G={G:.3g}, D={D:.3g} (pilot)", rec,
-                          f"sr.li-cvx-{tag}"))
+                          f"sr.li-cvx-{tag}", dict(d=d, delta=delta, alpha=f"{alpha}/√t", T=T, seeds=seeds)))
         if label == "quadratic":  # BC's bound needs F(Q(w_t)) at every t: cheap on the quadratic only
             out.append(_bc_bound(prob, label, b, delta, alpha, T, rec, f"sr.li-bc-cvx-{tag}"))
     kw = dict(step=delta, lr=alpha, iters=T, record_at=rec)
@@ -268,7 +274,7 @@ def li_bounds(prob: Problem, label: str, b: Budget, delta: float, alpha: float, 
     out.append(_bound(f"SR nonconvex bound ({label})", "sr_nonconvex_bound", running_min(sr), bound,
                       Control(OPTIMISTIC, _curve(running_min(sr)), wrong), running_min(dr),
                       f"constant alpha={alpha}, Delta={delta}, L={c.L:.3g} ({c.how['L']}), G={G:.3g} (pilot)", rec,
-                      f"sr.li-ncvx-{tag}"))
+                      f"sr.li-ncvx-{tag}", dict(d=d, delta=delta, alpha=alpha, T=T, seeds=seeds)))
     return out
 
 
@@ -296,16 +302,17 @@ def _bc_bound(prob: Problem, label: str, b: Budget, delta: float, alpha: float, 
                   Control(OPTIMISTIC, _curve(running), wrong), dr_running,
                   f"alpha_t = {alpha}/sqrt(t), Delta={delta}, G={G:.3g}, D={D:.3g} (BC pilot), L={c.L:.3g}: "
                   f"rounding term sqrt(d) Delta L D/2 = {float(np.sqrt(prob.d) * delta * c.L * D / 2):.3g} against "
-                  f"SR's sqrt(d) Delta G/2 = {sr_term:.3g}", rec, check_id)
+                  f"SR's sqrt(d) Delta G/2 = {sr_term:.3g}", rec, check_id,
+                  dict(d=prob.d, delta=delta, alpha=f"{alpha}/√t", T=T, seeds=b.seeds))
 
 
 def _bound(name: str, statement: str, measured: np.ndarray, bound: np.ndarray, control: Control,
-           dr: np.ndarray, note: str, rec: np.ndarray, check_id: str) -> CheckResult:
+           dr: np.ndarray, note: str, rec: np.ndarray, check_id: str, setting: dict | None = None) -> CheckResult:
     dr_ratio = float(np.max(dr.mean(axis=0) / bound))
     verdict = "so it cannot tell SR from DR" if dr_ratio <= 1 else "DR exceeds it"
     return judge(name, _src(statement), "upper bound", _curve(measured), bound, AtMost(), control,
                  note=f"{note}; DR's max measured/bound {dr_ratio:.3g}: {verdict}", id=check_id,
-                 x=rec, y=measured.mean(axis=0), bound=bound, dr=dr.mean(axis=0))
+                 x=rec, y=measured.mean(axis=0), bound=bound, dr=dr.mean(axis=0), setting=setting or {})
 
 
 # 4.3 Stationary laws on the double well -------------------------------------------------------------
@@ -357,7 +364,8 @@ def stationary_double_well(b: Budget) -> list[CheckResult]:
               Control("SGD against SR's chain", _curve(np.stack(fp_m, axis=1) / np.array(sr_p)), 1.0),
               note=f"Delta={delta}, {seeds} chains from +-1; SR's chains at alpha and alpha/4 give "
                    f"{sr_p[0]:.4g} and {sr_p[1]:.4g}: no sharpening; TV(simulated, exact) {tv}",
-              laws=laws, id="sr.dw-sr"),
+              laws=laws, id="sr.dw-sr",
+              setting=dict(d=1, delta=delta, sigma=prob.noise, alpha=f"{alpha}, {alpha / 4}", T=T, seeds=seeds)),
         judge("SGD stationary E(|w|-1)^2 / exact chain (alpha, alpha/4)", _src("sgd_stationary_expectation"), "exact",
               _curve(fp_ratio), 1.0, Relative(0.05),
               Control("SR against SGD's chain", _curve(srs / np.array(fp_p)), 1.0), id="sr.dw-sgd",
@@ -404,6 +412,7 @@ def rates(b: Budget) -> list[CheckResult]:
                               f"{slope.value:.3f} "
                               f"[{slope.lo:.3f}, {slope.hi:.3f}] against the exact curve's {target:.3f}",
                          x=rec, y=fp.mean(), slope=slope.value,
+                         setting=dict(d=d, sigma=sigma, T=T, seeds=fp.excess.shape[0]),
                          id=f"sr.rate-{'sqrt' if schedule == 'inv_sqrt' else 'inv-t'}"))
     return out
 

@@ -54,6 +54,20 @@ def _load_array(path: Path, dtype: type, ndim: int) -> np.ndarray:
     return arr
 
 
+def not_prepared(path: Path) -> str:
+    """Why ``path`` (a raw file, or nothing) is not a prepared folder, with the command that makes one."""
+    if path.is_file():
+        from lptsim.ctr.data.prepare import guess_dataset
+
+        name = guess_dataset(path)
+        target = path.parent / f"{path.name.split('.')[0]}-prepared"
+        dataset = f"--dataset {name}" if name else "--dataset csv --schema SCHEMA.json"
+        return (f"{path}: is a file, not a prepared folder; prepare it first with `lptsim ctr prepare {dataset} "
+                f"--input {path} --out {target}`, then pass --data {target}")
+    return (f"{path}: no such folder; --data takes a folder made by `lptsim ctr prepare --dataset criteo --input "
+            f"RAW_FILE --out {path}` (or --dataset avazu)")
+
+
 @dataclass
 class PreparedData:
     """``ids[split]`` (rows, fields) int32 global ids and ``labels[split]`` (rows,) uint8, memory-mapped."""
@@ -73,7 +87,13 @@ class PreparedData:
         """
         root = Path(root)
         if not root.is_dir():
-            raise ValueError(f"{root}: no such folder; run `lptsim ctr prepare ... --out {root}` first")
+            raise ValueError(not_prepared(root))
+        if not (root / "feature_map.json").exists():
+            from lptsim.outdir import kind_of
+
+            if kind_of(root) == "run":
+                raise ValueError(f"{root}: holds a training run, not prepared data; --data takes the folder of "
+                                 "`lptsim ctr prepare` (the run's run.json names its own as data_path)")
         feature_map = _check_feature_map(root / "feature_map.json", load_json(root / "feature_map.json"))
         manifest = load_json(root / "manifest.json")
         rows = manifest.get("rows")
@@ -99,14 +119,15 @@ class PreparedData:
         return len(self.feature_map["fields"])
 
     def batches(self, split: str, batch_size: int, shuffle: bool = False, seed: int = 0,
-                epoch: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """(ids int64 (B, fields), labels float32 (B,)) batches; the order depends only on (seed, epoch)."""
+                epoch: int = 0, skip: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """(ids int64 (B, fields), labels float32 (B,)) batches; the order depends only on (seed, epoch).
+        ``skip``: start after that many batches (a run resumed in the middle of an epoch), without reading them."""
         ids, labels = self.ids[split], self.labels[split]
         n = labels.shape[0]
         order = np.random.default_rng([seed, epoch]).permutation(n) if shuffle else None
         lo = np.asarray(self.feature_map["offsets"], dtype=np.int64)
         hi = lo + np.asarray(self.feature_map["vocab_sizes"], dtype=np.int64)
-        for start in range(0, n, batch_size):
+        for start in range(skip * batch_size, n, batch_size):
             if order is None:
                 sel = slice(start, start + batch_size)
                 x, y = np.asarray(ids[sel], dtype=np.int64), np.asarray(labels[sel])

@@ -144,7 +144,7 @@ def prepare(path: str | Path, schema: Schema, out: str | Path, min_count: int = 
     ``rejects`` names a file for every bad line with its number and reason (three inputs: the train
     file's, then the validation file's, then the test file's, each numbered within its file). An empty
     or one-class split is a warning in the manifest (``strict``: an error).
-    ``out`` must be new, empty or a prepared folder unless ``force``.
+    ``out`` must be a new or empty folder unless ``force`` (which replaces prepared data there).
     """
     if isinstance(min_count, bool) or not isinstance(min_count, int) or min_count < 1:
         raise ValueError(f"min_count must be an integer >= 1, got {min_count!r}")
@@ -157,8 +157,14 @@ def prepare(path: str | Path, schema: Schema, out: str | Path, min_count: int = 
     readers = [BlockReader(p, schema, strict=strict, block_bytes=block_bytes, max_line_bytes=max_line_bytes)
                for p in paths]
     codes = read_split_file(split_file) if split_file is not None else None
-    out = claim(Path(out), "prepared", force=force)
-    rejects, rejects_tmp, handle = _open_rejects(rejects, paths[0])
+    rejects, rejects_tmp, handle = _open_rejects(rejects, paths[0])  # checked before the output folder is made
+    try:
+        out = claim(Path(out), "prepared", force=force, reuse=False)
+    except BaseException:
+        if handle is not None:
+            handle.close()
+            rejects_tmp.unlink(missing_ok=True)
+        raise
     for r in readers:
         r.rejects = handle
     try:
@@ -322,6 +328,23 @@ def schema_record(schema: Schema) -> dict:
 def schema_from_record(record: dict) -> Schema:
     """Inverse of :func:`schema_record`."""
     return Schema(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in record.items()})
+
+
+def guess_dataset(path: str | Path) -> str | None:
+    """The built-in dataset (criteo, avazu) whose format most sampled lines of a raw file have, or None."""
+    from lptsim.ctr.data.schema import SCHEMAS
+    from lptsim.ctr.data.source import read_head
+
+    try:
+        lines = [ln for ln in read_head(path, 1 << 16).split(b"\n")[:-1] if ln]
+    except (OSError, ValueError):
+        return None
+    for name, schema in SCHEMAS.items():
+        rows = lines[1:] if schema.header else lines
+        fits = sum(ln.count(schema.delimiter.encode()) == len(schema.columns) - 1 for ln in rows)
+        if rows and 2 * fits > len(rows):
+            return name
+    return None
 
 
 def load_json(path: Path) -> dict:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import heapq
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -75,10 +75,13 @@ class BlockReader:
     """
 
     def __init__(self, path: str | Path, schema: Schema, strict: bool = False, block_bytes: int = BLOCK_BYTES,
-                 max_line_bytes: int = MAX_LINE_BYTES, rejects: BinaryIO | None = None):
+                 max_line_bytes: int = MAX_LINE_BYTES, rejects: BinaryIO | None = None,
+                 other_format: Callable[[str], str] | None = None):
         if block_bytes < 1 or max_line_bytes < 2:
             raise ValueError(f"block_bytes must be >= 1 and max_line_bytes >= 2, got {block_bytes}, "
                              f"{max_line_bytes}")
+        # what to do about rows that look like another dataset's (its name -> a hint); prepare's by default
+        self.other_format = other_format or (lambda other: f"--dataset {other}")
         self.path, self.schema, self.strict = Path(path), schema, strict
         self.block_bytes, self.max_line_bytes, self.rejects = block_bytes, max_line_bytes, rejects
         self.source = Source(self.path)  # validates the path: a readable, non-empty file in a known format
@@ -154,7 +157,7 @@ class BlockReader:
             others = [s.name for s in SCHEMAS.values() if s.name != schema.name and s.delimiter == delim
                       and len(s.columns) == n_fields]
             if others:
-                msg += f" (is it {others[0]} data? --dataset {others[0]})"
+                msg += f" (is it {others[0]} data? {self.other_format(others[0])})"
         raise DataFormatError(msg)
 
     # -- reading ---------------------------------------------------------------------------------------------

@@ -149,5 +149,5 @@ def synthetic_prepared(folder: str | Path, spec: SyntheticSpec, progress: bool =
     if not (spec_file.exists() and __import__("json").loads(spec_file.read_text()) == asdict(spec)
             and (prepared / "manifest.json").exists()):
         write_criteo_text(raw, spec)
-        prepare(raw, CRITEO, prepared, seed=spec.seed, progress=progress)
+        prepare(raw, CRITEO, prepared, seed=spec.seed, progress=progress, force=True)  # its own cache
     return prepared, teacher_auc(raw, prepared)

@@ -1,21 +1,22 @@
 """Launchers of the fused Triton kernels (GPU; CPU under TRITON_INTERPRET=1) for a low-precision table.
 
-The launchers see a table only through a :class:`KernelTable`: its tensors and its static layout, named (the
-Triton backend, :mod:`lptsim.ctr.table.backends.triton_launch`, builds it once per placement). A training step:
-``lookup`` checks the ids on the device, sorts them once (32-bit keys, stable; the permutation and the run bounds
-serve the whole step) and gathers the rows (many ids per program); the backward hands the upstream gradient to the
-step's :class:`Pending`; ``fused_update`` sums each run of equal ids in a fixed chunked order
-(``segment_sum_kernel``, a few levels of at most 32 additions per lane, so a hot id does not serialise) and applies
-the row optimizer, the ALPT step update and the re-quantization in one kernel (two-pass ALPT splits it around the
-second forward). Nothing in a step reads a device value on the host (no ``.item()``, no data-dependent sizes such
-as ``torch.unique``, no host-to-device copies), so a CUDA step never waits for the GPU. The torch reference
-(:mod:`lptsim.ctr.table.backends.torch_reference`) is what they are tested against, bit for bit (the numerical
-contract: :mod:`lptsim.ctr.contract` and :mod:`lptsim.ctr.kernels.triton_kernels`).
+The launchers see a table only through a :class:`KernelTable`: its tensors and its static layout, named (the Triton
+backend, :mod:`lptsim.ctr.table.backends.triton_launch`, builds it once per placement). A training step: ``lookup``
+gathers the rows (many ids per program) in a kernel that also checks the ids and writes them as 32-bit keys, then
+sorts the keys once (stable; the permutation and the runs' starts serve the whole step); the backward hands the
+upstream gradient to the step's :class:`Pending`; ``fused_update`` sums each run of equal ids in a fixed chunked
+order (``segment_sum_kernel``, a few levels of at most 32 additions per lane, so a hot id does not serialise) and
+applies the row optimizer, the ALPT step update and the re-quantization in one kernel (two-pass ALPT splits it
+around the second forward). Nothing in a step reads a device value on the host (no ``.item()``, no data-dependent
+sizes such as ``torch.unique``, no host-to-device copies), so a CUDA step never waits for the GPU. The torch
+reference (:mod:`lptsim.ctr.table.backends.torch_reference`) is what they are tested against, bit for bit (the
+numerical contract: :mod:`lptsim.ctr.contract` and :mod:`lptsim.ctr.kernels.triton_kernels`).
 """
 
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 
 import torch
@@ -39,6 +40,7 @@ class KernelTable:
     steps: torch.Tensor  # (num_steps,) float32 or bfloat16
     field_starts: torch.Tensor | None  # global first row of each field (step_kind 2), else None
     key: torch.Tensor  # int64 [seed as a signed 64-bit value, row_offset] on the table's device
+    id_ok: torch.Tensor  # int32 (1,): 1 until a lookup meets an id outside [0, rows) (then asserted on the device)
     updates: torch.Tensor  # int64 scalar: write-backs done
     sum_sq: torch.Tensor | None  # row-wise Adagrad
     exp_avg: torch.Tensor | None  # Adam on the rows
@@ -68,12 +70,12 @@ class KernelTable:
 
 @dataclass
 class Pending:
-    """One training lookup's sorted ids and run bounds; ``grad`` arrives with the backward."""
+    """One training lookup's sorted ids (32-bit keys), the sort's permutation and each position's run start;
+    ``grad`` arrives with the backward."""
 
     sorted: torch.Tensor
     perm: torch.Tensor
     seg_start: torch.Tensor
-    seg_end: torch.Tensor
     grad: torch.Tensor | None = None
     wnew: torch.Tensor | None = None  # two-pass ALPT: the staged rows, one per sorted position
     head_of: torch.Tensor | None = None  # two-pass ALPT: batch position -> the head of its run
@@ -87,11 +89,32 @@ def gather_block(dim: int) -> tuple[int, int]:
     return dp, max(1, min(64, GATHER_ELEMENTS // dp))
 
 
-def available(device: torch.device | str | None = None) -> bool:
-    """True when Triton is importable and can run here (a CUDA device, or the interpreter)."""
+MIN_TRITON = (3, 6)  # the oldest Triton the kernels are tested with (3.6 on the GPU machines, 3.9 here)
+
+
+def triton_problem() -> str | None:
+    """Why the installed Triton cannot run the kernels (absent, or older than :data:`MIN_TRITON`), or None."""
     try:
-        import triton  # noqa: F401
+        import triton
     except ImportError:
+        return "Triton is not installed (pip install 'lptsim[gpu]')"
+    version = tuple(int(x) for x in re.findall(r"\d+", triton.__version__)[:2])
+    if version < MIN_TRITON:
+        return (f"lptsim's kernels need Triton >= {'.'.join(map(str, MIN_TRITON))} (tested with 3.6 and 3.9); this "
+                f"is Triton {triton.__version__}")
+    return None
+
+
+def check_triton() -> None:
+    """Raise ImportError with :func:`triton_problem`'s message where the kernels cannot run."""
+    problem = triton_problem()
+    if problem:
+        raise ImportError(problem)
+
+
+def available(device: torch.device | str | None = None) -> bool:
+    """True when a recent enough Triton is importable and can run here (a CUDA device, or the interpreter)."""
+    if triton_problem():
         return False
     on_cuda = device is not None and torch.device(device).type == "cuda"
     return on_cuda or os.environ.get("TRITON_INTERPRET") == "1"
@@ -115,28 +138,22 @@ def _step_idx_arg(view: KernelTable, rows: torch.Tensor) -> torch.Tensor:
     return step_index(view, rows) if view.step_kind == 2 else view.steps
 
 
-def check_ids(view: KernelTable, ids: torch.Tensor) -> None:
-    """Raise (asynchronously, on the device) if an id is outside [0, rows): no host sync.
-
-    On a GPU a bad id stops the CUDA context with this message at the next synchronisation; check
-    ids on the host before the transfer (the CSV/array readers do) for a friendlier error.
-    """
-    if ids.numel():
-        n = view.codes.shape[0]
-        torch._assert_async((ids.min() >= 0) & (ids.max() < n), f"embedding id outside [0, {n})")
-
-
-def gather_dequant(view: KernelTable, ids: torch.Tensor) -> torch.Tensor:
-    """FP32 rows (len(ids), dim) of the table for flat ids."""
+def gather_dequant(view: KernelTable, ids: torch.Tensor, keys: torch.Tensor | None = None) -> torch.Tensor:
+    """FP32 rows (len(ids), dim) of the table for flat ids; with ``keys`` (int32, len(ids)) also the ids as 32-bit
+    keys. The ids are checked in the same kernel: one outside [0, rows) raises (asynchronously, on the device: no
+    host sync) "embedding id outside [0, rows)". On a GPU the failed assert ends the CUDA context; check ids on the
+    host before the transfer (the CSV/array readers do) for a friendlier error."""
     from lptsim.ctr.kernels.triton_kernels import gather_dequant_kernel
 
     ids = ids.reshape(-1).contiguous()
-    n = ids.numel()
+    n, rows = ids.numel(), view.codes.shape[0]
     out = torch.empty(n, view.dim, dtype=torch.float32, device=view.codes.device)
     if n:
         dp, block = gather_block(view.dim)
-        gather_dequant_kernel[(triton_cdiv(n, block),)](ids, view.codes, view.steps, _step_idx_arg(view, ids), out, n,
-                                                        DP=dp, BLOCK=block, **view.layout, **LAUNCH)
+        gather_dequant_kernel[(triton_cdiv(n, block),)](
+            ids, view.codes, view.steps, _step_idx_arg(view, ids), out, out if keys is None else keys, view.id_ok,
+            n, rows, DP=dp, BLOCK=block, KEYS=keys is not None, **view.layout, **LAUNCH)
+        torch._assert_async(view.id_ok, f"embedding id outside [0, {rows})")
     return out
 
 
@@ -159,38 +176,29 @@ class _Lookup(torch.autograd.Function):
     """Rows for ids; the backward stores the upstream gradient in ``pending`` (the TableOptimizer reads it)."""
 
     @staticmethod
-    def forward(ctx, anchor, view, ids, pending):  # noqa: D102
+    def forward(ctx, anchor, view, ids, pending, keys):  # noqa: D102
         ctx.pending = pending
-        return gather_dequant(view, ids)
+        return gather_dequant(view, ids, keys)
 
     @staticmethod
     def backward(ctx, grad):  # noqa: D102
         ctx.pending.grad = grad.contiguous()
-        return None, None, None, None
+        return None, None, None, None, None
 
 
 def lookup(view: KernelTable, ids: torch.Tensor, training: bool) -> tuple[torch.Tensor, Pending | None]:
-    """(rows of the flat ids, the step's Pending or None); one stable sort of the ids per step."""
+    """(rows of the flat ids, the step's Pending or None). A training lookup: the gather kernel checks the ids and
+    writes them as 32-bit keys, one stable sort of the keys, one search for the runs' starts."""
     flat = ids.reshape(-1)
-    check_ids(view, flat)
     if not training:
         return gather_dequant(view, flat), None
-    sorted_ids, perm = torch.sort(flat.to(torch.int32), stable=True)  # tables below MAX_ROWS rows
-    pending = Pending(sorted_ids, perm, torch.searchsorted(sorted_ids, sorted_ids, out_int32=True),
-                      torch.searchsorted(sorted_ids, sorted_ids, right=True, out_int32=True))
+    keys = torch.empty(flat.numel(), dtype=torch.int32, device=flat.device)  # tables below MAX_ROWS rows
+    pending = Pending(keys, keys, keys)  # filled below, once the gather has written the keys
     anchor = torch.empty(0, device=flat.device, requires_grad=True)
-    return _Lookup.apply(anchor, view, flat, pending), pending
-
-
-_BETAS: dict = {}  # (betas, device) -> float64 tensor, made once: a host-to-device copy per step would sync
-
-
-def bias_corrections(betas: tuple[float, float], t: torch.Tensor) -> torch.Tensor:
-    """(1 - b1^t, 1 - b2^t) as float32, computed on t's device in float64 (as Python computes ``1 - b**t``)."""
-    key = (tuple(betas), str(t.device))
-    if key not in _BETAS:
-        _BETAS[key] = torch.tensor(betas, dtype=torch.float64, device=t.device)
-    return (1 - _BETAS[key] ** t.to(torch.float64)).float()
+    rows = _Lookup.apply(anchor, view, flat, pending, keys)
+    pending.sorted, pending.perm = torch.sort(keys, stable=True)
+    pending.seg_start = torch.searchsorted(pending.sorted, pending.sorted, out_int32=True)
+    return rows, pending
 
 
 def segment_levels(n: int) -> int:
@@ -209,7 +217,7 @@ def segment_sums(runs: Pending, grad: torch.Tensor, out: torch.Tensor) -> None:
     n, dim = grad.shape
     dp, block = gather_block(dim)  # the same (padded dim, rows per program) as the gather
     for level in range(segment_levels(n)):
-        segment_sum_kernel[(triton_cdiv(n, block),)](runs.seg_start, runs.seg_end, runs.perm, grad, out, n,
+        segment_sum_kernel[(triton_cdiv(n, block),)](runs.seg_start, runs.sorted, runs.perm, grad, out, n,
                                                      CHUNK**level, FIRST=level == 0, D=dim, DP=dp, CHUNK=CHUNK,
                                                      BLOCK=block, **LAUNCH)
 
@@ -226,31 +234,26 @@ def _launch(view: KernelTable, pending: Pending, grad: torch.Tensor, wnew: torch
     the kernel's phases (1,) 3 and 4 around :func:`_update_shared_steps`."""
     n, dim = grad.shape
     dev = pending.sorted.device
-    bcs = [torch.ones(2, device=dev), torch.ones(2, device=dev)]
     if view.adam_steps is not None and phase != 2:
         view.adam_steps.add_(1)
-        bcs[0] = bias_corrections(ROW_BETAS, view.adam_steps)
-    if view.step_mode == 2 and phase != 1:
-        bcs[1] = bias_corrections(STEP_BETAS, view.updates + 1)
-    bc = torch.cat(bcs)
     gseg = torch.empty(n, dim, device=dev)
     segment_sums(pending, grad, gseg)
     args = (view, pending.sorted, gseg, wnew)
     if phase == 1 or view.step_mode == 0 or view.step_kind == 1:  # no step shared by many rows
-        _update_kernel(*args, wnew, bc, lr, step_lr, phase)
+        _update_kernel(*args, wnew, lr, step_lr, phase)
     else:
         if phase == 0:
-            _update_kernel(*args, wnew, bc, lr, step_lr, 1)
+            _update_kernel(*args, wnew, lr, step_lr, 1)
         gstep = torch.zeros(n, device=dev)
-        _update_kernel(*args, gstep, bc, lr, step_lr, 3)
-        _update_shared_steps(view, pending.sorted, gstep, bc, step_lr)
-        _update_kernel(*args, gstep, bc, lr, step_lr, 4)
+        _update_kernel(*args, gstep, lr, step_lr, 3)
+        _update_shared_steps(view, pending.sorted, gstep, step_lr)
+        _update_kernel(*args, gstep, lr, step_lr, 4)
     if phase != 1:
         view.updates.add_(1)
 
 
 def _update_kernel(view: KernelTable, sorted_ids: torch.Tensor, gseg: torch.Tensor, wnew: torch.Tensor,
-                   gstep: torch.Tensor, bc: torch.Tensor, lr: float, step_lr: float, phase: int) -> None:
+                   gstep: torch.Tensor, lr: float, step_lr: float, phase: int) -> None:
     """One launch of ``fused_update_kernel`` in ``phase`` (see its docstring)."""
     from lptsim.ctr.kernels.triton_kernels import fused_update_kernel
 
@@ -260,7 +263,7 @@ def _update_kernel(view: KernelTable, sorted_ids: torch.Tensor, gseg: torch.Tens
     fused_update_kernel[(triton_cdiv(n, BLOCK),)](
         sorted_ids, gseg, wnew, gstep, view.codes, view.steps, _step_idx_arg(view, sorted_ids),
         _or(view.sum_sq, dummy), _or(view.exp_avg, dummy), _or(view.exp_avg_sq, dummy), _or(view.step_m, dummy),
-        _or(view.step_v, dummy), view.key, view.updates, bc, n,
+        _or(view.step_v, dummy), view.key, view.updates, _or(view.adam_steps, view.updates), n,
         lr, view.eps, b1, 1 - b1, b2, 1 - b2, step_lr, view.grad_scale, view.min_step,
         sb1, 1 - sb1, sb2, 1 - sb2, STEP_EPS,
         PADDED=view.padded, QMIN=float(view.qmin), QMAX=float(view.qmax), OPT=view.opt, STEP_MODE=view.step_mode,
@@ -271,8 +274,7 @@ def _or(t: torch.Tensor | None, dummy: torch.Tensor) -> torch.Tensor:
     return dummy if t is None else t
 
 
-def _update_shared_steps(view: KernelTable, sorted_ids: torch.Tensor, gstep: torch.Tensor, bc: torch.Tensor,
-                         step_lr: float) -> None:
+def _update_shared_steps(view: KernelTable, sorted_ids: torch.Tensor, gstep: torch.Tensor, step_lr: float) -> None:
     """Shared ALPT steps from the rows' step gradients ``gstep`` (at each run head of ``sorted_ids``): summed
     per step in the fixed order of ``ordered_segment_sum`` over the rows in ascending order (the reference's),
     then the step optimizer. All on the device: the other positions get the key ``num_steps``, sorted last."""
@@ -285,14 +287,13 @@ def _update_shared_steps(view: KernelTable, sorted_ids: torch.Tensor, gstep: tor
     num_steps = view.steps.numel()
     keys = torch.where(head, step_index(view, rows), num_steps).to(torch.int32)
     skeys, perm = torch.sort(keys, stable=True)
-    runs = Pending(skeys, perm, torch.searchsorted(skeys, skeys, out_int32=True),
-                   torch.searchsorted(skeys, skeys, right=True, out_int32=True))
+    runs = Pending(skeys, perm, torch.searchsorted(skeys, skeys, out_int32=True))
     gsum = torch.empty(n, 1, device=rows.device)
     segment_sums(runs, gstep.view(n, 1), gsum)
     sb1, sb2 = STEP_BETAS
     shared_step_kernel[(triton_cdiv(n, BLOCK),)](
         skeys, gsum, view.steps, _or(view.step_m, view.steps), _or(view.step_v, view.steps), view.key, view.updates,
-        bc, n, num_steps, step_lr, view.min_step, sb1, 1 - sb1, sb2, 1 - sb2, STEP_EPS, STEP_MODE=view.step_mode,
+        n, num_steps, step_lr, view.min_step, sb1, 1 - sb1, sb2, 1 - sb2, STEP_EPS, STEP_MODE=view.step_mode,
         BF16=view.bf16, BLOCK=BLOCK, **LAUNCH)
 
 

@@ -109,11 +109,12 @@ def _source(spec: Spec):
     common = dict(D=spec.dim, ROW_BYTES=row_bytes, BITS=spec.bits, STEP_KIND=spec.step_kind)  # not segment_sum
     if spec.kernel == "gather_dequant":
         fn = tk.gather_dequant_kernel
-        sig = dict(ids_ptr="*i64", codes_ptr=code_t, steps_ptr=st, step_idx_ptr=idx_t, out_ptr="*fp32", n="i32")
-        const = dict(common, DP=dp, BLOCK=gblock)
+        sig = dict(ids_ptr="*i64", codes_ptr=code_t, steps_ptr=st, step_idx_ptr=idx_t, out_ptr="*fp32",
+                   keys_ptr="*i32", ok_ptr="*i32", n="i32", rows="i32")
+        const = dict(common, DP=dp, BLOCK=gblock, KEYS=spec.step_kind != 1)  # training and evaluation lookups
     elif spec.kernel == "segment_sum":
         fn = tk.segment_sum_kernel
-        sig = dict(seg_start_ptr="*i32", seg_end_ptr="*i32", perm_ptr="*i64", grad_ptr="*fp32", buf_ptr="*fp32",
+        sig = dict(seg_start_ptr="*i32", sorted_ptr="*i32", perm_ptr="*i64", grad_ptr="*fp32", buf_ptr="*fp32",
                    n="i32", stride="i32")
         const = dict(FIRST=spec.step_kind == 0, D=spec.dim, DP=dp, CHUNK=CHUNK, BLOCK=gblock)
     elif spec.kernel == "gather_sum":
@@ -124,7 +125,7 @@ def _source(spec: Spec):
     elif spec.kernel == "shared_step":
         fn = tk.shared_step_kernel
         sig = dict(keys_ptr="*i32", gsum_ptr="*fp32", steps_ptr=st, step_m_ptr=st, step_v_ptr=st, key_ptr="*i64",
-                   updates_ptr="*i64", bc_ptr="*fp32", n="i32", num_steps="i32")
+                   updates_ptr="*i64", n="i32", num_steps="i32")
         for name in ("step_lr", "min_step", "sb1", "one_minus_sb1", "sb2", "one_minus_sb2", "step_eps"):
             sig[name] = "fp32"
         const = dict(STEP_MODE=_step_mode(spec.method), BF16=spec.state == "bf16", BLOCK=BLOCK)
@@ -135,7 +136,7 @@ def _source(spec: Spec):
         q = QuantSpec(spec.bits)
         sig = dict(sorted_ptr="*i32", gseg_ptr="*fp32", wnew_ptr="*fp32", gstep_ptr="*fp32", codes_ptr=code_t,
                    steps_ptr=st, step_idx_ptr=idx_t, sum_sq_ptr=st, exp_avg_ptr=st, exp_avg_sq_ptr=st,
-                   step_m_ptr=st, step_v_ptr=st, key_ptr="*i64", updates_ptr="*i64", bc_ptr="*fp32",
+                   step_m_ptr=st, step_v_ptr=st, key_ptr="*i64", updates_ptr="*i64", adam_steps_ptr="*i64",
                    n="i32")
         for name in ("lr", "eps", "b1", "one_minus_b1", "b2", "one_minus_b2", "step_lr", "grad_scale", "min_step",
                      "sb1", "one_minus_sb1", "sb2", "one_minus_sb2", "step_eps"):
@@ -183,7 +184,11 @@ def _job(args):
 
 def run(archs: list[int], quick: bool = False, jobs: int = 1, out=sys.stdout) -> int:
     """Compile and print the table; return the number of failures (compile errors, spills, FMA)."""
+    import triton
+
     os.environ.pop("TRITON_INTERPRET", None)  # compiling, not interpreting
+    print(f"Triton {triton.__version__} ({os.path.dirname(triton.__file__)}), Python {sys.version.split()[0]}; "
+          f"targets {', '.join(f'sm_{a}' for a in archs)}", file=out)
     work = [(s, a) for a in archs for s in specializations(quick)]
     if jobs > 1:
         with ProcessPoolExecutor(jobs) as pool:

@@ -12,7 +12,9 @@ Numerical contract (the same on a GPU and under ``TRITON_INTERPRET=1``):
   reference (``backend="torch"``) sums in the same order (``ordered_row_sum``, and its
   lookup's backward), so codes, steps and optimizer state match **bit for bit**.
 * Scalars that depend on the training step (Adam bias corrections, the SR seed) are derived
-  on the device from the module's counters, never read back to the host.
+  on the device, inside the kernels, from the module's counters, never read back to the host; the bias
+  corrections by the contract's float64 binary powering (:func:`lptsim.ctr.contract.bias_correction`), the
+  reference's very loop.
 * Random draws follow :mod:`lptsim.ctr.contract`: every draw of update ``t`` is keyed by
   ``step_seed(seed, t)`` (:func:`_splitmix64` on the device) and counted in its stream's own range
   (the stream bases below are the contract's, imported, never retyped).
@@ -38,10 +40,14 @@ constant) nor read on the host; the one int argument, ``n``, is ``do_not_special
 
 from __future__ import annotations
 
-import triton
-import triton.language as tl
+from lptsim.ctr.kernels import check_triton
 
-from lptsim.ctr.contract import OPT_CODE, STEP_KIND, STEP_MODE, Stream, counter_base
+check_triton()  # a clear message for an old Triton (MIN_TRITON), not a failure deep inside a kernel
+
+import triton  # noqa: E402
+import triton.language as tl  # noqa: E402
+
+from lptsim.ctr.contract import OPT_CODE, POWER_BITS, ROW_BETAS, STEP_BETAS, STEP_KIND, STEP_MODE, Stream, counter_base  # noqa: E402
 
 OPT_SGD = tl.constexpr(OPT_CODE["sgd"])  # the contract's codes, as compile-time constants
 OPT_ADAGRAD = tl.constexpr(OPT_CODE["adagrad"])
@@ -60,6 +66,23 @@ STEP_SUM_SQ = tl.constexpr(counter_base(Stream.STEP_SUM_SQ))
 STEP_M = tl.constexpr(counter_base(Stream.STEP_M))
 STEP_V = tl.constexpr(counter_base(Stream.STEP_V))
 STEP_ITSELF = tl.constexpr(counter_base(Stream.STEP))
+ROW_B1, ROW_B2 = tl.constexpr(ROW_BETAS[0]), tl.constexpr(ROW_BETAS[1])  # float64 constants of the powering
+STEP_B1, STEP_B2 = tl.constexpr(STEP_BETAS[0]), tl.constexpr(STEP_BETAS[1])
+BITS_OF_T = tl.constexpr(POWER_BITS)
+
+
+@triton.jit
+def _bias_correction(beta: tl.constexpr, t):
+    """lptsim.ctr.contract.bias_correction: ``1 - beta**t`` by binary powering in float64, rounded to float32
+    (scalar ``t``, an int64 step count read from the device: no host value, no extra launch)."""
+    p = tl.full((), 1.0, tl.float64)
+    b = tl.full((), beta, tl.float64)
+    e = t.to(tl.int64)
+    for _ in range(BITS_OF_T):
+        p = tl.where((e & 1) != 0, p * b, p)
+        b = b * b
+        e = e >> 1
+    return (1.0 - p).to(tl.float32)
 
 
 @triton.jit
@@ -127,11 +150,11 @@ def _put(ptr, x, mask, seed, counter, BF16: tl.constexpr):
 
 
 @triton.jit
-def _step_update(step, gs, sidx, mask, index, steps_ptr, step_m_ptr, step_v_ptr, bc_ptr, ukey, step_lr, min_step,
+def _step_update(step, gs, sidx, mask, index, steps_ptr, step_m_ptr, step_v_ptr, t, ukey, step_lr, min_step,
                  sb1, one_minus_sb1, sb2, one_minus_sb2, step_eps, STEP_MODE: tl.constexpr, BF16: tl.constexpr):
     """ALPT's step update (SGD, Adagrad, Adam) of the steps at ``sidx`` from their gradient ``gs``; stores state
     and step (16-bit writes drawn under the update's key ``ukey`` at each buffer's stream + ``index``) and returns
-    the step the codes are made with (the stored one)."""
+    the step the codes are made with (the stored one). ``t``: this update's number (Adam's bias corrections)."""
     if STEP_MODE == STEP_SGD:
         new_step = step - step_lr * gs
     elif STEP_MODE == STEP_ADAGRAD:  # Adagrad on the step: one accumulator per step (in step_m)
@@ -139,8 +162,8 @@ def _step_update(step, gs, sidx, mask, index, steps_ptr, step_m_ptr, step_v_ptr,
         _put(step_m_ptr + sidx, sacc, mask, ukey, index + STEP_SUM_SQ, BF16)
         new_step = step - tl.math.div_rn(step_lr * gs, tl.math.sqrt_rn(sacc) + step_eps)
     else:
-        bc1 = tl.load(bc_ptr + 2)
-        bc2 = tl.load(bc_ptr + 3)
+        bc1 = _bias_correction(STEP_B1, t)
+        bc2 = _bias_correction(STEP_B2, t)
         m = tl.load(step_m_ptr + sidx, mask=mask, other=0.0).to(tl.float32) * sb1 + one_minus_sb1 * gs
         s2 = tl.load(step_v_ptr + sidx, mask=mask, other=0.0).to(tl.float32) * sb2 + one_minus_sb2 * gs * gs
         _put(step_m_ptr + sidx, m, mask, ukey, index + STEP_M, BF16)
@@ -154,19 +177,30 @@ def _step_update(step, gs, sidx, mask, index, steps_ptr, step_m_ptr, step_v_ptr,
     return step
 
 
-@triton.jit(do_not_specialize=["n"])
-def gather_dequant_kernel(ids_ptr, codes_ptr, steps_ptr, step_idx_ptr, out_ptr, n, D: tl.constexpr,
-                          DP: tl.constexpr, ROW_BYTES: tl.constexpr, BITS: tl.constexpr, STEP_KIND: tl.constexpr,
-                          BLOCK: tl.constexpr):
-    """out[i, :] = step[id] * codes[id, :] for id = ids[i]; BLOCK ids x DP columns per program."""
+@triton.jit(do_not_specialize=["n", "rows"])
+def gather_dequant_kernel(ids_ptr, codes_ptr, steps_ptr, step_idx_ptr, out_ptr, keys_ptr, ok_ptr, n, rows,
+                          D: tl.constexpr, DP: tl.constexpr, ROW_BYTES: tl.constexpr, BITS: tl.constexpr,
+                          STEP_KIND: tl.constexpr, BLOCK: tl.constexpr, KEYS: tl.constexpr = False):
+    """out[i, :] = step[id] * codes[id, :] for id = ids[i]; BLOCK ids x DP columns per program.
+
+    Also the step's one id check: an id outside [0, rows) stores 0 in ``ok`` (one int32, which the launcher
+    asserts on the device) and reads nothing (its row is 0). With ``KEYS`` (a training lookup) it writes the ids
+    as the 32-bit keys the step sorts (``keys``), so the check, the narrowing and the gather read the ids once.
+    """
     pos = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     live = pos < n
     row = tl.load(ids_ptr + pos, mask=live, other=0).to(tl.int64)
+    bad = live & ((row < 0) | (row >= rows))
+    tl.store(ok_ptr + pos * 0, tl.zeros((BLOCK,), dtype=tl.int32), mask=bad)  # every writer stores 0: no race
+    live = live & (bad == 0)
+    row = tl.where(live, row, 0)
+    if KEYS:
+        tl.store(keys_ptr + pos, row.to(tl.int32), mask=live)
     step = _step_of(steps_ptr, step_idx_ptr, pos, row, live, STEP_KIND)
     col = tl.arange(0, DP)[None, :]
     mask = live[:, None] & (col < D)
     c = _code(codes_ptr, row[:, None], col, mask, ROW_BYTES, BITS).to(tl.float32)
-    tl.store(out_ptr + pos[:, None] * D + col, c * step[:, None], mask=mask)
+    tl.store(out_ptr + pos[:, None] * D + col, c * step[:, None], mask=(pos < n)[:, None] & (col < D))
 
 
 @triton.jit
@@ -179,15 +213,17 @@ def gather_sum_kernel(ids_ptr, bag_starts_ptr, codes_ptr, steps_ptr, step_idx_pt
     col = tl.arange(0, DP)
     cmask = col < D
     acc = tl.zeros((DP,), dtype=tl.float32)
-    for k in range(start, stop):
+    k = start
+    while k < stop:  # not range(start, stop): Triton 3.6's interpreter cannot take loaded bounds (numpy >= 2.4)
         row = tl.load(ids_ptr + k).to(tl.int64)
         step = _step_of(steps_ptr, step_idx_ptr, k, row, True, STEP_KIND)
         acc = acc + _code(codes_ptr, row, col, cmask, ROW_BYTES, BITS).to(tl.float32) * step
+        k += 1
     tl.store(out_ptr + bag * D + col, acc, mask=cmask)
 
 
 @triton.jit(do_not_specialize=["n", "stride"])
-def segment_sum_kernel(seg_start_ptr, seg_end_ptr, perm_ptr, grad_ptr, buf_ptr, n, stride, FIRST: tl.constexpr,
+def segment_sum_kernel(seg_start_ptr, sorted_ptr, perm_ptr, grad_ptr, buf_ptr, n, stride, FIRST: tl.constexpr,
                        D: tl.constexpr, DP: tl.constexpr, CHUNK: tl.constexpr, BLOCK: tl.constexpr):
     """One level of the fixed-order sum of each run's gradients (see ``ordered_segment_sum`` in the module).
 
@@ -195,19 +231,21 @@ def segment_sum_kernel(seg_start_ptr, seg_end_ptr, perm_ptr, grad_ptr, buf_ptr, 
     the values at ranks r, r + stride, ..., r + (CHUNK - 1) * stride of its run in that order, from 0, and
     stores the sum at its own position: level 0 reads the upstream gradient rows (via ``perm``), the others
     the previous level's sums in ``buf``. After the last level the run's head holds the run's sum; every lane
-    does at most CHUNK additions, however long the run (a Zipf head).
+    does at most CHUNK additions, however long the run (a Zipf head). A rank is in the run while its sorted key
+    equals the lane's (the keys are sorted), so only the runs' starts are needed, not their ends.
     """
     pos = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     live = pos < n
     start = tl.load(seg_start_ptr + pos, mask=live, other=0).to(tl.int64)
-    end = tl.load(seg_end_ptr + pos, mask=live, other=0).to(tl.int64)
+    key = tl.load(sorted_ptr + pos, mask=live, other=0)
     lead = live & ((pos - start) % (stride * CHUNK) == 0)
     col = tl.arange(0, DP)[None, :]
     cmask = col < D
     acc = tl.zeros((BLOCK, DP), dtype=tl.float32)
     for i in range(CHUNK):
         q = pos + i * stride
-        ok = lead & (q < end)
+        ok = lead & (q < n)
+        ok = ok & (tl.load(sorted_ptr + q, mask=ok, other=0) == key)
         m = ok[:, None] & cmask
         if FIRST:
             src = tl.load(perm_ptr + q, mask=ok, other=0).to(tl.int64)
@@ -221,7 +259,7 @@ def segment_sum_kernel(seg_start_ptr, seg_end_ptr, perm_ptr, grad_ptr, buf_ptr, 
 @triton.jit(do_not_specialize=["n"])
 def fused_update_kernel(sorted_ptr, gseg_ptr, wnew_ptr, gstep_ptr, codes_ptr, steps_ptr,
                         step_idx_ptr, sum_sq_ptr, exp_avg_ptr, exp_avg_sq_ptr, step_m_ptr, step_v_ptr,
-                        key_ptr, updates_ptr, bc_ptr, n,
+                        key_ptr, updates_ptr, adam_steps_ptr, n,
                         lr, eps, b1, one_minus_b1, b2, one_minus_b2, step_lr, grad_scale, min_step,
                         sb1, one_minus_sb1, sb2, one_minus_sb2, step_eps,
                         D: tl.constexpr, PADDED: tl.constexpr, ROW_BYTES: tl.constexpr, BITS: tl.constexpr,
@@ -234,9 +272,10 @@ def fused_update_kernel(sorted_ptr, gseg_ptr, wnew_ptr, gstep_ptr, codes_ptr, st
     run's summed upstream gradient (``segment_sum_kernel``). The lane at the head of a run owns that row: it
     applies the row optimizer (SGD, row-wise Adagrad, Adam), (ALPT, one pass) updates the row's step, and
     writes the row back re-quantized. ``key`` = (seed, row_offset); ``updates`` = write-backs done so far (this
-    is update ``updates + 1``, keyed ``step_seed(seed, updates + 1)``); ``bc`` = Adam bias corrections (rows
-    1-b1^t, 1-b2^t; steps 1-b1^t, 1-b2^t). Scratch ``wnew`` holds (n, D) float32. ``PHASE``: 0 the whole
-    one-pass step; two-pass ALPT runs 1 (row optimizer into ``wnew``) after the first backward and 2 (step update
+    is update ``updates + 1``, keyed ``step_seed(seed, updates + 1)``: also the t of the step Adam's bias
+    corrections); ``adam_steps`` = row Adam's step count (already advanced); the bias corrections are computed
+    here from these counters. Scratch ``wnew`` holds (n, D) float32. ``PHASE``: 0 the whole one-pass step;
+    two-pass ALPT runs 1 (row optimizer into ``wnew``) after the first backward and 2 (step update
     from the second pass's run sums in ``gseg``, re-quantization of ``wnew``) after the second. A step shared by
     many rows (per field or per table) needs a sum over rows first: phase 3 stores each run head's step gradient
     (from ``wnew`` and ``gseg``) in ``gstep`` (n,), ``shared_step_kernel`` updates the steps, and phase 4
@@ -249,7 +288,8 @@ def fused_update_kernel(sorted_ptr, gseg_ptr, wnew_ptr, gstep_ptr, codes_ptr, st
     head = live & ((pos == 0) | (row != prev))
     step = _step_of(steps_ptr, step_idx_ptr, pos, row, head, STEP_KIND)
     rglob = (row + tl.load(key_ptr + 1)).to(tl.uint64)  # global row: the index of per-row draws
-    ukey = _splitmix64(tl.load(key_ptr), tl.load(updates_ptr) + 1)  # this update's key: all its draws
+    t_update = tl.load(updates_ptr) + 1
+    ukey = _splitmix64(tl.load(key_ptr), t_update)  # this update's key: all its draws
 
     # Pass 1: Adagrad's sum of squares of the row's gradient, columns in order.
     ss = tl.zeros((BLOCK,), dtype=tl.float32)
@@ -261,8 +301,9 @@ def fused_update_kernel(sorted_ptr, gseg_ptr, wnew_ptr, gstep_ptr, codes_ptr, st
         _put(sum_sq_ptr + row, acc, head, ukey, rglob + ROW_SUM_SQ, BF16)
         denom = tl.math.sqrt_rn(acc) + eps
     if OPT == OPT_ADAM and PHASE <= 1:
-        row_bc1 = tl.load(bc_ptr)
-        row_bc2 = tl.load(bc_ptr + 1)
+        t_rows = tl.load(adam_steps_ptr)
+        row_bc1 = _bias_correction(ROW_B1, t_rows)
+        row_bc2 = _bias_correction(ROW_B2, t_rows)
 
     # Pass 2: the row optimizer -> wnew (read back in the commit phase); ALPT's step gradient sum(g * lsq).
     gs = tl.zeros((BLOCK,), dtype=tl.float32)
@@ -299,7 +340,7 @@ def fused_update_kernel(sorted_ptr, gseg_ptr, wnew_ptr, gstep_ptr, codes_ptr, st
         tl.store(gstep_ptr + pos, gs, mask=head)
         return
     if STEP_MODE != STEP_FIXED and PHASE != 4:
-        step = _step_update(step, gs, row, head, rglob, steps_ptr, step_m_ptr, step_v_ptr, bc_ptr, ukey, step_lr,
+        step = _step_update(step, gs, row, head, rglob, steps_ptr, step_m_ptr, step_v_ptr, t_update, ukey, step_lr,
                             min_step, sb1, one_minus_sb1, sb2, one_minus_sb2, step_eps, STEP_MODE, BF16)
 
     # Pass 3: re-quantize (DR or SR) and write the row back.
@@ -334,7 +375,7 @@ def fused_update_kernel(sorted_ptr, gseg_ptr, wnew_ptr, gstep_ptr, codes_ptr, st
 
 
 @triton.jit(do_not_specialize=["n", "num_steps"])
-def shared_step_kernel(keys_ptr, gsum_ptr, steps_ptr, step_m_ptr, step_v_ptr, key_ptr, updates_ptr, bc_ptr, n,
+def shared_step_kernel(keys_ptr, gsum_ptr, steps_ptr, step_m_ptr, step_v_ptr, key_ptr, updates_ptr, n,
                        num_steps, step_lr, min_step, sb1, one_minus_sb1, sb2, one_minus_sb2, step_eps,
                        STEP_MODE: tl.constexpr, BF16: tl.constexpr, BLOCK: tl.constexpr):
     """ALPT's update of steps shared by many rows. ``keys`` holds, stably sorted, the step index of each run
@@ -346,8 +387,9 @@ def shared_step_kernel(keys_ptr, gsum_ptr, steps_ptr, step_m_ptr, step_v_ptr, ke
     sidx = tl.load(keys_ptr + pos, mask=live, other=0).to(tl.int64)
     prev = tl.load(keys_ptr + pos - 1, mask=live & (pos > 0), other=-1).to(tl.int64)
     head = live & ((pos == 0) | (sidx != prev)) & (sidx < num_steps)
-    ukey = _splitmix64(tl.load(key_ptr), tl.load(updates_ptr) + 1)  # the update's key, as in fused_update_kernel
+    t_update = tl.load(updates_ptr) + 1
+    ukey = _splitmix64(tl.load(key_ptr), t_update)  # the update's key, as in fused_update_kernel
     step = tl.load(steps_ptr + sidx, mask=head, other=1.0).to(tl.float32)
     gs = tl.load(gsum_ptr + pos, mask=head, other=0.0)
-    _step_update(step, gs, sidx, head, sidx.to(tl.uint64), steps_ptr, step_m_ptr, step_v_ptr, bc_ptr, ukey,
+    _step_update(step, gs, sidx, head, sidx.to(tl.uint64), steps_ptr, step_m_ptr, step_v_ptr, t_update, ukey,
                  step_lr, min_step, sb1, one_minus_sb1, sb2, one_minus_sb2, step_eps, STEP_MODE, BF16)

@@ -21,6 +21,8 @@ STEP_GRANULARITIES = ("row", "field", "table")
 INIT_ROUNDINGS = ("nearest", "stochastic")
 ALPT_VARIANTS = ("two-pass", "one-pass")
 BACKENDS = ("auto", "torch", "triton")
+QAT_INITS = ("weights", "clip")
+DECAY_OPTIMIZERS = ("sgd", "adam")  # row optimizers whose every-row decay the tables replay
 STATE_DTYPES = tuple(FLOAT_DTYPES)
 
 
@@ -65,6 +67,14 @@ class TableConfig:
         state_dtype: ``float32``, ``bfloat16`` or ``float16`` for the steps and all optimizer state, 16-bit state
             written with unbiased stochastic rounding; default ``bfloat16`` for the low-precision methods,
             ``float32`` for ``fp``.
+        every_row_decay: coupled weight decay ``wd`` on every row at every update, as a dense optimizer applies
+            it (``g + wd * w`` for every row, the batch's or not; under Adam a row outside the batch also keeps
+            moving by its moments). Applied exactly but lazily: a row replays the updates it missed when it is
+            next looked up, and :meth:`~lptsim.ctr.table.TableOptimizer.flush` brings every row up to date (before
+            an evaluation or a checkpoint). Row optimizers ``sgd`` and ``adam``; the torch backend only.
+        qat_init: ``lsq``/``pact`` only: ``weights`` (default; LSQ's ``2 <|w|> / sqrt(Qp)``, see
+            :mod:`lptsim.ctr.qat`) or ``clip`` (the fixed step ``clip / 2**(bits-1)``, which starts dead when
+            ``init_std`` is small; kept to reproduce older runs).
     """
 
     method: str = "alpt"
@@ -84,6 +94,8 @@ class TableConfig:
     backend: str = "auto"
     init_rounding: str = "stochastic"
     state_dtype: str | None = None
+    qat_init: str = "weights"
+    every_row_decay: float = 0.0
 
     def __post_init__(self) -> None:
         _choice("method", self.method, METHODS)
@@ -94,6 +106,7 @@ class TableConfig:
         _choice("alpt_variant", self.alpt_variant, ALPT_VARIANTS)
         _choice("backend", self.backend, BACKENDS)
         _choice("init_rounding", self.init_rounding, INIT_ROUNDINGS)
+        _choice("qat_init", self.qat_init, QAT_INITS)
         if self.state_dtype is not None:
             _choice("state_dtype", self.state_dtype, STATE_DTYPES)
         if self.lr is not None and not (isinstance(self.lr, int | float) and self.lr > 0 and math.isfinite(self.lr)):
@@ -103,6 +116,13 @@ class TableConfig:
         _number("step_lr", self.step_lr, 0.0, strict=False)
         _number("min_step", self.min_step, 0.0, strict=True)
         _number("grad_scale", self.grad_scale, 0.0, strict=True, optional=True)
+        _number("every_row_decay", self.every_row_decay, 0.0, strict=False)
+        if self.every_row_decay > 0 and self.optimizer not in DECAY_OPTIMIZERS:
+            raise ValueError(f"every_row_decay needs row optimizer 'sgd' or 'adam' (a dense row-wise Adagrad is not "
+                             f"what any peer runs), got optimizer={self.optimizer!r}")
+        if self.every_row_decay > 0 and self.qat:
+            raise ValueError("every_row_decay is for row-trained tables; the lsq/pact weights are trained by the dense "
+                             "Adam (give them weight decay there)")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
             raise ValueError(f"seed must be an integer, got {self.seed!r}")
         if self.field_starts is not None:

@@ -83,6 +83,15 @@ class TableOptimizer(torch.optim.Optimizer):
         for t, group, touched in work:
             t.backend.commit(touched, group)
 
+    @torch.no_grad()
+    def flush(self) -> None:
+        """Bring every row of the tables with an every-row decay up to date (``TableConfig.every_row_decay``: rows
+        catch up lazily when looked up in training; call this before reading the whole table: evaluation,
+        checkpoints, export). Does nothing for the other tables."""
+        for t in self.tables:
+            if t.decay is not None:
+                t.backend.flush()
+
     def _second_pass(self, closure: Callable[[], torch.Tensor], pending: list) -> None:
         passes = [t.backend.second_pass(touched) for t, touched in pending]
         leaves = [leaf for leaf, _ in passes]

@@ -52,6 +52,61 @@ class StepState(nn.Module):
         self.register_buffer("v", torch.zeros(steps, dtype=dtype) if adam else None)
 
 
+def state_tensors(table) -> dict[str, torch.Tensor]:
+    """Every tensor a low-precision table's training changes, by name: codes, steps, the update counter, the row
+    optimizer's and ALPT's step optimizer's buffers (moments, accumulators, Adam's step count). What an exactness
+    check compares, so that none is left out."""
+    out = {"codes": table.codes.data, "steps": table.step}
+    if table.updates is not None:
+        out["updates"] = table.updates
+    for module in ("row_state", "step_state"):
+        for name, buf in getattr(table, module).named_buffers():
+            out[f"{module}.{name}"] = buf
+    return out
+
+
+def state_differences(ref, other) -> dict[str, int]:
+    """Per state tensor (:func:`state_tensors`), how many elements of ``other`` differ from ``ref`` bit for bit
+    (floats compared as their bits: -0.0 is not 0.0); -1 for a tensor missing or of another shape or dtype."""
+    bits = {2: torch.int16, 4: torch.int32, 8: torch.int64}
+    mine = state_tensors(other)
+    out = {}
+    for name, a in state_tensors(ref).items():
+        b = mine.get(name)
+        if b is None or b.shape != a.shape or b.dtype != a.dtype:
+            out[name] = -1
+            continue
+        a, b = a.detach().cpu(), b.detach().cpu()
+        if a.is_floating_point():
+            a, b = a.view(bits[a.element_size()]), b.view(bits[b.element_size()])
+        out[name] = int((a != b).sum())
+    return out
+
+
+class DecayClock(nn.Module):
+    """What the lazy every-row decay needs (``TableConfig.every_row_decay``): the table's update count ``clock``,
+    the update each row was last brought up to (``row_clock``), and the row learning rate of every update so far
+    (``lrs``, float64, one entry per update: the schedule may change it between updates)."""
+
+    def __init__(self, rows: int):
+        super().__init__()
+        self.register_buffer("clock", torch.zeros((), dtype=torch.int64))
+        self.register_buffer("row_clock", torch.zeros(rows, dtype=torch.int64))
+        self.register_buffer("lrs", torch.zeros(0, dtype=torch.float64))
+
+    def record(self, rows: torch.Tensor, lr: float) -> None:
+        """One update done, at ``lr``; ``rows`` (local ids) are up to date after it."""
+        self.lrs = torch.cat([self.lrs, torch.tensor([lr], dtype=torch.float64, device=self.lrs.device)])
+        self.clock += 1
+        self.row_clock[rows] = self.clock
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        saved = state_dict.get(prefix + "lrs")
+        if saved is not None:  # the history's length is the run's number of updates: take the saved one's
+            self.lrs = torch.zeros_like(saved, device=self.lrs.device)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+
 def stream_counters(stream: Stream, index: torch.Tensor, width: int, offset: int = 0) -> torch.Tensor:
     """Counters of ``stream`` for the global elements ``(offset + index) * width + col`` (shape (len, width))."""
     base = (index.to(torch.int64).cpu() + offset) * width + counter_base(stream)

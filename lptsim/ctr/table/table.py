@@ -19,7 +19,7 @@ from lptsim.ctr.contract import step_seed
 from lptsim.ctr.table.backends import check_backend, choose_backend
 from lptsim.ctr.table.base import EmbeddingTable
 from lptsim.ctr.table.config import TableConfig
-from lptsim.ctr.table.state import RowState, StepState, migrate_table_state
+from lptsim.ctr.table.state import DecayClock, RowState, StepState, migrate_table_state
 from lptsim.ctr.table.store import CodeStore, initial_codes, normal_rows
 from lptsim.quant.floats import float_dtype
 
@@ -51,6 +51,8 @@ class LowPrecisionTable(EmbeddingTable):
         self.register_buffer("updates", torch.zeros((), dtype=torch.int64) if counted else None)
         self.row_state = RowState(config.optimizer, num_embeddings, dim, config.state)
         self.step_state = StepState(config.step_optimizer if config.learns_steps else None, n_steps, config.state)
+        # the lazy every-row decay's clocks (TableConfig.every_row_decay), None without it
+        self.decay = DecayClock(num_embeddings) if config.every_row_decay > 0 else None
         self.touched = None  # the record of the last training lookup, until the TableOptimizer takes it
         self._rows_of = None  # ALPT's second pass: the lookup that replaces the stored rows
         self._backend = None

@@ -34,6 +34,8 @@ def choose_backend(table, device: torch.device):
         return TorchBackend(table)
     covered = coverage(cfg, table.num_embeddings) is None
     if cfg.backend == "triton":
+        if kernels.triton_problem():
+            raise BackendError(f"backend='triton': {kernels.triton_problem()}; use backend='torch' or 'auto'")
         if not kernels.available(device):
             raise BackendError(f"backend='triton' needs a CUDA device or TRITON_INTERPRET=1 (the table is on "
                                f"{device}); use backend='torch' or 'auto'")

@@ -25,6 +25,8 @@ def coverage(config, num_embeddings: int) -> str | None:
         return f"bits={config.bits} (the kernels store 1-8 bit codes)"
     if config.state not in ("float32", "bfloat16"):
         return f"state_dtype={config.state!r} (the kernels keep float32 or bfloat16 state)"
+    if config.every_row_decay > 0:
+        return "every_row_decay > 0 (the lazy every-row weight decay is replayed by the torch reference only)"
     if num_embeddings >= kernels.MAX_ROWS:
         return f"{num_embeddings} rows (the kernels sort ids as 32-bit keys: below 2**31 rows)"
     return None
@@ -37,7 +39,8 @@ def kernel_view(table) -> kernels.KernelTable:
     key = torch.tensor([seed - 2**64 if seed >= 2**63 else seed, table.row_offset], dtype=torch.int64,
                        device=table.codes.data.device)
     return kernels.KernelTable(
-        codes=table.codes.data, steps=table.step, field_starts=table.field_starts, key=key, updates=table.updates,
+        codes=table.codes.data, steps=table.step, field_starts=table.field_starts, key=key,
+        id_ok=torch.ones(1, dtype=torch.int32, device=key.device), updates=table.updates,
         sum_sq=rs.sum_sq, exp_avg=rs.exp_avg, exp_avg_sq=rs.exp_avg_sq, adam_steps=rs.steps,
         step_m=ss.m if ss.m is not None else ss.sum_sq, step_v=ss.v,
         row_offset=table.row_offset, dim=table.dim, padded=table.codes.padded_dim, bits=cfg.bits,
