@@ -34,7 +34,7 @@ from lptsim.outdir import claim
 MUTABLE = ("epochs", "device")  # options a resumed run may change (extend it, move it)
 # Options added after runs were first recorded, with the behaviour those runs had (for resuming them).
 LEGACY = {"dense_init": "torch", "embedding_l2": 0.0, "weight_decay": 0.0, "grad_clip": 0.0, "lr_schedule": "step",
-          "plateau_patience": 0, "min_lr": 1e-6, "shuffle": True, "bn_refresh": False}
+          "plateau_patience": 0, "min_lr": 1e-6, "shuffle": True, "bn_refresh": False, "table_decay": "touched"}
 FIRST_RELEASE = "0.1.0"  # checkpoints without a version were written by it (table format 1)
 
 
