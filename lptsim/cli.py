@@ -486,8 +486,9 @@ def _cmd_ctr_export(args: argparse.Namespace) -> int:
     if not args.silent:
         codes = "FP32 weights" if r["method"] == "fp" else \
             f"{r['bits']}-bit codes{' packed' if r['packed'] else ''} + steps"
-        print(f"wrote {r['out']} ({r['bytes']:,} bytes) from a {r['method']} run: tables {', '.join(r['tables'])} "
-              f"({codes}), dense weights ({r['dense_tensors']} tensors, {r['dense_parameters']:,} values), "
+        print(f"wrote {r['out']} ({r['bytes']:,} bytes) from the {r['method']} run {args.run}: tables "
+              f"{', '.join(r['tables'])} ({codes}), dense weights ({r['dense_tensors']} tensors, "
+              f"{r['dense_parameters']:,} values), "
               f"vocabulary ({r['vocabulary']:,} values); read it with lptsim.ctr.export.load_export")
     return 0
 
