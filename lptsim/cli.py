@@ -688,7 +688,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             return args.func(args)
         except KeyboardInterrupt as exc:
-            print(interrupt_message(name, exc, sys.argv[1:] if argv is None else argv, args), file=sys.stderr)
+            if rank == "0":  # every rank stopped at the same step: one message
+                print(interrupt_message(name, exc, sys.argv[1:] if argv is None else argv, args), file=sys.stderr)
             return 130
         except Exception as exc:  # noqa: BLE001 - the CLI's promise: one line, no traceback (unless --debug)
             from lptsim.ctr.train import TrainingError

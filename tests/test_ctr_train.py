@@ -90,7 +90,7 @@ def test_resume_with_other_options_is_refused(small_data, tmp_path):
 
 def test_cli_train_errors_are_messages(tmp_path, capsys):
     assert cli.main(["ctr", "train", "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "r"), "--quiet"]) == 2
-    assert "run `lptsim ctr prepare" in capsys.readouterr().err
+    assert "--data takes a folder made by `lptsim ctr prepare --dataset criteo" in capsys.readouterr().err
 
 
 def test_cli_synthetic_default_reports_teacher(tmp_path, capsys):
