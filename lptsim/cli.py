@@ -634,11 +634,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def resume_command(argv: list[str]) -> str:
     """The command that resumes the run started by ``argv`` (``lptsim ctr train ...``; the torchrun line for a
-    distributed run)."""
+    distributed run; for ``ctr table`` the same command, which reuses finished cells and resumes the others)."""
     import shlex
 
     words = [w for w in argv if w != "--force"]
-    if "--resume" not in words:
+    table = [w for w in words if not w.startswith("-")][:2] == ["ctr", "table"]
+    if "--resume" not in words and not table:
         words.append("--resume")
     world = os.environ.get("WORLD_SIZE")
     if "--distributed" in words and world:
@@ -656,6 +657,7 @@ def interrupt_message(name: str, exc: BaseException, argv: list[str], args: argp
     # elsewhere (a second Ctrl-C, or outside the training steps): a progress bar may hold the line
     start = "\n" if sys.stderr.isatty() else ""
     out = Path(args.out) if getattr(args, "ctr_command", None) == "train" and getattr(args, "out", None) else None
+    # (ctr table: its cells' runs lie under OUT/runs; the generic line below, or the TrainingInterrupted one above)
     if out is not None and any((out / f).exists() for f in ("checkpoint.pt", "checkpoint.json")):
         return f"{start}{name}: interrupted; the run's last checkpoint stays in {out}. Resume with: " \
                f"{resume_command(argv)}"
