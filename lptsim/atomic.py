@@ -46,6 +46,15 @@ def open_new(path: Path, mode: str = "wb") -> IO:
     return os.fdopen(fd, mode)
 
 
+def discard(path: Path) -> None:
+    """Remove a temporary file if it is there, never raising: the error that led here is the one to report (on a
+    read-only file system even removing a missing file fails)."""
+    try:
+        Path(path).unlink(missing_ok=True)
+    except OSError:
+        pass
+
+
 def _atomic(path: Path, mode: str, write: Callable[[IO], None], sync: bool = False) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -58,7 +67,7 @@ def _atomic(path: Path, mode: str, write: Callable[[IO], None], sync: bool = Fal
                 os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        discard(tmp)
         raise
 
 

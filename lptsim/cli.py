@@ -489,8 +489,9 @@ def _cmd_ctr_export(args: argparse.Namespace) -> int:
     if not args.silent:
         codes = "FP32 weights" if r["method"] == "fp" else \
             f"{r['bits']}-bit codes{' packed' if r['packed'] else ''} + steps"
-        print(f"wrote {r['out']} ({r['bytes']:,} bytes) from a {r['method']} run: tables {', '.join(r['tables'])} "
-              f"({codes}), dense weights ({r['dense_tensors']} tensors, {r['dense_parameters']:,} values), "
+        print(f"wrote {r['out']} ({r['bytes']:,} bytes) from the {r['method']} run {args.run}: tables "
+              f"{', '.join(r['tables'])} ({codes}), dense weights ({r['dense_tensors']} tensors, "
+              f"{r['dense_parameters']:,} values), "
               f"vocabulary ({r['vocabulary']:,} values); read it with lptsim.ctr.export.load_export")
     return 0
 
@@ -640,11 +641,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def resume_command(argv: list[str]) -> str:
     """The command that resumes the run started by ``argv`` (``lptsim ctr train ...``; the torchrun line for a
-    distributed run)."""
+    distributed run; for ``ctr table`` the same command, which reuses finished cells and resumes the others)."""
     import shlex
 
     words = [w for w in argv if w != "--force"]
-    if "--resume" not in words:
+    table = [w for w in words if not w.startswith("-")][:2] == ["ctr", "table"]
+    if "--resume" not in words and not table:
         words.append("--resume")
     world = os.environ.get("WORLD_SIZE")
     if "--distributed" in words and world:
@@ -662,6 +664,7 @@ def interrupt_message(name: str, exc: BaseException, argv: list[str], args: argp
     # elsewhere (a second Ctrl-C, or outside the training steps): a progress bar may hold the line
     start = "\n" if sys.stderr.isatty() else ""
     out = Path(args.out) if getattr(args, "ctr_command", None) == "train" and getattr(args, "out", None) else None
+    # (ctr table: its cells' runs lie under OUT/runs; the generic line below, or the TrainingInterrupted one above)
     if out is not None and any((out / f).exists() for f in ("checkpoint.pt", "checkpoint.json")):
         return f"{start}{name}: interrupted; the run's last checkpoint stays in {out}. Resume with: " \
                f"{resume_command(argv)}"
@@ -694,7 +697,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             return args.func(args)
         except KeyboardInterrupt as exc:
-            print(interrupt_message(name, exc, sys.argv[1:] if argv is None else argv, args), file=sys.stderr)
+            if rank == "0":  # every rank stopped at the same step: one message
+                print(interrupt_message(name, exc, sys.argv[1:] if argv is None else argv, args), file=sys.stderr)
             return 130
         except Exception as exc:  # noqa: BLE001 - the CLI's promise: one line, no traceback (unless --debug)
             from lptsim.ctr.train import TrainingError

@@ -85,7 +85,8 @@ def claim(folder: str | Path, kind: str, force: bool = False, reuse: bool = True
     except OSError as exc:
         raise OutputFolderError(f"{folder}: cannot be made ({exc.strerror or exc})") from None
     if not os.access(folder, os.W_OK | os.X_OK):
-        raise OutputFolderError(f"{folder}: not writable (permission denied); choose a folder you can write to")
+        raise OutputFolderError(f"{folder}: not writable (no permission, or a read-only file system); choose a folder "
+                                "you can write to")
     if found != kind or not (folder / MARKER).is_file():
         write_json_atomic(folder / MARKER, {"kind": kind, "lptsim_version": __version__})
     return folder

@@ -178,10 +178,10 @@ def test_trainer_plateau_and_no_shuffle(data, tmp_path, monkeypatch):
     orders = []
     real = Local.batches
 
-    def spy(self, data_, split, batch_size, shuffle=False, seed=0, epoch=0):
+    def spy(self, data_, split, batch_size, shuffle=False, seed=0, epoch=0, skip=0):
         if split == "train":
             orders.append(shuffle)
-        return real(self, data_, split, batch_size, shuffle=shuffle, seed=seed, epoch=epoch)
+        return real(self, data_, split, batch_size, shuffle=shuffle, seed=seed, epoch=epoch, skip=skip)
 
     monkeypatch.setattr(Local, "batches", spy)
     cfg = TrainConfig(model="dnn", hidden=(16,), epochs=4, patience=4, batch_size=256, lr=1e-2,

@@ -90,7 +90,7 @@ def test_resume_with_other_options_is_refused(small_data, tmp_path):
 
 def test_cli_train_errors_are_messages(tmp_path, capsys):
     assert cli.main(["ctr", "train", "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "r"), "--quiet"]) == 2
-    assert "run `lptsim ctr prepare" in capsys.readouterr().err
+    assert "--data takes a folder made by `lptsim ctr prepare --dataset criteo" in capsys.readouterr().err
 
 
 def test_cli_synthetic_default_reports_teacher(tmp_path, capsys):
@@ -249,3 +249,12 @@ def test_start_banner_and_training_curve(mid_data, tmp_path, capsys):
     assert out[3].startswith("epoch 1:")  # the banner comes first
     png = (run / "curve.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and int.from_bytes(png[16:20], "big") == 800  # 8 x 3.2 in at 100 dpi
+
+
+def test_the_resume_command_of_a_run_and_of_a_table():
+    from lptsim.cli import resume_command
+
+    assert resume_command(["ctr", "train", "--data", "d", "--out", "table", "--force"]) == \
+        "lptsim ctr train --data d --out table --resume"
+    assert resume_command(["--debug", "ctr", "table", "--data", "d", "--out", "t"]) == \
+        "lptsim --debug ctr table --data d --out t"  # a table resumes by running it again

@@ -363,16 +363,33 @@ def test_an_unwritable_output_folder_is_one_line_naming_it(data, tmp_path, capsy
 
     from lptsim import atomic
 
-    real = os.open
+    assert train_cli(capsys, data, tmp_path / "done", "--epochs", "1")[0] == 0
+    real_open, real_unlink = os.open, os.unlink
 
     def read_only(path, flags, *a):  # what a read-only folder does (root ignores chmod, so it is simulated)
         if flags & os.O_CREAT:
             raise PermissionError(errno.EACCES, "Permission denied", str(path))
-        return real(path, flags, *a)
+        return real_open(path, flags, *a)
 
     monkeypatch.setattr(atomic.os, "open", read_only)
     code, err = train_cli(capsys, data, tmp_path / "run")
     assert code == 2 and f"{tmp_path / 'run'}: cannot write .lptsim-output.json there (Permission denied)" in err
+    assert ".tmp" not in err and "Errno" not in err
+
+    def read_only_fs(path, flags, *a):  # a read-only file system: even removing a missing file fails
+        if flags & os.O_CREAT:
+            raise OSError(errno.EROFS, "Read-only file system", str(path))
+        return real_open(path, flags, *a)
+
+    def no_unlink(path, *a, **k):
+        if ".tmp" in str(path):
+            raise OSError(errno.EROFS, "Read-only file system", str(path))
+        return real_unlink(path, *a, **k)
+
+    monkeypatch.setattr(atomic.os, "open", read_only_fs)
+    monkeypatch.setattr(atomic.os, "unlink", no_unlink)
+    code, err = run_cli(capsys, "ctr", "export", "--run", str(tmp_path / "done"), "--out", str(tmp_path / "e.st"))
+    assert code == 2 and f"{tmp_path}: cannot write e.st there (Read-only file system)" in err, err
     assert ".tmp" not in err and "Errno" not in err
 
 

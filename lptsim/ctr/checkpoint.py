@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from lptsim.atomic import open_new, temporary_path
+from lptsim.atomic import discard, open_new, temporary_path
 
 FORMAT, VERSION = "lptsim-checkpoint", 1
 
@@ -147,5 +147,5 @@ def save(payload: dict, path: str | Path) -> None:
             os.replace(path, previous_path(path))
         os.replace(tmp, path)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        discard(tmp)
         raise

@@ -17,7 +17,7 @@ from types import SimpleNamespace
 import numpy as np
 import torch
 
-from lptsim.atomic import open_new, temporary_path
+from lptsim.atomic import discard, open_new, temporary_path
 from lptsim.ctr.data.dataset import PreparedData
 from lptsim.ctr.data.prepare import load_json, schema_from_record
 from lptsim.ctr.data.reader import BlockReader
@@ -219,7 +219,7 @@ def predict_file(run: str | Path, source: str | Path, out: str | Path, data: str
                 probs.append(p)
         os.replace(tmp, out)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        discard(tmp)
         raise
     y = np.concatenate(labels) if labels else np.zeros(0)
     p = np.concatenate(probs) if probs else np.zeros(0)

@@ -15,6 +15,7 @@ data loss only.
 from __future__ import annotations
 
 import math
+from collections import Counter
 
 import torch
 from torch import nn
@@ -117,3 +118,12 @@ def refresh_batch_norm(model: nn.Module, batches) -> int:
             m.momentum = mom
         model.train(was_training)
     return len(norms)
+
+
+def plain_schedule(state: dict) -> dict:
+    """A scheduler's state with plain values only (MultiStepLR's milestones are a Counter)."""
+    return {**state, "milestones": dict(state["milestones"])} if "milestones" in state else state
+
+
+def counter_schedule(state: dict) -> dict:
+    return {**state, "milestones": Counter(state["milestones"])} if "milestones" in state else state

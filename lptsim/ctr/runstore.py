@@ -44,8 +44,11 @@ DATA_FILES = ("feature_map.json", "manifest.json", "vocab.npz")
 
 def keep_data_files(src: Path, dest: Path) -> None:
     """Give the run its own ``DATA_FILES`` from the prepared folder ``src`` (hard links where the file system
-    allows, else copies): prepare replaces files rather than rewriting them, so a folder prepared again later
-    leaves these as they were. Files already kept (a resumed run, checked to be on the same data) stay."""
+    allows and the file already has the mode the umask gives, else copies): prepare replaces files rather than
+    rewriting them, so a folder prepared again later leaves these as they were. Files already kept (a resumed
+    run, checked to be on the same data) stay."""
+    mask = os.umask(0)
+    os.umask(mask)
     for name in DATA_FILES:
         source, target = src / name, dest / name
         if target.exists() or not source.exists():
@@ -53,6 +56,8 @@ def keep_data_files(src: Path, dest: Path) -> None:
         dest.mkdir(parents=True, exist_ok=True)
         tmp = temporary_path(target)
         try:
+            if source.stat().st_mode & 0o777 != 0o666 & ~mask:
+                raise OSError("another mode: copy")  # a link shares the mode; a run's files follow the umask
             os.link(source, tmp)
         except OSError:
             shutil.copyfile(source, tmp)

@@ -21,28 +21,32 @@ learning rates keep their ratio to the dense one), shuffling, BatchNorm, and a B
 from __future__ import annotations
 
 import math
-import signal
-import threading
 import time
 import warnings
-from collections import Counter, deque
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections import deque
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F  # noqa: N812
-from sklearn.metrics import log_loss, roc_auc_score
 from torch import nn
 from tqdm.auto import tqdm
 
-from lptsim.ctr.data.dataset import PreparedData
-from lptsim.ctr.data.prepare import SPLITS, split_problems
+from lptsim.ctr.banner import banner
+from lptsim.ctr.data.dataset import PreparedData, check_splits
 from lptsim.ctr.embedding import TableFactory
+from lptsim.ctr.evaluation import TrainingError, auc_logloss, evaluate
+from lptsim.ctr.interrupts import CheckpointEvery, TrainingInterrupted, ctrl_c_stops_at_a_step
 from lptsim.ctr.models import build_model, init_dense
 from lptsim.ctr.parallel import Local
-from lptsim.ctr.protocol import TouchedRowsL2, clip_gradients, embedding_modules, make_scheduler, refresh_batch_norm
+from lptsim.ctr.protocol import (
+    TouchedRowsL2,
+    clip_gradients,
+    counter_schedule,
+    embedding_modules,
+    make_scheduler,
+    plain_schedule,
+    refresh_batch_norm,
+)
 from lptsim.ctr.runstore import LEGACY, RunStore, RunWarning, checkpoint_release, data_fingerprint
 from lptsim.ctr.table import TableOptimizer
 from lptsim.ctr.table.optim import rng_state, set_rng_state
@@ -55,84 +59,6 @@ MIN_EPOCH_STEPS = 20  # fewer optimizer steps per epoch than this: warn (a batch
 __all__ = ["DIVERGENCE_FACTOR", "LEGACY", "LR_SCHEDULES", "CheckpointEvery", "RunWarning", "TrainConfig", "Trainer",
            "TrainingError", "TrainingInterrupted",
            "auc_logloss", "batch_loss", "check_device", "data_fingerprint", "evaluate", "make_model", "train"]
-
-
-class TrainingError(RuntimeError):
-    """Training cannot go on (e.g. a non-finite or exploding loss); the last good checkpoint is left intact."""
-
-
-class TrainingInterrupted(KeyboardInterrupt):
-    """Ctrl-C stopped training at a step boundary, after a checkpoint of that step was written.
-
-    ``where``: e.g. "epoch 2, step 37 of 95"; ``saved``: the checkpoint file (or pointer) written."""
-
-    def __init__(self, where: str, saved: str):
-        super().__init__(f"interrupted at {where}; saved {saved}")
-        self.where, self.saved = where, saved
-
-
-DEFAULT_CHECKPOINT_SECONDS = 300.0  # a mid-epoch checkpoint after this much training time
-
-
-@dataclass(frozen=True)
-class CheckpointEvery:
-    """When to write a checkpoint inside an epoch (one is always written at an epoch's end): after ``steps``
-    training steps, or after ``seconds`` of training since the last one; both None: only at epoch ends."""
-
-    steps: int | None = None
-    seconds: float | None = DEFAULT_CHECKPOINT_SECONDS
-
-    @classmethod
-    def parse(cls, text: str) -> CheckpointEvery:
-        """``"500"`` (steps), ``"90s"``, ``"5m"``, ``"1h"`` (training time), or ``"0"`` / ``"epoch"`` (epoch ends
-        only)."""
-        t = str(text).strip().lower()
-        if t in ("0", "epoch"):
-            return cls(None, None)
-        units = {"s": 1.0, "m": 60.0, "h": 3600.0}
-        try:
-            if t[-1:] in units:
-                value = float(t[:-1]) * units[t[-1]]
-                if math.isfinite(value) and value > 0:
-                    return cls(None, value)
-            elif int(t) > 0:
-                return cls(int(t), None)
-        except ValueError:
-            pass
-        raise ValueError(f"--checkpoint-every must be a number of steps (500), a training time (90s, 5m, 1h), or 0 "
-                         f"(epoch ends only), got {text!r}")
-
-    def describe(self) -> str:
-        if self.steps:
-            return f"every {self.steps:,} steps"
-        if self.seconds:
-            return f"every {self.seconds / 60:g} min of training" if self.seconds >= 60 else \
-                f"every {self.seconds:g} s of training"
-        return "at epoch ends only"
-
-
-@torch.no_grad()
-def evaluate(model: nn.Module, data: PreparedData, split: str, batch_size: int, device: str,
-             ctx: Local | None = None) -> dict[str, float]:
-    """AUC (scikit-learn) and log loss on a split, in eval mode (over all ranks' parts)."""
-    ctx = ctx or Local()
-    model.eval()
-    preds, labels = [], []
-    for ids, y, _ in ctx.batches(data, split, batch_size):
-        preds.append(torch.sigmoid(model(ids.to(device))).cpu().double().numpy())
-        labels.append(y.numpy())
-    p, y = ctx.gather(np.concatenate(preds) if preds else np.zeros(0), np.concatenate(labels) if labels else
-                      np.zeros(0))
-    if y.size == 0 or y.min() == y.max():
-        raise ValueError(f"split {split!r} needs both classes to compute AUC (rows: {y.size})")
-    if not np.isfinite(p).all():
-        raise TrainingError(f"the model's predictions on the {split} split are not finite (the weights diverged)")
-    return auc_logloss(y, p)
-
-
-def auc_logloss(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
-    """AUC (scikit-learn) and log loss (probabilities clipped to [1e-7, 1 - 1e-7]) of ``p`` for labels ``y``."""
-    return {"auc": float(roc_auc_score(y, p)), "logloss": float(log_loss(y, np.clip(p, 1e-7, 1 - 1e-7)))}
 
 
 def make_model(cfg: TrainConfig, data: PreparedData, ctx: Local | None = None) -> nn.Module:
@@ -216,71 +142,21 @@ class Trainer:
         self.where = ""
 
     # -- the loop ---------------------------------------------------------------------------------------------------
-    def banner(self) -> str:
-        """What is about to run: model and method, data and steps, device, parameters, table memory, checkpoints."""
-        cfg, data, mib = self.cfg, self.data, 2.0 ** 20
-        tables = embedding_modules(self.model)
-        in_tables = {id(t) for t in tables}
-        dense = sum(p.numel() for m in self.model.modules() if id(m) not in in_tables
-                    for p in m.parameters(recurse=False))
-        dense -= sum(p.numel() for t in tables for p in t.parameters())  # QAT weights count with their table
-        shapes = " + ".join(f"{int(t.num_embeddings):,} x {int(t.dim)}" for t in tables)
-        table = sum(int(t.table_bytes()) for t in tables if hasattr(t, "table_bytes"))
-        held = sum(int(t.memory_bytes()) for t in tables if hasattr(t, "memory_bytes"))
-        fp32 = sum(int(t.fp32_bytes()) for t in tables if hasattr(t, "fp32_bytes"))
-        device = cfg.device
-        if device.startswith("cuda"):
-            device += f" ({torch.cuda.get_device_name(torch.device(device))})"
-        else:
-            device += f" ({torch.get_num_threads()} thread{'s' * (torch.get_num_threads() != 1)})"
-        world = f" x {self.ctx.world} ranks (tables sharded by rows)" if self.ctx.world > 1 else ""
-        shard = " (rank 0's shard)" if self.ctx.world > 1 else ""
-        method = "fp (FP32 tables)" if cfg.method == "fp" else f"{cfg.method}, {cfg.bits} bits"
-        n = int(data.labels["train"].shape[0])
-        steps = self.steps_per_epoch()
-        smaller = "" if cfg.method == "fp" else \
-            f", {fp32 / max(table, 1):.1f}x smaller than FP32's {fp32 / mib:,.2f} MiB"
-        lines = [f"{cfg.model} with {method} on {data.root}: {n:,} training rows, {steps:,} step{'s' * (steps != 1)} "
-                 f"of {cfg.batch_size:,} per epoch, up to {cfg.epochs} epoch{'s' * (cfg.epochs != 1)}; device "
-                 f"{device}{world}",
-                 f"parameters: {dense:,} dense, tables {shapes}; table memory {table / mib:,.2f} MiB{smaller}; "
-                 f"{held / mib:,.2f} MiB with steps and optimizer state{shard}",
-                 f"checkpoints in {self.store.out}: at each epoch's end and {self.every.describe()} (Ctrl-C also "
-                 "writes one)"]
-        if self.state["epoch"] or self.state["step"]:
-            lines.append(f"resuming after {self.saved_at()}")
-        return "\n".join(lines)
-
     def fit(self) -> dict:
         """Train until ``epochs`` or early stopping; return the final metrics (best weights on the test split)."""
         if self.echo:
-            print(self.banner(), flush=True)
+            print(banner(self), flush=True)
         stop = self.state["bad_epochs"] >= self.cfg.patience
-        with self.ctrl_c_stops_at_a_step():
+        with ctrl_c_stops_at_a_step(self.request_stop):
             while self.state["epoch"] < self.cfg.epochs and not stop:
                 epoch = self.state["epoch"] + 1
                 stop = self.checkpoint_and_earlystop(epoch, *self.train_epoch(epoch))
         return self.finish()
 
-    @contextmanager
-    def ctrl_c_stops_at_a_step(self):
-        """While training: the first Ctrl-C asks to stop after the current step (checkpointed there); a second one
-        stops at once (the last checkpoint stays). Only where Python's own handler is installed."""
-        if threading.current_thread() is not threading.main_thread() or \
-                signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
-            yield
-            return
-
-        def handler(signum, frame):
-            if self.stop_requested:
-                raise KeyboardInterrupt
-            self.stop_requested = True
-
-        signal.signal(signal.SIGINT, handler)
-        try:
-            yield
-        finally:
-            signal.signal(signal.SIGINT, signal.default_int_handler)
+    def request_stop(self) -> bool:
+        """Ask training to stop after the current step (Ctrl-C); False when it was asked already."""
+        first, self.stop_requested = not self.stop_requested, True
+        return first
 
     def steps_per_epoch(self) -> int:
         return -(-int(self.data.labels["train"].shape[0]) // self.cfg.batch_size)
@@ -432,7 +308,7 @@ class Trainer:
         return f"epoch {epoch + 1}, step {step}" if step else (f"epoch {epoch}" if epoch else None)
 
     def checkpoint_payload(self) -> dict:
-        dense, table = (_plain_schedule(s.state_dict()) for s in self.schedules)
+        dense, table = (plain_schedule(s.state_dict()) for s in self.schedules)
         return {"optimizer": self.dense_opt.state_dict(), "scheduler": dense,
                 "table_optimizer": self.table_opt.state_dict(), "table_scheduler": table,
                 "torch_rng": torch.get_rng_state(), "state": self.state}
@@ -447,16 +323,16 @@ class Trainer:
             return
         ckpt = self.store.load_checkpoint(self.model, cfg.device)
         self.dense_opt.load_state_dict(ckpt["optimizer"])
-        self.schedules[0].load_state_dict(_counter_schedule(ckpt["scheduler"]))
+        self.schedules[0].load_state_dict(counter_schedule(ckpt["scheduler"]))
         if "table_optimizer" in ckpt:
             self.table_opt.load_state_dict(ckpt["table_optimizer"])
-            self.schedules[1].load_state_dict(_counter_schedule(ckpt["table_scheduler"]))
+            self.schedules[1].load_state_dict(counter_schedule(ckpt["table_scheduler"]))
         else:  # lptsim 0.1.0 scaled the tables' lr by the dense lr's ratio: continue exactly that way
             ratio = self.dense_opt.param_groups[0]["lr"] / cfg.lr
             for g in self.table_opt.param_groups:
                 g["lr"] = g.get("initial_lr", g["lr"]) * ratio
             fresh = self.schedules[1].state_dict()
-            self.schedules[1].load_state_dict({**_counter_schedule(ckpt["scheduler"]), **{
+            self.schedules[1].load_state_dict({**counter_schedule(ckpt["scheduler"]), **{
                 k: fresh[k] for k in ("base_lrs", "min_lrs") if k in fresh},
                 "_last_lr": [g["lr"] for g in self.table_opt.param_groups]})
             warnings.warn(f"{self.store.out}: checkpoint written by lptsim {checkpoint_release(ckpt)}; its tables were "
@@ -469,32 +345,6 @@ class Trainer:
         self.recent.extend(self.state["recent"])
         if self.state["best_epoch"]:  # the best weights must be there for the final evaluation: check them now
             self.store.load_best(self.model, cfg.device, self.state["best_epoch"], apply=False)
-
-
-def _plain_schedule(state: dict) -> dict:
-    """A scheduler's state with plain values only (MultiStepLR's milestones are a Counter)."""
-    return {**state, "milestones": dict(state["milestones"])} if "milestones" in state else state
-
-
-def _counter_schedule(state: dict) -> dict:
-    return {**state, "milestones": Counter(state["milestones"])} if "milestones" in state else state
-
-
-def check_splits(data: PreparedData) -> float:
-    """Refuse data that cannot train and evaluate; return the log loss of always predicting the base rate."""
-    counts = []
-    for s in SPLITS:
-        c = np.bincount(np.asarray(data.labels[s]), minlength=2)
-        if c.size > 2:
-            raise ValueError(f"{data.root / f'{s}_labels.npy'}: holds labels other than 0 and 1; prepare the data "
-                             "again")
-        counts.append(c)
-    problems = split_problems(np.array(counts))
-    if problems:
-        raise ValueError(f"{data.root}: {problems[0]}; training needs rows of both classes in train, val and test "
-                         "(prepare more lines)")
-    p = counts[0][1] / counts[0].sum()
-    return float(-(p * math.log(p) + (1 - p) * math.log(1 - p)))
 
 
 def warn_few_steps(rows: int, batch_size: int) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lptsim.ctr.data.prepare import SPLITS, load_json
+from lptsim.ctr.data.prepare import SPLITS, load_json, split_problems
 
 
 def _is_int(v: object) -> bool:
@@ -149,3 +150,20 @@ class PreparedData:
         raise ValueError(f"{self.root / f'{split}_ids.npy'}: row {rows[r]} field {self.feature_map['fields'][f]} holds "
                          f"id {x[r, f]}, outside its range [{lo[f]}, {hi[f]}) in feature_map.json; the folder was "
                          "edited or damaged: prepare it again")
+
+
+def check_splits(data: PreparedData) -> float:
+    """Refuse data that cannot train and evaluate; return the log loss of always predicting the base rate."""
+    counts = []
+    for s in SPLITS:
+        c = np.bincount(np.asarray(data.labels[s]), minlength=2)
+        if c.size > 2:
+            raise ValueError(f"{data.root / f'{s}_labels.npy'}: holds labels other than 0 and 1; prepare the data "
+                             "again")
+        counts.append(c)
+    problems = split_problems(np.array(counts))
+    if problems:
+        raise ValueError(f"{data.root}: {problems[0]}; training needs rows of both classes in train, val and test "
+                         "(prepare more lines)")
+    p = counts[0][1] / counts[0].sum()
+    return float(-(p * math.log(p) + (1 - p) * math.log(1 - p)))

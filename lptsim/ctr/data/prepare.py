@@ -35,7 +35,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from lptsim import __version__
-from lptsim.atomic import open_new, temporary_path, write_json_atomic
+from lptsim.atomic import discard, open_new, temporary_path, write_json_atomic
 from lptsim.ctr.data.reader import BLOCK_BYTES, MAX_LINE_BYTES, Block, BlockReader
 from lptsim.ctr.data.schema import DataFormatError, Schema
 from lptsim.ctr.data.vocab import MISSING_ID, OOV_ID, ValueCounter, Vocabulary, VocabularyTable, save_vocabulary
@@ -163,7 +163,7 @@ def prepare(path: str | Path, schema: Schema, out: str | Path, min_count: int = 
     except BaseException:
         if handle is not None:
             handle.close()
-            rejects_tmp.unlink(missing_ok=True)
+            discard(rejects_tmp)
         raise
     for r in readers:
         r.rejects = handle
@@ -175,7 +175,7 @@ def prepare(path: str | Path, schema: Schema, out: str | Path, min_count: int = 
     finally:
         if handle is not None and not handle.closed:
             handle.close()
-            rejects_tmp.unlink(missing_ok=True)
+            discard(rejects_tmp)
     manifest.update(rejects=str(rejects) if rejects else None, seconds=round(time.perf_counter() - start, 3))
     write_json_atomic(out / "manifest.json", manifest)
     return manifest
