@@ -63,17 +63,17 @@ def num(v: float, digits: int = 3) -> str:
 
 
 def setting(d: int | None = None, delta: float | str | None = None, sigma: float | str | None = None,
-            alpha: float | str | None = None, seeds: int | None = None, T: int | None = None,  # noqa: N803
-            **more: object) -> str:
+            alpha: float | str | None = None, seeds: int | str | None = None, T: int | None = None,  # noqa: N803
+            mu: float | None = None, **more: object) -> str:
     """The caption's setting line: "Setting: d = 20, Δ = 0.05, σ = 1, α = 0.1, T = 3000, 8 seeds" (mathtext);
     a string value is printed as given (e.g. "0.5/√t" for a schedule)."""
     parts = []
-    for sym, v in (("d", d), (r"\Delta", delta), (r"\sigma", sigma), (r"\alpha", alpha), ("T", T)):
+    for sym, v in (("d", d), (r"\Delta", delta), (r"\sigma", sigma), (r"\alpha", alpha), (r"\mu", mu), ("T", T)):
         if v is not None:
             parts.append(rf"${sym}$ = {v if isinstance(v, str) else num(v)}")
     parts += [f"{k.replace('_', ' ')} {v}" for k, v in more.items()]
-    if seeds is not None:
-        parts.append(f"{seeds} seeds")
+    if seeds is not None:  # a string says why there are none (e.g. "deterministic: exact gradients")
+        parts.append(seeds if isinstance(seeds, str) else f"{seeds} seeds")
     return "Setting: " + ", ".join(parts) + "."
 
 

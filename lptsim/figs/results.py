@@ -195,9 +195,7 @@ def fig_decaying(results: list[CheckResult]) -> Drawn | None:
     ax.axhline(d["floor"], color=METHOD_COLORS["sr"], ls=":", label=r"SR floor $d\,\Delta\,\mathbb{E}|g|/4$")
     cross = d.get("regime_b_until")
     if cross:  # alpha_t sigma = Delta: regime B before, regime A after
-        ax.axvline(cross, color="gray", lw=0.8)
-        ax.annotate(r"$\alpha_t\sigma = \Delta$", (cross, 0.02), xycoords=("data", "axes fraction"),
-                    xytext=(4, 0), textcoords="offset points", fontsize=7, ha="left", va="bottom")
+        ax.axvline(cross, color="gray", lw=0.8, label=r"$\alpha_t\sigma = \Delta$ (regime B to the left)")
     ax.set(xlabel="iteration $t$", ylabel=EXCESS, title=r"Decaying step $\alpha_t = \alpha_1/\sqrt{t}$")
     log_ticks(ax)
     ax.legend(loc="upper right", ncol=2)
@@ -345,8 +343,9 @@ def fig_ctr(results: list[CheckResult]) -> Drawn | None:
             for off, m, lab in ((-0.1, "dr", "LPT-DR"), (0.1, "sr", "LPT-SR")):
                 v = np.asarray(d[m][i])
                 axes[2].errorbar(i + off, v.mean(), yerr=v.std(), fmt="o", color=METHOD_COLORS[m], capsize=3,
-                                 label=lab if i == 0 else None)
-                axes[2].plot(np.full(v.size, i + off + 0.04), v, ".", ms=3, color=METHOD_COLORS[m], alpha=0.5)
+                                 label=f"{lab}: mean and sd" if i == 0 else "_nolegend_")
+                axes[2].plot(np.full(v.size, i + off + 0.04), v, ".", ms=3, color=METHOD_COLORS[m], alpha=0.5,
+                             label=f"{lab}: each seed" if i == 0 else "_nolegend_")
         axes[2].axhline(0.5, color="gray", lw=0.8, ls=":", label="chance (AUC 0.5)")
         axes[2].set_xticks([0, 1], [f"regime {r}\nlr/{DELTA} = {q:.2g}" for r, q in
                                     zip(d["regime"], d["ratio"], strict=True)])
@@ -358,7 +357,7 @@ def fig_ctr(results: list[CheckResult]) -> Drawn | None:
         axes[3].semilogx(d["grid"], d["val_auc"], "o-", color=METHOD_COLORS["sr"], label="fixed step (LPT-SR)")
         for k, v in enumerate(d["learned"]):
             axes[3].axvline(v, color=METHOD_COLORS["alpt"], alpha=0.5, lw=1, label="ALPT's learned steps" if k == 0
-                            else None)
+                            else "_nolegend_")  # one entry for all of them
         lo = min(min(d["grid"]), min(d["learned"]))
         hi = max(max(d["grid"]), max(d["learned"]))
         axes[3].set_xlim(lo / 1.3, hi * 1.3)
@@ -367,7 +366,7 @@ def fig_ctr(results: list[CheckResult]) -> Drawn | None:
         axes[3].legend(loc="lower left")
     found = freeze[:1] + floor[:1] + regimes[:1] + alpt[:1]
     return Drawn("ctr_checks", fig, "The CTR checks: which (bits, optimizer, lr) cells freeze under DR (predicted "
-                 "above the bars); LPT-SR's excess loss against the grid step; the two regimes by lr/Delta (mean, "
+                 "above the bars); LPT-SR's excess loss against the grid step; the two regimes by lr/$\\Delta$ (mean, "
                  "sd, and each seed); ALPT's learned steps against a grid of fixed steps.\n"
                  + "\n".join(f"{r.id}: {_setting(r)}" for r in found),
                  tuple(r.name for r in results if r.id.startswith("ctr.")))
