@@ -53,7 +53,7 @@ def style() -> None:
 def num(v: float, digits: int = 3) -> str:
     """A number for a label: plain below 1e4 and above 1e-3, else a mathtext power of ten."""
     v = float(v)
-    if v == 0 or 1e-3 <= abs(v) < 1e4:
+    if v == 0 or 1e-3 <= abs(v) < 1e5:
         text = f"{v:.{digits}g}"
         return str(round(v)) if "e" in text else text  # 100 with 2 digits is "1e+02"
     e = math.floor(math.log10(abs(v)))
@@ -73,7 +73,7 @@ def setting(d: int | None = None, delta: float | str | None = None, sigma: float
             parts.append(rf"${sym}$ = {v if isinstance(v, str) else num(v)}")
     parts += [f"{k.replace('_', ' ')} {v}" for k, v in more.items()]
     if seeds is not None:  # a string says why there are none (e.g. "deterministic: exact gradients")
-        parts.append(seeds if isinstance(seeds, str) else f"{seeds} seeds")
+        parts.append(seeds if isinstance(seeds, str) else f"{seeds} seed{'s' if seeds != 1 else ''}")
     return "Setting: " + ", ".join(parts) + "."
 
 

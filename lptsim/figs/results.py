@@ -336,6 +336,7 @@ def fig_ctr(results: list[CheckResult]) -> Drawn | None:
                     title=f"SR's floor grows like {DELTA}: slope {floor[0].measured:.2f}")
         axes[1].set_xlim(0.85 * min(d["x"]), 1.15 * max(d["x"]))
         log_ticks(axes[1])
+        axes[1].set_xticks(d["x"], [num(v) for v in d["x"]])  # three steps: label each one
         axes[1].legend(loc="upper left")
     if regimes:
         d = regimes[0].data
@@ -351,7 +352,7 @@ def fig_ctr(results: list[CheckResult]) -> Drawn | None:
                                     zip(d["regime"], d["ratio"], strict=True)])
         axes[2].set(xlim=(-0.5, 1.5), ylim=(0.48, 0.5 + 1.2 * (max(np.max(d["sr"]), np.max(d["dr"])) - 0.5)),
                     ylabel="test AUC", title="Regimes on a CTR model (Adam)")
-        axes[2].legend(loc="lower right")
+        axes[2].legend(loc="center")
     if alpt:
         d = alpt[0].data
         axes[3].semilogx(d["grid"], d["val_auc"], "o-", color=METHOD_COLORS["sr"], label="fixed step (LPT-SR)")
