@@ -1,8 +1,12 @@
 """Time `simulate` for d = 100, 10,000 iterations, 64 seeds: every method, and every rounding under each row optimizer
-(issue 13 target: every row under 2 s on 2 cores).
+(issue 13 target: every row under 2 s on 2 cores). With --sparse: time `simulate_sparse` on the issue-24 size,
+1e5 rows x 16, batches of 4,096 Zipf(1) lookups, 1e4 steps, 16 seeds (target: one method under 5 s).
 
 Run: python benchmarks/simulate_cpu.py [--iters 10000] [--seeds 64] [--d 100]
-The fp/sgd row is the baseline the others are compared with (same run).
+     python benchmarks/simulate_cpu.py --sparse [--rows 100000] [--dim 16] [--batch 4096] [--steps 10000]
+                                       [--seeds 16] [--methods fp,dr,sr,alpt]
+The fp/sgd row is the baseline the others are compared with (same run). Seconds are wall time; "cpu" is the
+process's CPU time (numba runs the seeds on all cores, so cpu > seconds on an idle machine).
 """
 
 from __future__ import annotations
@@ -13,12 +17,56 @@ import time
 from lptsim.sim import problems, simulate
 
 
+def sparse(args: argparse.Namespace) -> None:
+    """The sparse simulator at the issue's size: one row per method (and lazy Adam under SR), fp/sgd the baseline."""
+    import numpy as np
+
+    from lptsim.sim import sparse as sp
+
+    freqs = sp.zipf_frequencies(args.rows, 1.0)
+    prob = sp.sparse_quadratic(args.rows, args.dim, freqs, mu=1.0, sigma=1.0, scale=0.3, seed=0)
+    cases = [(m, "sgd") for m in args.methods.split(",")] + [("sr", "adam")]
+    rows = []
+    for method, opt in cases:
+        # lr x (lookups of the top row a step, ~340) x mu must stay below 2: summed gradients
+        kw = dict(step=0.05, lr=2e-3 if opt == "sgd" else 1e-3, optimizer=opt, batch=args.batch, seeds=args.seeds,
+                  bits=8 if method == "alpt" else None)
+        if method == "alpt":  # one step per table, moved by Adam (the table's default step optimizer)
+            kw.update(step_granularity="table", step_optimizer="adam", step_lr=1e-4)
+        sp.simulate_sparse(prob, method, iters=2, **kw)  # compile / warm up
+        start, cpu = time.perf_counter(), time.process_time()
+        tr = sp.simulate_sparse(prob, method, iters=args.steps, **kw)
+        rows.append((method, opt, time.perf_counter() - start, time.process_time() - cpu,
+                     float(np.mean(prob.row_excess(tr.weights)))))
+        del tr
+    touched = float(np.sum(1 - (1 - freqs) ** args.batch))
+    base = rows[0][2]
+    print(f"sparse quadratic: {args.rows:,} rows x {args.dim}, Zipf(1), batch {args.batch:,} lookups "
+          f"(~{touched:,.0f} distinct rows a step), {args.steps:,} steps, {args.seeds} seeds\n")
+    print(f"{'method':8s} {'optimizer':9s} {'seconds':>8s} {'cpu':>8s} {'vs fp':>7s} {'ns/element':>11s} "
+          f"{'mean row excess':>16s}")
+    for method, opt, secs, cpu, excess in rows:
+        per = 1e9 * cpu / (touched * args.dim * args.steps * args.seeds)
+        print(f"{method:8s} {opt:9s} {secs:8.2f} {cpu:8.2f} {secs / base:7.2f} {per:11.2f} {excess:16.4g}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--d", type=int, default=100)
     parser.add_argument("--iters", type=int, default=10_000)
-    parser.add_argument("--seeds", type=int, default=64)
+    parser.add_argument("--seeds", type=int, default=None, help="default 64 (dense), 16 (--sparse)")
+    parser.add_argument("--sparse", action="store_true", help="time the sparse simulator instead")
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--dim", type=int, default=16)
+    parser.add_argument("--batch", type=int, default=4096)
+    parser.add_argument("--steps", type=int, default=10_000)
+    parser.add_argument("--methods", default="fp,dr,sr,alpt")
     args = parser.parse_args()
+    if args.sparse:
+        args.seeds = args.seeds or 16
+        sparse(args)
+        return
+    args.seeds = args.seeds or 64
     prob = problems.quadratic(d=args.d, mu=1.0, L=10.0, noise=0.5, seed=0)
     cases = [(m, "sgd") for m in ("fp", "dr", "sr", "bc", "alpt")]
     cases += [(m, o) for o in ("adagrad", "adam") for m in ("fp", "dr", "sr", "alpt")]

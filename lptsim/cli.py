@@ -507,7 +507,8 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--full", action="store_true", help="paper-quality sweep: more seeds, longer horizons")
     verify.add_argument("--group", action="append",
                         help="run only this group of checks (repeatable): quant, dr, sr, optim, methods; ctr "
-                             "(trains CTR models, not in the default run)")
+                             "(trains CTR models, not in the default run); sparse (sparse tables per row-frequency "
+                             "bucket, not in the default run)")
     verify.add_argument("--seed", type=int, default=0, help="master seed: changes every random draw (default 0)")
     verify.add_argument("--data", help="prepared folder for the ctr group (default: generated synthetic rows)")
     verify.add_argument("--power", action="store_true",

@@ -325,3 +325,22 @@ def test_ctr_group_passes_with_its_controls_failing():
         (r.id, r.verdict, r.measured, r.ci) for r in results if not r.passed]
     count, alpha = family_level(results)
     assert count == 12 and alpha == pytest.approx(FAMILY_ALPHA)
+
+
+def test_sparse_group_is_registered_with_parts_and_cites_only_registered_statements():
+    """`lptsim verify --group sparse` (not in the default run: it takes about a minute of CPU): its parts are what
+    --power re-runs, and every statement its checks cite is registered (so --power varies it)."""
+    import inspect
+    import re
+
+    from lptsim.theory import STATEMENTS
+    from lptsim.verify import DEFAULT_GROUPS, PARTS, _register_defaults, sparse_checks
+
+    _register_defaults()
+    assert "sparse" in GROUPS and "sparse" not in DEFAULT_GROUPS
+    assert PARTS["sparse"] == sparse_checks.PARTS and len(PARTS["sparse"]) == 3
+    cited = set(re.findall(r'theory\.(\w+)\(', inspect.getsource(sparse_checks)))
+    assert cited == {"sparse_row_excess", "sparse_dr_frozen_probability", "dr_sr_crossing", "sparse_alpt_fixed_step"}
+    assert cited <= set(STATEMENTS)
+    # the fixed step's mean gradient is reached through sparse_alpt_fixed_step, by its root: varied by delta
+    assert STATEMENTS["sparse_alpt_step_gradient"].use == "root"

@@ -23,7 +23,7 @@ from lptsim.figs.sweeps import (
 )
 from lptsim.verify.report import CheckResult
 
-GROUPS = ["dr", "sr", "optim", "methods"]
+GROUPS = ["dr", "sr", "optim", "methods", "sparse"]
 
 
 def draw_all(results: list[CheckResult], sweeps: dict[str, Any]) -> list[Drawn]:

@@ -46,6 +46,7 @@ FIGURES: dict[str, tuple[str, ...]] = {
     "adam_freeze": ("optim.adam-frozen", "optim.adam-dr-worst"),
     "optimal_step": ("methods.sr4-chain", "methods.delta-star", "methods.alpt-"),
     "loss_curves": (),
+    "sparse_frequency": ("sparse.",),
 }
 
 
@@ -391,9 +392,68 @@ def fig_rates(results: list[CheckResult]) -> Drawn | None:
                  tuple(r.name for r in found))
 
 
+def _errorbar(ax: plt.Axes, x: object, y: object, lo: object, hi: object, **kw: object) -> None:
+    y, lo, hi = (np.asarray(v, dtype=float) for v in (y, lo, hi))
+    ax.errorbar(x, y, yerr=[y - lo, hi - y], fmt="o", capsize=3, **kw)
+
+
+def fig_sparse(results: list[CheckResult]) -> Drawn | None:
+    """The sparse group against row frequency: DR's frozen fraction, SR - DR (with the predicted crossing) and what
+    ALPT's table step costs each bucket. Predictions are lines (recomputed on a fine grid of frequencies from the
+    checks' parameters), measurements points with their intervals."""
+    from lptsim import theory
+
+    frozen, dr = _find(results, "sparse.dr-frozen"), _find(results, "sparse.dr-excess")
+    cross, alpt = _find(results, "sparse.crossing"), _find(results, "sparse.alpt-rare-pay")
+    if not (frozen and dr):
+        return None
+    fig, axes = panels(3, width=4.8, height=3.9)
+    d = dr[0].data
+    w_star, batch, (delta, alpha, mu, sigma), records = (np.asarray(d["w_star"]), d["batch"], d["params"],
+                                                        np.asarray(d["records"]))
+    fine = np.geomspace(d["x"][0] / 1.5, d["x"][-1] * 1.5, 25)
+    f = frozen[0].data
+    line = [theory.sparse_dr_frozen_probability(alpha, delta, lam / batch, batch, int(records[-1]), -mu * w_star,
+                                                sigma) for lam in fine]
+    xlabel = r"lookups of the row per step (batch $\times$ $p$)"
+    axes[0].semilogx(fine, line, "-", color="gray", label="predicted (11.b.3)")
+    _errorbar(axes[0], f["x"], f["y"], f["ci_lo"], f["ci_hi"], color=METHOD_COLORS["dr"], label="DR, measured")
+    axes[0].set(xlabel=xlabel, ylabel="rows never moved", title="DR freezes the rare rows")
+    axes[0].legend(loc="best")
+    gap = theory.sparse_row_excess(w_star, 0 * w_star, fine / batch, batch, delta, alpha, mu, sigma, records, "sr") - \
+        theory.sparse_row_excess(w_star, 0 * w_star, fine / batch, batch, delta, alpha, mu, sigma, records, "dr")
+    axes[1].semilogx(fine, gap, "-", color="gray", label="predicted (11.c.1)")
+    y = np.asarray(d["sr"]) - np.asarray(d["y"])
+    half = np.sqrt((np.asarray(d["sr_hi"]) - np.asarray(d["sr"])) ** 2 + (np.asarray(d["ci_hi"]) - d["y"]) ** 2)
+    _errorbar(axes[1], d["x"], y, y - half, y + half, color="black", label="measured")
+    if cross:
+        c = cross[0].data
+        axes[1].axvline(c["px"], color=METHOD_COLORS["alpt"], ls="--", lw=1, label=f"crossing {c['px']:.3g} (11.c.2)")
+    axes[1].axhline(0, color="gray", lw=0.6, label="_nolegend_")  # 0: a tie
+    axes[1].set_yscale("symlog", linthresh=0.01)
+    axes[1].set(xlabel=xlabel, ylabel="SR excess $-$ DR excess", title="SR wins on rare rows, DR on frequent ones")
+    axes[1].legend(loc="best")
+    for ax in axes[:2]:
+        log_ticks(ax, "x")
+    if alpt:
+        a = alpt[0].data
+        axes[2].loglog(a["x"], a["theory_curve"], "-", color="gray", label="predicted at the table's fixed step")
+        _errorbar(axes[2], a["x"], a["y"], a["ci_lo"], a["ci_hi"], color=METHOD_COLORS["alpt"],
+                  label="ALPT, one step per table")
+        axes[2].loglog(a["x"], a["per_row"], "s", mfc="none", color="black", label="ALPT, one step per row")
+        axes[2].set(xlabel=xlabel, ylabel="stationary row excess", title="The rare rows pay for the table's step")
+        log_ticks(axes[2])
+        axes[2].legend(loc="best")
+    return Drawn("sparse_frequency", fig, "Sparse rows against how often a batch looks them up: DR freezes the rare "
+                 "rows (left); SR's excess minus DR's changes sign at the predicted crossing (middle: SR better "
+                 "below 0); with one ALPT step per table the rare rows pay for a step the frequent rows set "
+                 "(right). Lines: exact Binomial-mixture chains; points: measured, with 95% intervals. "
+                 + _setting(dr[0]), tuple(r.name for r in results if r.id.startswith("sparse.")))
+
+
 RESULT_FIGURES: tuple[Callable[[list[CheckResult]], Drawn | None], ...] = (
     fig_floors, fig_stall, fig_stationary, fig_bounds, fig_rates, fig_decaying, fig_averaging, fig_dr_bounds,
-    fig_stalls, fig_ctr)
+    fig_stalls, fig_ctr, fig_sparse)
 
 
 def draw_from_results(results: list[CheckResult]) -> list[Drawn]:

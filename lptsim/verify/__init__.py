@@ -18,7 +18,15 @@ DEFAULT_GROUPS = ("quant", "dr", "sr", "optim", "methods")
 
 
 def _register_defaults() -> None:
-    from lptsim.verify import ctr_checks, dr_checks, method_checks, optim_checks, quant_checks, sr_checks
+    from lptsim.verify import (
+        ctr_checks,
+        dr_checks,
+        method_checks,
+        optim_checks,
+        quant_checks,
+        sparse_checks,
+        sr_checks,
+    )
 
     GROUPS.setdefault("quant", quant_checks.run)
     GROUPS.setdefault("dr", dr_checks.run_group)
@@ -26,6 +34,8 @@ def _register_defaults() -> None:
     GROUPS.setdefault("optim", optim_checks.run_group)
     GROUPS.setdefault("methods", method_checks.run_group)
     GROUPS.setdefault("ctr", ctr_checks.run_group)  # trains CTR models: run it with --group ctr
+    GROUPS.setdefault("sparse", sparse_checks.run_group)  # sparse tables per frequency bucket: --group sparse
+    PARTS.setdefault("sparse", sparse_checks.PARTS)
     for name, module in (("quant", quant_checks), ("dr", dr_checks), ("sr", sr_checks), ("optim", optim_checks),
                          ("methods", method_checks)):
         PARTS.setdefault(name, module.PARTS)

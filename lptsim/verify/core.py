@@ -477,16 +477,17 @@ def _fingerprint(prob: Any) -> str:
     return _fingerprints[id(prob)][1]
 
 
-def run(prob: Any, method: str, **kw: Any) -> Trace:
-    """lptsim.sim.simulate, served from the cache while :func:`caching` is active."""
+def run(prob: Any, method: str, simulator: Callable[..., Any] = simulate, **kw: Any) -> Any:
+    """``simulator(prob, method, **kw)`` (lptsim.sim.simulate by default; lptsim.sim.sparse.simulate_sparse for the
+    sparse group), served from the cache while :func:`caching` is active."""
     if _cache is None:
-        return simulate(prob, method, **kw)
-    h = hashlib.sha256(_fingerprint(prob).encode() + method.encode())
+        return simulator(prob, method, **kw)
+    h = hashlib.sha256(_fingerprint(prob).encode() + method.encode() + simulator.__qualname__.encode())
     h.update(repr(rounding.active_rule()).encode())  # few-bit SR or a planted fault is another simulation
     _digest(kw, h)
     key = h.hexdigest()
     if key not in _cache:
-        _cache[key] = simulate(prob, method, **kw)
+        _cache[key] = simulator(prob, method, **kw)
     return _cache[key]
 
 
