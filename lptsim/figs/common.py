@@ -91,7 +91,7 @@ def _log_text(v: float, _pos: object = None) -> str:
     return num(v, 2)
 
 
-def log_ticks(ax: plt.Axes, axis: str = "both", min_ticks: int = 2) -> None:
+def log_ticks(ax: plt.Axes, axis: str = "both", min_ticks: int = 3) -> None:
     """Readable ticks on a log axis: decades (10^k) when the axis spans several of them, else 1-2-5 (or every
     integer multiple) so that at least ``min_ticks`` labelled ticks show; no minor labels (they collide)."""
     for name in ("x", "y") if axis == "both" else (axis,):
