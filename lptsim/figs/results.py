@@ -40,7 +40,7 @@ FIGURES: dict[str, tuple[str, ...]] = {
     "averaging": ("sr.avg",),
     "dr_bounds": ("dr.upper-", "dr.escape"),
     "stalls": ("optim.sgd-stall-time", "optim.adagrad-", "optim.adam-attained"),
-    "ctr_checks": ("ctr.",),
+    "ctr_checks": ("ctr.dr-freezes", "ctr.lpt-sr-excess", "ctr.regime-", "ctr.alpt-"),
     "regimes": ("dr.regA-proven", "dr.regA-dr-stuck", "dr.regA-sr-meanfield", "dr.regB-", "dr.dither-"),
     "regime_map": ("dr.regA-", "dr.regB-ratio"),
     "adam_freeze": ("optim.adam-frozen", "optim.adam-dr-worst"),
@@ -174,11 +174,14 @@ def fig_bounds(results: list[CheckResult]) -> Drawn | None:
         low.set(xlabel="iteration $t$", ylabel="slack", ylim=(0.5, max(3.0, 3 * float(np.nanmax(ratio)))))
         slack_title(low, least, float(ratio[-1]))
         log_ticks(low)
-    settings = sorted({_setting(r) for r in found})
+    panels_of: dict[str, list[str]] = {}
+    for r in found:  # one line per distinct setting, naming its panels
+        panels_of.setdefault(_setting(r), []).append(r.name.replace("SR ", "").replace(" bound", ""))
+    settings = [f"{', '.join(names)}: {text}" for text, names in panels_of.items()]
     return Drawn("bounds_vs_measured", fig, "Li et al. (2017)'s bounds (dashed) against SR's measured curve and "
                  "DR's. Lower panels: the slack, bound / measured, at every t (1 = tight); the verdict's slack is "
                  "its minimum. DR also stays below each bound, so the bounds cannot tell SR from DR.\n"
-                 + " ".join(settings), tuple(r.name for r in found))
+                 + "\n".join(settings), tuple(r.name for r in found))
 
 
 def fig_decaying(results: list[CheckResult]) -> Drawn | None:
@@ -371,7 +374,7 @@ def fig_ctr(results: list[CheckResult]) -> Drawn | None:
                  "above the bars); LPT-SR's excess loss against the grid step; the two regimes by lr/$\\Delta$ (mean, "
                  "sd, and each seed); ALPT's learned steps against a grid of fixed steps.\n"
                  + "\n".join(f"{r.id}: {_setting(r)}" for r in found),
-                 tuple(r.name for r in results if r.id.startswith("ctr.")))
+                 tuple(r.name for r in results if r.id.startswith(FIGURES["ctr_checks"])))
 
 
 def fig_rates(results: list[CheckResult]) -> Drawn | None:
