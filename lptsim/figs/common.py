@@ -53,7 +53,7 @@ def style() -> None:
 def num(v: float, digits: int = 3) -> str:
     """A number for a label: plain below 1e4 and above 1e-3, else a mathtext power of ten."""
     v = float(v)
-    if v == 0 or 1e-3 <= abs(v) < 1e4:
+    if v == 0 or 1e-3 <= abs(v) < 1e5:
         text = f"{v:.{digits}g}"
         return str(round(v)) if "e" in text else text  # 100 with 2 digits is "1e+02"
     e = math.floor(math.log10(abs(v)))
@@ -63,17 +63,17 @@ def num(v: float, digits: int = 3) -> str:
 
 
 def setting(d: int | None = None, delta: float | str | None = None, sigma: float | str | None = None,
-            alpha: float | str | None = None, seeds: int | None = None, T: int | None = None,  # noqa: N803
-            **more: object) -> str:
+            alpha: float | str | None = None, seeds: int | str | None = None, T: int | None = None,  # noqa: N803
+            mu: float | None = None, **more: object) -> str:
     """The caption's setting line: "Setting: d = 20, Δ = 0.05, σ = 1, α = 0.1, T = 3000, 8 seeds" (mathtext);
     a string value is printed as given (e.g. "0.5/√t" for a schedule)."""
     parts = []
-    for sym, v in (("d", d), (r"\Delta", delta), (r"\sigma", sigma), (r"\alpha", alpha), ("T", T)):
+    for sym, v in (("d", d), (r"\Delta", delta), (r"\sigma", sigma), (r"\alpha", alpha), (r"\mu", mu), ("T", T)):
         if v is not None:
             parts.append(rf"${sym}$ = {v if isinstance(v, str) else num(v)}")
     parts += [f"{k.replace('_', ' ')} {v}" for k, v in more.items()]
-    if seeds is not None:
-        parts.append(f"{seeds} seeds")
+    if seeds is not None:  # a string says why there are none (e.g. "deterministic: exact gradients")
+        parts.append(seeds if isinstance(seeds, str) else f"{seeds} seed{'s' if seeds != 1 else ''}")
     return "Setting: " + ", ".join(parts) + "."
 
 
@@ -91,7 +91,7 @@ def _log_text(v: float, _pos: object = None) -> str:
     return num(v, 2)
 
 
-def log_ticks(ax: plt.Axes, axis: str = "both", min_ticks: int = 2) -> None:
+def log_ticks(ax: plt.Axes, axis: str = "both", min_ticks: int = 3) -> None:
     """Readable ticks on a log axis: decades (10^k) when the axis spans several of them, else 1-2-5 (or every
     integer multiple) so that at least ``min_ticks`` labelled ticks show; no minor labels (they collide)."""
     for name in ("x", "y") if axis == "both" else (axis,):

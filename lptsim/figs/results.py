@@ -40,14 +40,14 @@ FIGURES: dict[str, tuple[str, ...]] = {
     "averaging": ("sr.avg",),
     "dr_bounds": ("dr.upper-", "dr.escape"),
     "stalls": ("optim.sgd-stall-time", "optim.adagrad-", "optim.adam-attained"),
-    "ctr_checks": ("ctr.dr-", "ctr.sr-", "ctr.lpt-sr", "ctr.regime"),
+    "ctr_checks": ("ctr.dr-freezes", "ctr.dr-first-step", "ctr.lpt-sr-train", "ctr.regime-"),
     "ctr_sparse": ("ctr.sparse-",),
-    "sparse_frequency": ("sparse.",),
     "regimes": ("dr.regA-proven", "dr.regA-dr-stuck", "dr.regA-sr-meanfield", "dr.regB-", "dr.dither-"),
     "regime_map": ("dr.regA-", "dr.regB-ratio"),
     "adam_freeze": ("optim.adam-frozen", "optim.adam-dr-worst"),
     "optimal_step": ("methods.sr4-chain", "methods.delta-star", "methods.alpt-"),
     "loss_curves": (),
+    "sparse_frequency": ("sparse.",),
 }
 
 
@@ -175,11 +175,14 @@ def fig_bounds(results: list[CheckResult]) -> Drawn | None:
         low.set(xlabel="iteration $t$", ylabel="slack", ylim=(0.5, max(3.0, 3 * float(np.nanmax(ratio)))))
         slack_title(low, least, float(ratio[-1]))
         log_ticks(low)
-    settings = sorted({_setting(r) for r in found})
+    panels_of: dict[str, list[str]] = {}
+    for r in found:  # one line per distinct setting, naming its panels
+        panels_of.setdefault(_setting(r), []).append(r.name.replace("SR ", "").replace(" bound", ""))
+    settings = [f"{', '.join(names)}: {text}" for text, names in panels_of.items()]
     return Drawn("bounds_vs_measured", fig, "Li et al. (2017)'s bounds (dashed) against SR's measured curve and "
                  "DR's. Lower panels: the slack, bound / measured, at every t (1 = tight); the verdict's slack is "
                  "its minimum. DR also stays below each bound, so the bounds cannot tell SR from DR.\n"
-                 + " ".join(settings), tuple(r.name for r in found))
+                 + "\n".join(settings), tuple(r.name for r in found))
 
 
 def fig_decaying(results: list[CheckResult]) -> Drawn | None:
@@ -197,9 +200,7 @@ def fig_decaying(results: list[CheckResult]) -> Drawn | None:
     ax.axhline(d["floor"], color=METHOD_COLORS["sr"], ls=":", label=r"SR floor $d\,\Delta\,\mathbb{E}|g|/4$")
     cross = d.get("regime_b_until")
     if cross:  # alpha_t sigma = Delta: regime B before, regime A after
-        ax.axvline(cross, color="gray", lw=0.8)
-        ax.annotate(r"$\alpha_t\sigma = \Delta$", (cross, 0.02), xycoords=("data", "axes fraction"),
-                    xytext=(4, 0), textcoords="offset points", fontsize=7, ha="left", va="bottom")
+        ax.axvline(cross, color="gray", lw=0.8, label=r"$\alpha_t\sigma = \Delta$ (regime B to the left)")
     ax.set(xlabel="iteration $t$", ylabel=EXCESS, title=r"Decaying step $\alpha_t = \alpha_1/\sqrt{t}$")
     log_ticks(ax)
     ax.legend(loc="upper right", ncol=2)
@@ -339,6 +340,7 @@ def fig_ctr(results: list[CheckResult]) -> Drawn | None:
                      label=rf"linear in {DELTA} (regime A)")
         axes[1].set(xlabel=rf"grid step {DELTA}", ylabel="train log loss",
                     title=f"SR's floor grows like {DELTA}: chord ratio {floor[0].measured:.2f}")
+        axes[1].set_xticks(d["x"], [num(v) for v in d["x"]])  # three steps: label each one
         axes[1].legend(loc="upper left")
     if regimes:
         d = regimes[0].data
@@ -346,20 +348,21 @@ def fig_ctr(results: list[CheckResult]) -> Drawn | None:
             for off, m, lab in ((-0.1, "dr", "LPT-DR"), (0.1, "sr", "LPT-SR")):
                 v = np.asarray(d[m][i])
                 axes[2].errorbar(i + off, v.mean(), yerr=v.std(), fmt="o", color=METHOD_COLORS[m], capsize=3,
-                                 label=lab if i == 0 else None)
-                axes[2].plot(np.full(v.size, i + off + 0.04), v, ".", ms=3, color=METHOD_COLORS[m], alpha=0.5)
+                                 label=f"{lab}: mean and sd" if i == 0 else "_nolegend_")
+                axes[2].plot(np.full(v.size, i + off + 0.04), v, ".", ms=3, color=METHOD_COLORS[m], alpha=0.5,
+                             label=f"{lab}: each seed" if i == 0 else "_nolegend_")
         axes[2].axhline(0.5, color="gray", lw=0.8, ls=":", label="chance (AUC 0.5)")
         axes[2].set_xticks([0, 1], [f"regime {r}\nlr/{DELTA} = {q:.2g}" for r, q in
                                     zip(d["regime"], d["ratio"], strict=True)])
         axes[2].set(xlim=(-0.5, 1.5), ylim=(0.48, 0.5 + 1.2 * (max(np.max(d["sr"]), np.max(d["dr"])) - 0.5)),
                     ylabel="test AUC", title="Regimes on a CTR model (Adam)")
-        axes[2].legend(loc="lower right")
+        axes[2].legend(loc="center")
     if alpt:
         d = alpt[0].data
         axes[3].semilogx(d["grid"], d["val_auc"], "o-", color=METHOD_COLORS["sr"], label="fixed step (LPT-SR)")
         for k, v in enumerate(d["learned"]):
             axes[3].axvline(v, color=METHOD_COLORS["alpt"], alpha=0.5, lw=1, label="ALPT's learned steps" if k == 0
-                            else None)
+                            else "_nolegend_")  # one entry for all of them
         lo = min(min(d["grid"]), min(d["learned"]))
         hi = max(max(d["grid"]), max(d["learned"]))
         axes[3].set_xlim(lo / 1.3, hi * 1.3)
@@ -368,10 +371,10 @@ def fig_ctr(results: list[CheckResult]) -> Drawn | None:
         axes[3].legend(loc="lower left")
     found = freeze[:1] + floor[:1] + regimes[:1] + alpt[:1]
     return Drawn("ctr_checks", fig, "The CTR checks: which (bits, optimizer, lr) cells freeze under DR (predicted "
-                 "above the bars); LPT-SR's excess loss against the grid step; the two regimes by lr/Delta (mean, "
+                 "above the bars); LPT-SR's excess loss against the grid step; the two regimes by lr/$\\Delta$ (mean, "
                  "sd, and each seed); ALPT's learned steps against a grid of fixed steps.\n"
                  + "\n".join(f"{r.id}: {_setting(r)}" for r in found),
-                 tuple(r.name for r in results if r.id.startswith("ctr.") and not r.id.startswith("ctr.sparse-")))
+                 tuple(r.name for r in results if r.id.startswith(FIGURES["ctr_checks"])))
 
 
 def fig_ctr_sparse(results: list[CheckResult]) -> Drawn | None:
@@ -462,17 +465,18 @@ def fig_sparse(results: list[CheckResult]) -> Drawn | None:
     cross, alpt = _find(results, "sparse.crossing"), _find(results, "sparse.alpt-rare-pay")
     if not (frozen and dr):
         return None
-    fig, axes = panels(3, width=4.6, height=3.8)
+    fig, axes = panels(3, width=4.8, height=3.9)
     d = dr[0].data
-    w_star, batch, (delta, alpha, mu, sigma), records = d["w_star"], d["batch"], d["params"], d["records"]
+    w_star, batch, (delta, alpha, mu, sigma), records = (np.asarray(d["w_star"]), d["batch"], d["params"],
+                                                        np.asarray(d["records"]))
     fine = np.geomspace(d["x"][0] / 1.5, d["x"][-1] * 1.5, 25)
     f = frozen[0].data
     line = [theory.sparse_dr_frozen_probability(alpha, delta, lam / batch, batch, int(records[-1]), -mu * w_star,
                                                 sigma) for lam in fine]
+    xlabel = r"lookups of the row per step (batch $\times$ $p$)"
     axes[0].semilogx(fine, line, "-", color="gray", label="predicted (11.b.3)")
     _errorbar(axes[0], f["x"], f["y"], f["ci_lo"], f["ci_hi"], color=METHOD_COLORS["dr"], label="DR, measured")
-    axes[0].set(xlabel="lookups of the row per step (batch x p)", ylabel="rows never moved",
-                title="DR freezes the rare rows")
+    axes[0].set(xlabel=xlabel, ylabel="rows never moved", title="DR freezes the rare rows")
     axes[0].legend(loc="best")
     gap = theory.sparse_row_excess(w_star, 0 * w_star, fine / batch, batch, delta, alpha, mu, sigma, records, "sr") - \
         theory.sparse_row_excess(w_star, 0 * w_star, fine / batch, batch, delta, alpha, mu, sigma, records, "dr")
@@ -483,28 +487,26 @@ def fig_sparse(results: list[CheckResult]) -> Drawn | None:
     if cross:
         c = cross[0].data
         axes[1].axvline(c["px"], color=METHOD_COLORS["alpt"], ls="--", lw=1, label=f"crossing {c['px']:.3g} (11.c.2)")
-    axes[1].axhline(0, color="gray", lw=0.6)
+    axes[1].axhline(0, color="gray", lw=0.6, label="_nolegend_")  # 0: a tie
     axes[1].set_yscale("symlog", linthresh=0.01)
-    axes[1].set(xlabel="lookups of the row per step (batch x p)", ylabel="SR excess - DR excess",
-                title="SR wins on rare rows, DR on frequent ones")
+    axes[1].set(xlabel=xlabel, ylabel="SR excess $-$ DR excess", title="SR wins on rare rows, DR on frequent ones")
     axes[1].legend(loc="best")
+    for ax in axes[:2]:
+        log_ticks(ax, "x")
     if alpt:
         a = alpt[0].data
         axes[2].loglog(a["x"], a["theory_curve"], "-", color="gray", label="predicted at the table's fixed step")
         _errorbar(axes[2], a["x"], a["y"], a["ci_lo"], a["ci_hi"], color=METHOD_COLORS["alpt"],
                   label="ALPT, one step per table")
         axes[2].loglog(a["x"], a["per_row"], "s", mfc="none", color="black", label="ALPT, one step per row")
-        axes[2].set(xlabel="lookups of the row per step (batch x p)", ylabel="stationary row excess",
-                    title="The rare rows pay for the table's step")
+        axes[2].set(xlabel=xlabel, ylabel="stationary row excess", title="The rare rows pay for the table's step")
         log_ticks(axes[2])
         axes[2].legend(loc="best")
-    found = frozen + dr + _find(results, "sparse.sr-excess") + cross + alpt
-    return Drawn("sparse_frequency", fig, "The sparse-row simulator against row frequency (lookups of the row per "
-                 "step): DR's frozen fraction, SR's excess minus DR's with the predicted crossing, and what ALPT's "
-                 "one step per table costs each bucket. Lines: predictions (docs/theory.md 11), points: "
-                 "measurements with their intervals.\n"
-                 + setting(delta=delta, alpha=alpha, seeds=d.get("seeds"), batch=batch, mu=mu, sigma_g=sigma),
-                 tuple(r.name for r in found))
+    return Drawn("sparse_frequency", fig, "Sparse rows against how often a batch looks them up: DR freezes the rare "
+                 "rows (left); SR's excess minus DR's changes sign at the predicted crossing (middle: SR better "
+                 "below 0); with one ALPT step per table the rare rows pay for a step the frequent rows set "
+                 "(right). Lines: exact Binomial-mixture chains; points: measured, with 95% intervals. "
+                 + _setting(dr[0]), tuple(r.name for r in results if r.id.startswith("sparse.")))
 
 
 RESULT_FIGURES: tuple[Callable[[list[CheckResult]], Drawn | None], ...] = (
@@ -521,5 +523,3 @@ def draw_from_results(results: list[CheckResult]) -> list[Drawn]:
 def figures_from_results(results: list[CheckResult], out: Path) -> list[Path]:
     """Write the figures that the verification results alone determine (PNG + PDF)."""
     return [p for d in draw_from_results(results) for p in save(d, out)]
-
-

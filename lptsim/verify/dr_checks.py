@@ -95,7 +95,8 @@ def dr_stall(b: Budget) -> list[CheckResult]:
                 theory_curve=theory.dr_stall_distance(0.01, alphas, mu),
                 x_delta=deltas, y_delta=np.array([radius[(0.02, dl)] for dl in deltas]),
                 theory_curve_delta=theory.dr_stall_distance(deltas, 0.02, mu),
-                setting=dict(d=d, sigma=0, mu=mu, starts=f"{starts.shape[0]} per coordinate in [-3, 3]"))
+                setting=dict(d=d, sigma=0, mu=mu, starts=f"{starts.shape[0]} per coordinate in [-3, 3]",
+                             seeds="deterministic (exact gradients)"))
     note = (f"{len(cells) + 1} (alpha, Delta) cells x {starts.size} coordinates, alpha mu <= 1/2, starts in [-3, 3]; "
             "one cell dyadic (alpha 1/8, Delta 1/64, optima on the grid), where ties decide")
     return [

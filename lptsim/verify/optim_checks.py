@@ -91,7 +91,8 @@ def adam_step_bound(b: Budget) -> list[CheckResult]:
               Control("i.i.d. gradient noise", Estimate.exact(iid / bound), 1.0), id="optim.adam-attained",
               note=f"T={T}: c_t rises from 1 to {c_max:.2f}; i.i.d. noise reaches at most {iid.max():.2f} alpha (the "
                    "folk 'Adam steps are at most alpha' is false, and the bound is far from tight there)",
-              x=steps, y=attained, bound=bound, iid=iid, setting=dict(d=d, T=T)),
+              x=steps, y=attained, bound=bound, iid=iid,
+              setting=dict(d=d, T=T, seeds="deterministic (constructed gradients)")),
         judge("Adam + DR, worst-case gradients: frozen for T steps iff alpha c_T < Delta/2 (alpha = 0.97, 1.03 x "
               "Delta/(2 c_T))", _src("adam_step_bound"), "upper bound", frozen(adversarial), pred, Exactly(),
               Control("i.i.d. gradient noise (DR never moves at either alpha)", frozen(noise), pred),
@@ -126,7 +127,7 @@ def adagrad_stalls_dr(b: Budget) -> list[CheckResult]:
               "approximation", frozen, pred_frozen, Absolute(0.1), Control("SR", sr_frozen, pred_frozen),
               note=f"alpha={alpha}, Delta={delta}: stall after {np.min(stall):.0f} to {np.max(stall):.0f} updates "
                    f"(the gradient changes by about 1% over the run)", x=rec, y=frozen.value, theory_curve=pred_frozen,
-              setting=dict(d=d, delta=delta, sigma=0, alpha=alpha, T=T, mu=mu),
+              setting=dict(d=d, delta=delta, sigma=0, alpha=alpha, T=T, mu=mu, seeds="deterministic (exact gradients)"),
               id="optim.adagrad-frozen"),
         judge("Adagrad + DR: distance travelled in 400 updates / prediction", _src("adagrad_dr_travel"),
               "approximation", Estimate.exact(moved.value / travel), 1.0, Relative(0.05),
@@ -164,7 +165,7 @@ def sgd_stall_times(b: Budget) -> list[CheckResult]:
                   note=f"alpha={alpha}, Delta={delta}: stall times {last.min()}-{last.max()}, intervals "
                        f"{np.mean(bounds[1] / np.maximum(bounds[0], 1)):.2f}x wide on average",
                   x=np.arange(d), y=last, lower=bounds[0], upper=bounds[1], id="optim.sgd-stall-time",
-                  setting=dict(d=d, delta=delta, sigma=0, alpha=alpha, T=T))]
+                  setting=dict(d=d, delta=delta, sigma=0, alpha=alpha, T=T, seeds="deterministic (exact gradients)"))]
 
 
 PARTS = (sgd_stall_times, adam_freezes_dr, adam_step_bound, adagrad_stalls_dr)
