@@ -16,12 +16,14 @@ numerical contract: :mod:`lptsim.ctr.contract` and :mod:`lptsim.ctr.kernels.trit
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
 
 import torch
 
 from lptsim.ctr.contract import ROW_BETAS, STEP_BETAS, STEP_EPS
+from lptsim.ctr.kernels.version import MIN_TRITON as MIN_TRITON
+from lptsim.ctr.kernels.version import check_triton as check_triton
+from lptsim.ctr.kernels.version import triton_problem
 from lptsim.ctr.ordered_sums import SEGMENT_CHUNK
 
 BLOCK = 64  # update: positions per program, two warps, one lane each
@@ -87,29 +89,6 @@ def gather_block(dim: int) -> tuple[int, int]:
     """(padded dim, ids per program) of the gather kernel for rows of ``dim``."""
     dp = 1 << max(dim - 1, 0).bit_length()
     return dp, max(1, min(64, GATHER_ELEMENTS // dp))
-
-
-MIN_TRITON = (3, 6)  # the oldest Triton the kernels are tested with (3.6 on the GPU machines, 3.9 here)
-
-
-def triton_problem() -> str | None:
-    """Why the installed Triton cannot run the kernels (absent, or older than :data:`MIN_TRITON`), or None."""
-    try:
-        import triton
-    except ImportError:
-        return "Triton is not installed (pip install 'lptsim[gpu]')"
-    version = tuple(int(x) for x in re.findall(r"\d+", triton.__version__)[:2])
-    if version < MIN_TRITON:
-        return (f"lptsim's kernels need Triton >= {'.'.join(map(str, MIN_TRITON))} (tested with 3.6 and 3.9); this "
-                f"is Triton {triton.__version__}")
-    return None
-
-
-def check_triton() -> None:
-    """Raise ImportError with :func:`triton_problem`'s message where the kernels cannot run."""
-    problem = triton_problem()
-    if problem:
-        raise ImportError(problem)
 
 
 def available(device: torch.device | str | None = None) -> bool:

@@ -40,7 +40,7 @@ constant) nor read on the host; the one int argument, ``n``, is ``do_not_special
 
 from __future__ import annotations
 
-from lptsim.ctr.kernels import check_triton
+from lptsim.ctr.kernels.version import check_triton
 
 check_triton()  # a clear message for an old Triton (MIN_TRITON), not a failure deep inside a kernel
 
