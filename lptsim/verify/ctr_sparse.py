@@ -166,6 +166,7 @@ def sparse_checks(s, b, train_config, level: float) -> list[CheckResult]:  # noq
     labels = [f"{int(lo)}-{int(hi) - 1}" for lo, hi in edges]
     note_b = f"buckets of touch counts {', '.join(labels)} ({', '.join(str(g.size) for g in groups)} rows); {s.label}"
     out: list[CheckResult] = []
+    where = dict(delta=delta, bits=BITS, data=s.label, seeds=1)  # the figures' setting line
 
     # 9.6 lazy Adam's first touch under DR: exact, from each row's measured first-touch step (and gradient, for eps)
     lr_first = delta / (2 * ADAM_DESIGN_FACTOR)
@@ -181,7 +182,7 @@ def sparse_checks(s, b, train_config, level: float) -> list[CheckResult]:  # noq
                              np.full(len(g_first), float(lr_first < delta / 2))), id="ctr.sparse-first-touch",
                      note=f"lr {lr_first:.3g} = Delta/(2 x {ADAM_DESIGN_FACTOR}), {BITS} bits, {run.steps} steps, "
                           f"first touches at steps 1-{int(run.first.max())}; " + note_b,
-                     buckets=labels, pred=pred, optimizer="adam"))
+                     buckets=labels, pred=pred, optimizer="adam", setting=where))
 
     # 9.7 the amplification itself, on the FP table (no rounding): |change| / lr at the first touch, per element
     fp = pilots["adam"]
@@ -199,7 +200,7 @@ def sparse_checks(s, b, train_config, level: float) -> list[CheckResult]:  # noq
                      note=f"FP table, Adam lr {lrs['adam']:.3g}, first touches at steps 1-{int(fp.first.max())} "
                           f"(A(1, t0) from {float(theory.lazy_adam_first_touch_factor(10)):.3g} at t0 = 10 to "
                           f"{float(theory.lazy_adam_first_touch_factor(max(int(fp.first.max()), 1))):.3g}); " + note_b,
-                     buckets=labels, pred=np.array([exact[g].mean() for g in g_fp])))
+                     buckets=labels, pred=np.array([exact[g].mean() for g in g_fp]), setting=where))
 
     # 9.8 DR and SR frozen fractions per bucket: DR from the frozen table's gradients (an element DR has not moved
     # sees a table that is mostly frozen), SR from the FP run's (SR keeps moving); both pilots use other seeds
@@ -218,5 +219,6 @@ def sparse_checks(s, b, train_config, level: float) -> list[CheckResult]:  # noq
                              note=f"lr {lr:.3g}, {BITS} bits (Delta {delta:.3g}); predicted from the gradients of "
                                   f"{'a frozen table' if r == 'dr' else 'an FP run'} (another seed); " + note_b,
                              buckets=labels, pred=predicted[r], optimizer=opt, rounding=r,
-                             counts=np.array([float(np.mean(pilots[opt].counts[g])) for g in groups])))
+                             counts=np.array([float(np.mean(pilots[opt].counts[g])) for g in groups]),
+                             setting=where))
     return out
