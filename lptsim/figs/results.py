@@ -487,6 +487,10 @@ def fig_sparse(results: list[CheckResult]) -> Drawn | None:
     if cross:
         c = cross[0].data
         axes[1].axvline(c["px"], color=METHOD_COLORS["alpt"], ls="--", lw=1, label=f"crossing {c['px']:.3g} (11.c.2)")
+        sign = np.array([-1.0, 1.0])  # the check measures DR - SR below the crossing, SR - DR above it
+        y, lo, hi = (sign * np.asarray(c[k], dtype=float) for k in ("y", "ci_lo", "ci_hi"))
+        _errorbar(axes[1], c["x"], y, np.minimum(lo, hi), np.maximum(lo, hi), color=METHOD_COLORS["alpt"],
+                  label=r"rows at $p_\times/1.2$, $1.2\,p_\times$")
     axes[1].axhline(0, color="gray", lw=0.6, label="_nolegend_")  # 0: a tie
     axes[1].set_yscale("symlog", linthresh=0.01)
     axes[1].set(xlabel=xlabel, ylabel="SR excess $-$ DR excess", title="SR wins on rare rows, DR on frequent ones")

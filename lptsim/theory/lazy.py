@@ -234,7 +234,8 @@ def sparse_dr_frozen_probability(lr: float, delta: float, p: float, batch: int, 
     g = np.atleast_1d(np.asarray(g_mean, dtype=float))
     stay = pmf[0] + sum(pk * float(np.prod([sgd_dr_frozen_probability(lr, delta, 1, kk * gi, np.sqrt(kk) * g_sd)
                                             for gi in g])) for kk, pk in zip(k[1:], pmf[1:], strict=True))
-    return float(stay) ** int(steps)
+    with np.errstate(over="ignore"):  # a broken variant (--power) may give stay > 1: inf, not an exception
+        return float(np.float64(stay) ** int(steps))
 
 
 @statement("approximation", "derived here (docs/theory.md 11.b.4): 11.b.1's rule along a frozen table's gradients",
