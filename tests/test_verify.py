@@ -1,5 +1,5 @@
 """The verification machinery (three verdicts, the family-wise level, the table and --explain), the full
-`lptsim verify` (every check passes, every control fails, at four seeds), `--power` on a fast subset, faults at the
+`lptsim verify` (every check passes, every control fails, at three seeds), `--power` on a fast subset, faults at the
 rounding core, the CLI and the figures."""
 
 from __future__ import annotations
@@ -206,9 +206,9 @@ def test_faults_reach_every_rounding_path():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+@pytest.mark.parametrize("seed", [0, 1, 2])
 def test_verify_passes_every_check_with_every_control_failing(seed):
-    """The default run and three other seeds give the same verdicts: every check PASSes (or is a loose bound that
+    """The default run and two other seeds give the same verdicts: every check PASSes (or is a loose bound that
     holds), every control FAILs, and the family-wise error over all intervals judged is at most 5%."""
     results = run_all(progress=False, seed=seed)
     assert len(results) >= 70
