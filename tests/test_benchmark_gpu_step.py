@@ -16,15 +16,19 @@ pytest.importorskip("triton")
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_kernel_benchmark_smoke(tmp_path):
-    out = tmp_path / "step.json"
+def _smoke(script: str, out: Path, timeout: int) -> tuple[subprocess.CompletedProcess, dict]:
+    """Run ``benchmarks/<script>.py --smoke`` (under the interpreter without CUDA); its output and its JSON."""
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     if not torch.cuda.is_available():
         env["TRITON_INTERPRET"] = "1"
-    proc = subprocess.run([sys.executable, "benchmarks/gpu_embedding_step.py", "--smoke", "--json", str(out)],
-                          capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+    proc = subprocess.run([sys.executable, f"benchmarks/{script}.py", "--smoke", "--json", str(out)],
+                          capture_output=True, text=True, env=env, cwd=ROOT, timeout=timeout)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    data = json.loads(out.read_text())
+    return proc, json.loads(out.read_text())
+
+
+def test_kernel_benchmark_smoke(tmp_path):
+    proc, data = _smoke("gpu_embedding_step", tmp_path / "step.json", 300)
     cases = {(e["bits"], e["state"], e["variant"]) for e in data["exactness"]}
     assert {(2, "float32", "one-pass"), (2, "bfloat16", "one-pass"), (3, "bfloat16", "one-pass"),
             (2, "bfloat16", "two-pass")} <= cases
@@ -42,14 +46,7 @@ def test_kernel_benchmark_smoke(tmp_path):
 def test_kernel_dcn_benchmark_smoke(tmp_path):
     """benchmarks/gpu_dcn_train.py --smoke: the end-to-end DCN benchmark runs (FP32 and ALPT 8/4/2 bits) and
     writes its JSON."""
-    out = tmp_path / "dcn.json"
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    if not torch.cuda.is_available():
-        env["TRITON_INTERPRET"] = "1"
-    proc = subprocess.run([sys.executable, "benchmarks/gpu_dcn_train.py", "--smoke", "--json", str(out)],
-                          capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    data = json.loads(out.read_text())
+    proc, data = _smoke("gpu_dcn_train", tmp_path / "dcn.json", 300)
     assert [r["method"] for r in data["results"]] == ["fp32", "alpt-8", "alpt-4", "alpt-2"]
     assert all(r["samples_per_s"] > 0 for r in data["results"]) and data["results"][0]["ratio_to_fp32"] == 1.0
 
@@ -57,14 +54,7 @@ def test_kernel_dcn_benchmark_smoke(tmp_path):
 def test_kernel_first_run_smoke(tmp_path):
     """benchmarks/gpu_first_run.py --smoke: every section of the first GPU run runs (CUDA-only ones say so), the
     exactness section compares every state tensor and passes, and the JSON holds each section."""
-    out = tmp_path / "first.json"
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    if not torch.cuda.is_available():
-        env["TRITON_INTERPRET"] = "1"
-    proc = subprocess.run([sys.executable, "benchmarks/gpu_first_run.py", "--smoke", "--json", str(out)],
-                          capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    data = json.loads(out.read_text())
+    proc, data = _smoke("gpu_first_run", tmp_path / "first.json", 600)
     sections = data["sections"]
     assert list(sections) == ["exactness", "stages", "host_vs_gpu", "cuda_graph", "profile", "baselines"]
     assert all("error" not in s.get("result", {}) for s in sections.values() if isinstance(s.get("result"), dict))
