@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numba as nb
 import numpy as np
+from scipy import optimize
 
 
 def grid_error(w_start: np.ndarray, w_star: np.ndarray, delta: float) -> np.ndarray:
@@ -44,3 +46,17 @@ def norm_sf(z: float) -> float:
 def norm_cdf(z: float) -> float:
     """P(N(0, 1) <= z)."""
     return 0.5 * math.erfc(-z / math.sqrt(2.0))
+
+
+def first_log_root(f: Callable[[float], float], lo: float, hi: float, points: int, xtol: float, what: str,
+                   values: Callable[[np.ndarray], np.ndarray] | None = None) -> float:
+    """The x in [lo, hi] where ``f(log x)`` first changes sign: located on ``points`` log-spaced points (their
+    values from ``values(log grid)`` when given, e.g. one vectorised call; else ``f`` at each), refined by Brent's
+    method to ``xtol`` in log x. ``what`` is the error message when there is no sign change."""
+    grid = np.linspace(np.log(lo), np.log(hi), points)
+    found = np.asarray(values(grid) if values is not None else [f(x) for x in grid], dtype=float)
+    change = np.nonzero(np.sign(found[:-1]) != np.sign(found[1:]))[0]
+    if change.size == 0:
+        raise ValueError(what)
+    i = int(change[0])
+    return float(np.exp(optimize.brentq(f, grid[i], grid[i + 1], xtol=xtol)))

@@ -12,6 +12,7 @@ import numpy as np
 from scipy import optimize, special
 
 from lptsim.quant import QuantSpec
+from lptsim.theory._common import first_log_root
 from lptsim.theory.chain import sr_transition_matrix, stationary_distribution
 from lptsim.theory.registry import statement
 
@@ -122,10 +123,5 @@ def alpt_fixed_step(w_star: np.ndarray, bits: int, alpha: float, mu: float, sigm
     def g(log_delta: float) -> float:
         return alpt_step_gradient(w, float(np.exp(log_delta)), bits, alpha, mu, sigma)
 
-    grid = np.linspace(np.log(lo), np.log(hi), 25)
-    values = np.array([g(x) for x in grid])
-    change = np.nonzero(np.sign(values[:-1]) != np.sign(values[1:]))[0]
-    if change.size == 0:
-        raise ValueError("ALPT's mean step gradient does not change sign in the bracket; widen it")
-    i = int(change[0])
-    return float(np.exp(optimize.brentq(g, grid[i], grid[i + 1], xtol=1e-6)))
+    return first_log_root(g, lo, hi, 25, 1e-6, "ALPT's mean step gradient does not change sign in the bracket; "
+                          "widen it")

@@ -16,9 +16,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-from scipy import optimize, special, stats
+from scipy import special, stats
 
 from lptsim.quant import QuantSpec
+from lptsim.theory._common import first_log_root
 from lptsim.theory.chain import sr_transition_matrix, stationary_distribution
 from lptsim.theory.optimal_step import _step_gradient_at
 from lptsim.theory.registry import statement
@@ -146,17 +147,11 @@ def dr_sr_crossing(w_star: np.ndarray, w_start: np.ndarray, batch: int, delta: f
     more frequent rows are dithered by their own summed noise, and DR's rounding error (Delta^2/12 a step against
     SR's up to Delta^2/6) makes it the better one.
     """
-    grid = np.geomspace(p_lo, p_hi, 7)
-    diff = sr_minus_dr(w_star, w_start, grid, batch, delta, alpha, mu, sigma, T)
-    change = np.nonzero(np.sign(diff[:-1]) != np.sign(diff[1:]))[0]
-    if change.size == 0:
-        raise ValueError(f"SR - DR does not change sign for p in [{p_lo:g}, {p_hi:g}]")
-    i = int(change[0])
+    def diff(logp: np.ndarray) -> np.ndarray:
+        return sr_minus_dr(w_star, w_start, np.exp(logp), batch, delta, alpha, mu, sigma, T)
 
-    def f(logp: float) -> float:
-        return float(sr_minus_dr(w_star, w_start, np.exp(logp), batch, delta, alpha, mu, sigma, T)[0])
-
-    return float(np.exp(optimize.brentq(f, np.log(grid[i]), np.log(grid[i + 1]), xtol=1e-3)))
+    return first_log_root(lambda logp: float(diff(logp)[0]), p_lo, p_hi, 7, 1e-3,
+                          f"SR - DR does not change sign for p in [{p_lo:g}, {p_hi:g}]", values=diff)
 
 
 def _unique_rows(w_star: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -207,10 +202,5 @@ def sparse_alpt_fixed_step(w_star: np.ndarray, p: np.ndarray, batch: int, bits: 
     def g(log_delta: float) -> float:
         return sparse_alpt_step_gradient(w_star, p, batch, float(np.exp(log_delta)), bits, alpha, mu, sigma)
 
-    grid = np.linspace(np.log(lo), np.log(hi), 6)
-    values = np.array([g(x) for x in grid])
-    change = np.nonzero(np.sign(values[:-1]) != np.sign(values[1:]))[0]
-    if change.size == 0:
-        raise ValueError("the shared step's mean gradient does not change sign in the bracket; widen it")
-    i = int(change[0])
-    return float(np.exp(optimize.brentq(g, grid[i], grid[i + 1], xtol=1e-3)))
+    return first_log_root(g, lo, hi, 6, 1e-3, "the shared step's mean gradient does not change sign in the bracket; "
+                          "widen it")
