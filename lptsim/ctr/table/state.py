@@ -96,9 +96,18 @@ class DecayClock(nn.Module):
 
     def record(self, rows: torch.Tensor, lr: float) -> None:
         """One update done, at ``lr``; ``rows`` (local ids) are up to date after it."""
-        self.lrs = torch.cat([self.lrs, torch.tensor([lr], dtype=torch.float64, device=self.lrs.device)])
+        n = int(self.clock)
+        if n >= self.lrs.numel():  # full: double it (a copy per update would cost the whole history every step)
+            grown = torch.zeros(max(64, 2 * n), dtype=torch.float64, device=self.lrs.device)
+            grown[:n] = self.lrs[:n]
+            self.lrs = grown
+        self.lrs[n] = lr
         self.clock += 1
         self.row_clock[rows] = self.clock
+
+    def _save_to_state_dict(self, destination, prefix, keep_vars):
+        super()._save_to_state_dict(destination, prefix, keep_vars)
+        destination[prefix + "lrs"] = self.lrs[: int(self.clock)].clone()  # the history, not the spare capacity
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         saved = state_dict.get(prefix + "lrs")
