@@ -8,9 +8,10 @@ Zipf-like ids and random labels generated up front in pinned host memory; a pref
 i+1 to the GPU on a side stream (non_blocking) while step i runs. Both runs pay the same loader, model, loss
 (BCE with logits) and dense Adam (lr 1e-3); they differ in the table: FP32 ``nn.Embedding(sparse=True)`` with
 SparseAdam, or lptsim one-pass ALPT (8/4/2 bits, row-wise Adagrad rows, Adam steps, the table defaults: bfloat16
-state; Triton kernels), every table built on the device (no CPU initialisation: a 33.76M-row table took
-minutes). Throughput is measured over --steps steps after warm-up, with one synchronisation at the end. Goal
-(issue 17): >= 2x the FP32 baseline (anchor 2.12M samples/s for FP32 on an H200). Not yet run on a GPU.
+state; Triton kernels), every table built on the device by the keyed kernel (the CPU initialisation of a
+33.76M-row table takes minutes). Throughput is measured over --steps steps after warm-up, with one
+synchronisation at the end. Goal (issue 17): >= 2x the FP32 baseline (anchor 2.12M samples/s for FP32 on an
+H200). Not yet run on a GPU.
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gpu_embedding_step import grow_on_device  # noqa: E402
 
 METHODS = ("fp32", "alpt-8", "alpt-4", "alpt-2")
 
@@ -82,11 +82,11 @@ def run(method: str, args, ids, labels, device: str) -> float:
             emb = torch.nn.Embedding(n, d, sparse=True, device=device)  # built on the device
             torch.nn.init.normal_(emb.weight, std=1e-4)
             return emb
-    else:  # the table defaults (bfloat16 state), one-pass ALPT; built on the device (grow_on_device)
+    else:  # the table defaults (bfloat16 state), one-pass ALPT; built on the device (the keyed kernel on CUDA)
         tables = embedding_factory("alpt", bits=int(method.split("-")[1]), alpt_variant="one-pass", backend="triton")
 
         def factory(n, d, name, row_offset=0):
-            return grow_on_device(tables(3, d, name, row_offset), n, device)
+            return tables(n, d, name, row_offset, device=device if device == "cuda" else None)
     model = build_model("dcn", args.rows, fields, dim=16, embedding=factory).to(device)
     table_opt = TableOptimizer(model)
     assert all(t.backend.name == "triton" for t in table_opt.tables), "the kernels do not serve this configuration"

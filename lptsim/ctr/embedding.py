@@ -22,6 +22,7 @@ torch.Size([2, 2, 16])
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from lptsim.ctr.contract import ROW_OPTIMIZERS, step_seed, table_seed
@@ -34,24 +35,29 @@ from lptsim.ctr.table.store import normal_rows
 EMBEDDINGS = EmbeddingTable  # every module make_embedding returns is one
 
 
-def make_embedding(num_embeddings: int, dim: int, config: TableConfig, row_offset: int = 0) -> nn.Module:
-    """The table ``config`` describes: a LowPrecisionTable, or a QAT embedding for ``lsq`` / ``pact``."""
+def make_embedding(num_embeddings: int, dim: int, config: TableConfig, row_offset: int = 0,
+                   device: torch.device | str | None = None) -> nn.Module:
+    """The table ``config`` describes: a LowPrecisionTable, or a QAT embedding for ``lsq`` / ``pact``. With a CUDA
+    ``device`` a LowPrecisionTable is built there, its initial rows by the keyed kernel (the CPU's values)."""
     if config.qat:
-        return QAT_EMBEDDINGS[config.method](num_embeddings, dim, config, row_offset)
-    return LowPrecisionTable(num_embeddings, dim, config, row_offset)
+        table = QAT_EMBEDDINGS[config.method](num_embeddings, dim, config, row_offset)
+        return table if device is None else table.to(device)
+    return LowPrecisionTable(num_embeddings, dim, config, row_offset, device=device)
 
 
 def LowPrecisionEmbedding(num_embeddings: int, dim: int, bits: int = 8, method: str = "alpt",  # noqa: N802
-                          row_offset: int = 0, **options: object) -> nn.Module:
+                          row_offset: int = 0, device: torch.device | str | None = None,
+                          **options: object) -> nn.Module:
     """An embedding table like ``nn.Embedding`` (ids (...) -> float (..., dim)) with ``memory_bytes()``: the short
     form of ``make_embedding(num_embeddings, dim, TableConfig(method=method, bits=bits, **options))``.
 
     ``options`` are :class:`~lptsim.ctr.table.TableConfig` fields (optimizer, lr, init_std, clip,
     step_granularity, field_starts, step_lr, step_optimizer, grad_scale, min_step, alpt_variant, seed, backend,
-    init_rounding, state_dtype); an unknown one is an error naming it.
+    init_rounding, state_dtype); an unknown one is an error naming it. ``device``: build the table there (see
+    :func:`make_embedding`).
     """
     config = TableConfig.from_options({"method": method, "bits": bits, **options}, "LowPrecisionEmbedding")
-    return make_embedding(num_embeddings, dim, config, row_offset)
+    return make_embedding(num_embeddings, dim, config, row_offset, device=device)
 
 
 class TableFactory:
@@ -62,9 +68,10 @@ class TableFactory:
     def __init__(self, config: TableConfig):
         self.config = config
 
-    def __call__(self, num_embeddings: int, dim: int, name: str, row_offset: int = 0) -> nn.Module:
+    def __call__(self, num_embeddings: int, dim: int, name: str, row_offset: int = 0,
+                 device: torch.device | str | None = None) -> nn.Module:
         config = self.config.replace(seed=table_seed(self.config.seed, name))
-        return make_embedding(num_embeddings, dim, config, row_offset)
+        return make_embedding(num_embeddings, dim, config, row_offset, device=device)
 
 
 def embedding_factory(method: str, bits: int = 8, seed: int = 0, **options: object) -> TableFactory:

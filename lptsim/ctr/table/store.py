@@ -85,3 +85,18 @@ def initial_codes(values: torch.Tensor, config: TableConfig, row_offset: int) ->
     offset = counter_base(Stream.INIT_ROUNDING) + row_offset * values.shape[1]
     return quantize(values, config.step0, config.spec, config.init_rounding, seed=step_seed(config.seed, INIT_UPDATE),
                     offset=offset if config.init_rounding == "stochastic" else 0)
+
+
+def initial_rows_on(device: torch.device | str, config: TableConfig, num_embeddings: int, dim: int,
+                    row_offset: int) -> torch.Tensor:
+    """The initial table built on ``device`` (CUDA, or the CPU under ``TRITON_INTERPRET=1``) by the keyed kernel
+    (:mod:`lptsim.ctr.kernels.init_rows`): the FP32 rows, or the codes as :class:`CodeStore` stores them; the
+    values :func:`normal_rows` and :func:`initial_codes` give on the CPU."""
+    from lptsim.ctr.kernels import available
+    from lptsim.ctr.kernels.init_rows import device_initial_rows
+
+    if not available(torch.device(device)):
+        raise ValueError(f"device={str(device)!r}: building a table there needs the Triton kernels (a CUDA device "
+                         "with Triton); build it on the CPU and move it with .to(device)")
+    padded = padded_dim(dim, config.bits) if config.quantized and config.bits < 8 else dim
+    return device_initial_rows(config, num_embeddings, dim, padded, row_offset, device)

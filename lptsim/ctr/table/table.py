@@ -20,7 +20,7 @@ from lptsim.ctr.table.backends import check_backend, choose_backend
 from lptsim.ctr.table.base import EmbeddingTable
 from lptsim.ctr.table.config import TableConfig
 from lptsim.ctr.table.state import DecayClock, RowState, StepState, migrate_table_state
-from lptsim.ctr.table.store import CodeStore, initial_codes, normal_rows
+from lptsim.ctr.table.store import CodeStore, initial_codes, initial_rows_on, normal_rows
 from lptsim.quant.floats import float_dtype
 
 
@@ -31,22 +31,31 @@ class LowPrecisionTable(EmbeddingTable):
     every random draw are keyed by global row, so shards reproduce the whole table.
     """
 
-    def __init__(self, num_embeddings: int, dim: int, config: TableConfig, row_offset: int = 0):
+    def __init__(self, num_embeddings: int, dim: int, config: TableConfig, row_offset: int = 0,
+                 device: torch.device | str | None = None):
         if config.qat:
             raise ValueError(f"method {config.method!r} is a QAT embedding (lptsim.ctr.qat), not a row-trained table")
         super().__init__(num_embeddings, dim, config, row_offset)
         check_backend(config, num_embeddings)
         state = float_dtype(config.state)
-        values = normal_rows(config.seed, self.row_offset, num_embeddings, dim, config.init_std)
+        # device: build there, the initial rows by the keyed kernel (the CPU's values, without the CPU's minutes)
+        on_device = device is not None and torch.device(device).type != "cpu"
+        if on_device:
+            rows0 = initial_rows_on(device, config, num_embeddings, dim, self.row_offset)
+        else:
+            rows0 = normal_rows(config.seed, self.row_offset, num_embeddings, dim, config.init_std)
         n_steps = config.num_steps(num_embeddings)
         field = config.quantized and config.step_granularity == "field"
         self.register_buffer("field_starts", torch.as_tensor(config.field_starts, dtype=torch.int64) if field else None)
         if config.quantized:
             self.register_buffer("step", torch.full((n_steps,), config.step0, dtype=state))
-            self.codes = CodeStore(num_embeddings, dim, config.bits)
-            self.codes.write(torch.arange(num_embeddings), initial_codes(values, config, self.row_offset))
+            self.codes = CodeStore(0 if on_device else num_embeddings, dim, config.bits)
+            if on_device:
+                self.codes.data = rows0
+            else:
+                self.codes.write(torch.arange(num_embeddings), initial_codes(rows0, config, self.row_offset))
         else:  # FP32 rows in a buffer, updated by the same row optimizer as LPT: a fair baseline
-            self.register_buffer("weight", values)
+            self.register_buffer("weight", rows0)
         counted = config.quantized or config.state != "float32"  # the counter keys SR draws
         self.register_buffer("updates", torch.zeros((), dtype=torch.int64) if counted else None)
         self.row_state = RowState(config.optimizer, num_embeddings, dim, config.state)
@@ -56,6 +65,8 @@ class LowPrecisionTable(EmbeddingTable):
         self.touched = None  # the record of the last training lookup, until the TableOptimizer takes it
         self._rows_of = None  # ALPT's second pass: the lookup that replaces the stored rows
         self._backend = None
+        if on_device:
+            self.to(device)
 
     # -- placement and backend --------------------------------------------------------------------------------------
     @property
