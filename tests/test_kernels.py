@@ -511,3 +511,12 @@ def test_kernel_old_triton_is_refused_with_a_clear_message(monkeypatch):
     with pytest.raises(BackendError, match=r"Triton >= 3\.6"):
         LowPrecisionEmbedding(4, 3, bits=4, method="lpt-dr", backend="triton")(torch.tensor([1]))
     assert LowPrecisionEmbedding(4, 3, bits=4, method="lpt-dr", backend="auto").backend.name == "torch"
+
+
+def test_kernel_packaging_asks_for_the_tested_triton():
+    """pyproject's triton extras name MIN_TRITON as their lower bound (pip would otherwise install an untested one)."""
+    import re
+
+    text = (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text()
+    bounds = re.findall(r'"triton>=(\d+)\.(\d+)"', text)
+    assert bounds and all((int(a), int(b)) == kernels.MIN_TRITON for a, b in bounds), bounds
