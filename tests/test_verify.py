@@ -345,9 +345,29 @@ def test_sparse_group_is_registered_with_parts_and_cites_only_registered_stateme
 
     _register_defaults()
     assert "sparse" in GROUPS and "sparse" not in DEFAULT_GROUPS
-    assert PARTS["sparse"] == sparse_checks.PARTS and len(PARTS["sparse"]) == 3
+    assert PARTS["sparse"] == sparse_checks.PARTS and len(PARTS["sparse"]) == 4
     cited = set(re.findall(r'theory\.(\w+)\(', inspect.getsource(sparse_checks)))
     assert cited == {"sparse_row_excess", "sparse_dr_frozen_probability", "dr_sr_crossing", "sparse_alpt_fixed_step"}
     assert cited <= set(STATEMENTS)
     # the fixed step's mean gradient is reached through sparse_alpt_fixed_step, by its root: varied by delta
     assert STATEMENTS["sparse_alpt_step_gradient"].use == "root"
+
+
+def test_sparse_field_steps_pass_and_a_prediction_off_by_ten_percent_fails():
+    """`sparse.alpt-field-step` (docs/theory.md 11.d, 11.e): each field's learned ALPT step matches 11.d.1 applied to
+    that field's rows alone, the one-table-step control fails, and the statement x1.1 (planted) is refuted."""
+    from unittest import mock
+
+    from lptsim import theory
+    from lptsim.verify import sparse_checks
+    from lptsim.verify.core import caching
+
+    b = Budget(seeds=16)  # two thirds of the group's seeds: the learned steps' intervals stay within about +-1.5%
+    real = theory.sparse_alpt_fixed_step
+    with caching():
+        ok = sparse_checks.alpt_field_step(b)[0]
+        with mock.patch.object(theory, "sparse_alpt_fixed_step", lambda *a: real(*a) * 1.1):
+            scaled = sparse_checks.alpt_field_step(b)[0]
+    assert ok.verdict == PASS and ok.control.verdict == FAIL, (ok.measured, ok.predicted, ok.control)
+    assert np.all(np.asarray(ok.data["ci_hi"]) - np.asarray(ok.data["ci_lo"]) < 0.03 * np.asarray(ok.data["y"]))
+    assert scaled.verdict == FAIL

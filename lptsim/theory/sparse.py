@@ -179,12 +179,11 @@ def sparse_alpt_step_gradient(w_star: np.ndarray, p: np.ndarray, batch: int, del
     total = 0.0
     for pi, row, c in zip(ps, ws, counts, strict=True):
         k, pmf = touch_pmf(float(pi), batch)
-        for w in row:
-            P = _mixture_kernel(w, float(pi), batch, delta, alpha, mu, sigma, "sr", spec.qmin, spec.qmax)  # noqa: N806
-            law = stationary_distribution(P)
-            for kk, pk in zip(k[1:], pmf[1:], strict=True):
-                per_state = _step_gradient_at(np.array([w]), delta, spec, alpha * kk, mu, sigma / np.sqrt(kk))[0]
-                total += c * pk * kk * float(law @ per_state)
+        laws = np.array([stationary_distribution(_mixture_kernel(w, float(pi), batch, delta, alpha, mu, sigma, "sr",
+                                                                 spec.qmin, spec.qmax)) for w in row])
+        for kk, pk in zip(k[1:], pmf[1:], strict=True):  # every coordinate of the row at once: (coordinates, states)
+            per_state = _step_gradient_at(row, delta, spec, alpha * kk, mu, sigma / np.sqrt(kk))
+            total += c * pk * kk * float(np.sum(laws * per_state))
     return total
 
 
