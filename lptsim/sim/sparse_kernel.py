@@ -1,0 +1,388 @@
+"""The numba kernel of :mod:`lptsim.sim.sparse`: one step of one seed in phases, each a plain loop over the step's
+touched rows (slots) and their elements, free of branches in the element loops so that LLVM vectorises them.
+
+Counters. Every draw is a Philox4x32-10 output of :mod:`lptsim.quant.philox` keyed by the seed's key, at the
+counter ``stream << 56 | index``, one stream per use, so no two uses share a draw and every draw is fixed by what it
+is for (step, row, element), never by how the work is split:
+
+* batch (stream 1): lookup ``i`` of step ``t`` (1-based; ``L`` lookups a step) uses counter ``(t - 1) L + i``: the
+  64-bit integer ``X = w0 2^32 + w3`` picks the column ``floor(X size / 2^64)`` of its alias table (exact integer
+  arithmetic, no float bias) and the 53-bit uniform ``(w1 2^21 + (w2 >> 11)) 2^-53`` the accept test;
+* noise (stream 2): element ``j`` of row ``r`` at step ``t`` is normal ``j % 4`` of counter
+  ``((t - 1) n + r) ceil(d / 4) + j // 4`` (:func:`lptsim.sim.noise.normals4`: four normals a counter);
+* labels (stream 3): the logistic loss's ``c``-th lookup of row ``r`` at step ``t`` uses the first word of counter
+  ``((t - 1) n + r) L + c``; the fm model's sample ``b`` the first word of ``(t - 1) batch + b``;
+* SR write-back (stream 4): element ``j`` of row ``r`` at step ``t`` rounds with ``lptsim.quant``'s own draw, the
+  uniform of counter ``((t - 1) n + r) d + j`` (:func:`lptsim.quant.rounding._round_one`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba as nb
+import numpy as np
+
+from lptsim.quant.lsq import lsq_one
+from lptsim.quant.philox import philox4, uniform_at
+from lptsim.quant.rounding import _round_one
+from lptsim.sim.noise import normals4
+
+_SHIFT = 56
+_S_BATCH, _S_NOISE, _S_LABEL, _S_SR = 1, 2, 3, 4
+STEP_EPS = 1e-12  # ALPT's step optimizer (lptsim.ctr.contract.STEP_EPS)
+_U32 = np.uint64(32)
+
+
+@nb.njit(inline="always", cache=True)
+def _ctr(stream, index):
+    return np.uint64((stream << _SHIFT) | index)
+
+
+@nb.njit(inline="always", cache=True)
+def _sigmoid(x):
+    return 1.0 / (1.0 + math.exp(-x)) if x >= 0 else math.exp(x) / (1.0 + math.exp(x))
+
+
+@nb.njit(cache=True, error_model="numpy")
+def draw_batch(key, t, lk_base, lk_size, accept, alias, ids):
+    """Lookup i of step t: an alias draw within its block [lk_base[i], lk_base[i] + lk_size[i]) (module docstring)."""
+    lookups = ids.size
+    first = _ctr(_S_BATCH, (t - 1) * lookups)
+    for i in range(lookups):
+        w0, w1, w2, w3 = philox4(key, first + np.uint64(i))
+        size = np.uint64(lk_size[i])
+        col = (np.uint64(w0) * size + ((np.uint64(w3) * size) >> _U32)) >> _U32  # floor(X size / 2^64)
+        u = (float(w1) * 2.0**21 + float(w2 >> np.uint32(11))) * 2.0**-53
+        c = lk_base[i] + np.int64(col)
+        ids[i] = c if u < accept[c] else lk_base[i] + alias[c]
+
+
+@nb.njit(cache=True, error_model="numpy")
+def distinct_rows(ids, nfields, fm, pos, rows, cnt, samp_slot):
+    """The step's distinct rows (slots, in order of first lookup) and their lookup counts; pos[r] = r's slot (the
+    caller resets it to -1 after the step); fm: samp_slot[b, f] = the slot of sample b's field-f lookup."""
+    nslots = 0
+    for i in range(ids.size):
+        r = ids[i]
+        p = pos[r]
+        if p < 0:
+            p = nslots
+            pos[r] = p
+            rows[p] = r
+            cnt[p] = 0
+            nslots += 1
+        cnt[p] += 1
+        if fm:
+            samp_slot[i // nfields, i % nfields] = p
+    return nslots
+
+
+@nb.njit(cache=True, error_model="numpy")
+def noise(key, t, n, rows, nslots, ctrs, xi):
+    """xi[s, j] for j < 4 ceil(d/4): normal j % 4 of the noise counter of (t, rows[s], j // 4) (module docstring)."""
+    nq = xi.shape[1] // 4
+    for s in range(nslots):
+        base = _ctr(_S_NOISE, ((t - 1) * n + rows[s]) * nq)
+        for q in range(nq):
+            ctrs[s * nq + q] = base + np.uint64(q)
+    flat = xi.reshape(-1)
+    for b in range(nslots * nq):  # one flat loop over counters: vectorised across rows
+        z0, z1, z2, z3 = normals4(key, ctrs[b])
+        flat[4 * b] = z0
+        flat[4 * b + 1] = z1
+        flat[4 * b + 2] = z2
+        flat[4 * b + 3] = z3
+
+
+@nb.njit(cache=True, error_model="numpy")
+def gather_rows(w, rows, nslots, slot_step, vals):
+    """vals[s] = the value of row rows[s]: its stored entries (values, or codes) times its step."""
+    d = vals.shape[1]
+    for s in range(nslots):
+        r = rows[s]
+        sc = slot_step[s]
+        for j in range(d):
+            vals[s, j] = w[r, j] * sc
+
+
+@nb.njit(cache=True, error_model="numpy")
+def gradients(loss, rows, cnt, nslots, vals, wstar, mu, sigma, avec, fmc, xi, labels, samp_slot, nsamp, nfields,
+              out):
+    """The summed gradient of each touched row (slot) at row values ``vals`` (slots x d), with the step's draws
+    (noise ``xi``, label counts or labels) fixed, so a second gradient on the same batch reuses them."""
+    d = out.shape[1]
+    if loss == 0:
+        for s in range(nslots):
+            k = cnt[s]
+            a = k * mu
+            b = sigma * math.sqrt(k)
+            r = rows[s]
+            for j in range(d):
+                out[s, j] = a * (vals[s, j] - wstar[r, j]) + b * xi[s, j]
+    elif loss == 1:
+        for s in range(nslots):
+            z = 0.0
+            for j in range(d):
+                z += vals[s, j] * avec[j]
+            r = cnt[s] * _sigmoid(z) - labels[s]
+            for j in range(d):
+                out[s, j] = r * avec[j]
+    else:
+        for s in range(nslots):
+            for j in range(d):
+                out[s, j] = 0.0
+        tot = np.empty(d)
+        for b in range(nsamp):
+            for j in range(d):
+                tot[j] = 0.0
+            z = 0.0
+            sq = 0.0
+            for f in range(nfields):
+                s = samp_slot[b, f]
+                for j in range(d):
+                    z += vals[s, j] * avec[j]
+                    tot[j] += vals[s, j]
+                    sq += vals[s, j] * vals[s, j]
+            pair = 0.0
+            for j in range(d):
+                pair += tot[j] * tot[j]
+            z += fmc * 0.5 * (pair - sq)
+            r = _sigmoid(z) - labels[b]
+            for f in range(nfields):
+                s = samp_slot[b, f]
+                for j in range(d):
+                    out[s, j] += r * (avec[j] + fmc * (tot[j] - vals[s, j]))
+
+
+@nb.njit(cache=True)
+def _teacher_logit(wstar, avec, fmc, ids):
+    d = wstar.shape[1]
+    z, sq = 0.0, 0.0
+    tot = np.zeros(d)
+    for f in range(ids.size):
+        for j in range(d):
+            z += wstar[ids[f], j] * avec[j]
+            tot[j] += wstar[ids[f], j]
+            sq += wstar[ids[f], j] * wstar[ids[f], j]
+    pair = 0.0
+    for j in range(d):
+        pair += tot[j] * tot[j]
+    return z + fmc * 0.5 * (pair - sq)
+
+
+@nb.njit(cache=True, error_model="numpy")
+def labels_for(key, t, loss, n, batch, nfields, rows, cnt, nslots, ids, wstar, avec, fmc, labels):
+    """logistic: labels[s] = how many of row rows[s]'s cnt[s] lookups drew y = 1; fm: labels[b] of sample b."""
+    lookups = ids.size
+    if loss == 1:
+        d = wstar.shape[1]
+        for s in range(nslots):
+            r = rows[s]
+            z = 0.0
+            for j in range(d):
+                z += wstar[r, j] * avec[j]
+            pr = _sigmoid(z)
+            y = 0.0
+            for c in range(cnt[s]):
+                if uniform_at(key, _ctr(_S_LABEL, ((t - 1) * n + r) * lookups + c)) < pr:
+                    y += 1.0
+            labels[s] = y
+    else:
+        for b in range(batch):
+            pr = _sigmoid(_teacher_logit(wstar, avec, fmc, ids[b * nfields:(b + 1) * nfields]))
+            labels[b] = 1.0 if uniform_at(key, _ctr(_S_LABEL, (t - 1) * batch + b)) < pr else 0.0
+
+
+@nb.njit(cache=True, error_model="numpy")
+def row_update(opt, t, rows, nslots, vals, g, lr, eps, b1, b2, touches, acc, m1, m2, half):
+    """The lazy row optimizer on the touched rows: half[s] = the row's new full-precision value (and its state)."""
+    d = vals.shape[1]
+    for s in range(nslots):
+        touches[rows[s]] += 1
+    if opt == 0:
+        for s in range(nslots):
+            for j in range(d):
+                half[s, j] = vals[s, j] - lr * g[s, j]
+    elif opt == 1:
+        for s in range(nslots):
+            r = rows[s]
+            ss = 0.0
+            for j in range(d):
+                ss += g[s, j] * g[s, j]
+            acc[r] += ss / d
+            den = math.sqrt(acc[r]) + eps
+            for j in range(d):
+                half[s, j] = vals[s, j] - lr * g[s, j] / den
+    else:
+        for s in range(nslots):
+            r = rows[s]
+            tt = t if opt == 2 else touches[r]  # lazy Adam: the global count; adam_rowstep: the row's own
+            bc1 = 1.0 - b1**tt
+            bc2 = 1.0 - b2**tt
+            for j in range(d):
+                mm = m1[r, j] * b1 + (1.0 - b1) * g[s, j]
+                vv = m2[r, j] * b2 + (1.0 - b2) * g[s, j] * g[s, j]
+                m1[r, j] = mm
+                m2[r, j] = vv
+                half[s, j] = vals[s, j] - lr * (mm / bc1) / (math.sqrt(vv / bc2) + eps)
+
+
+@nb.njit(cache=True, error_model="numpy")
+def slot_steps(steps, gran, row_field, rows, nslots, slot_idx, slot_step):
+    """Each slot's step index (row, field or table) and its step now."""
+    for s in range(nslots):
+        r = rows[s]
+        q = r if gran == 0 else (row_field[r] if gran == 1 else 0)
+        slot_idx[s] = q
+        slot_step[s] = steps[q]
+
+
+@nb.njit(cache=True, error_model="numpy")
+def alpt_nearest(rows, nslots, slot_step, half, qmin, qmax, rule, codes, vals):
+    """ALPT: each touched row's nearest codes on its step and their values (where the step gradient is taken)."""
+    d = half.shape[1]
+    for s in range(nslots):
+        st = slot_step[s]
+        for j in range(d):
+            codes[s, j] = _round_one(half[s, j], st, False, np.uint64(0), np.uint64(0), qmin, qmax, rule)
+            vals[s, j] = st * codes[s, j]
+
+
+@nb.njit(cache=True, error_model="numpy")
+def alpt_update(t, step_opt, nslots, slot_idx, slot_step, half, codes, g, steps, sgrad, sm, sv, qmin, qmax,
+                grad_scale, step_lr, min_step, b1, b2):
+    """ALPT's step update from the LSQ gradient (g: the gradient at the nearest codes); a shared step receives the
+    sum over its touched rows, once; slot_step then holds the new steps."""
+    d = half.shape[1]
+    for s in range(nslots):
+        st = slot_step[s]
+        c = 0.0
+        for j in range(d):
+            c += g[s, j] * lsq_one(half[s, j] / st, codes[s, j], qmin, qmax)
+        sgrad[slot_idx[s]] += c * grad_scale
+    for s in range(nslots):
+        q = slot_idx[s]
+        gs = sgrad[q]
+        if gs != gs:  # already applied (a shared step: its summed gradient, once)
+            continue
+        if step_opt == 0:
+            new = steps[q] - step_lr * gs
+        else:
+            sm[q] = b1 * sm[q] + (1 - b1) * gs
+            sv[q] = b2 * sv[q] + (1 - b2) * gs * gs
+            new = steps[q] - step_lr * (sm[q] / (1 - b1**t)) / (math.sqrt(sv[q] / (1 - b2**t)) + STEP_EPS)
+        steps[q] = max(new, min_step)
+        sgrad[q] = np.nan
+    for s in range(nslots):
+        sgrad[slot_idx[s]] = 0.0
+        slot_step[s] = steps[slot_idx[s]]
+
+
+@nb.njit(cache=True, error_model="numpy")
+def write_back(method, key, t, n, rows, nslots, half, slot_step, qmin, qmax, rule, w, last_move, pos):
+    """Store the new rows: full precision (fp), or their codes on the slot's grid by DR or SR (SR element j of row r
+    at step t: lptsim.quant's draw at counter ((t - 1) n + r) d + j of stream 4); note the rows that changed."""
+    d = half.shape[1]
+    for s in range(nslots):
+        r = rows[s]
+        moved = 0
+        if method == 0:
+            for j in range(d):
+                x = half[s, j]
+                moved += x != w[r, j]
+                w[r, j] = x
+        elif method == 1:
+            st = slot_step[s]
+            for j in range(d):
+                x = _round_one(half[s, j], st, False, key, np.uint64(0), qmin, qmax, rule)
+                moved += x != w[r, j]
+                w[r, j] = x
+        else:
+            st = slot_step[s]
+            base = _ctr(_S_SR, ((t - 1) * n + r) * d)
+            for j in range(d):
+                x = _round_one(half[s, j], st, True, key, base + np.uint64(j), qmin, qmax, rule)
+                moved += x != w[r, j]
+                w[r, j] = x
+        if moved:
+            last_move[r] = t
+        pos[r] = -1
+
+
+@nb.njit(parallel=True, cache=True, error_model="numpy")
+def run(keys, loss, opt, method, gran, step_opt, iters, batch, accept, alias, lk_base, lk_size, row_field, given_ids,
+        wstar, mu, sigma, avec, fmc, lr, step_lr, grad_scale, min_step, qmin, qmax, rule, rec, W, steps, touches,  # noqa: N803
+        last_move, hist, acc, m1, m2, eps, b1, b2, excess):
+    """All seeds (one numba thread each), ``iters`` steps each, in place on W, steps and the records."""
+    seeds, n, d = W.shape
+    lookups = lk_base.size
+    nfields = lookups // batch
+    nq = (d + 3) // 4
+    for si in nb.prange(seeds):
+        key = keys[si]
+        w = W[si]
+        pos = np.full(n, -1, dtype=np.int32)
+        rows = np.empty(lookups, dtype=np.int64)
+        cnt = np.zeros(lookups, dtype=np.int64)
+        ids = np.empty(lookups, dtype=np.int64)
+        samp_slot = np.empty((batch, nfields), dtype=np.int64)
+        vals = np.empty((lookups, d))
+        g = np.empty((lookups, d))
+        half = np.empty((lookups, d))
+        xi = np.zeros((lookups, 4 * nq))  # stays zero without noise
+        ctrs = np.empty(lookups * nq, dtype=np.uint64)
+        codes = np.empty((lookups, d))
+        labels = np.zeros(lookups)
+        slot_idx = np.zeros(lookups, dtype=np.int64)
+        slot_step = np.ones(lookups)
+        nsteps = steps.shape[1]
+        sgrad = np.zeros(nsteps)
+        sm = np.zeros(nsteps)
+        sv = np.zeros(nsteps)
+        acc_si, m1_si, m2_si = acc[si], m1[si], m2[si]  # (0,) / (0, 0) when the optimizer has no such state
+        k_rec = 0
+        for t in range(1, iters + 1):
+            # 1. the batch and its distinct rows
+            if given_ids.shape[0] > 0:
+                for i in range(lookups):
+                    ids[i] = given_ids[t - 1, i]
+            else:
+                draw_batch(key, t, lk_base, lk_size, accept, alias, ids)
+            nslots = distinct_rows(ids, nfields, loss == 2, pos, rows, cnt, samp_slot)
+            # 2. the rows' values (W holds values for fp, codes otherwise: a value is its code times its step *now*,
+            # so a shared step that moved since the row's last write-back rescales it, as in the table)
+            if method != 0:
+                slot_steps(steps[si], gran, row_field, rows, nslots, slot_idx, slot_step)
+            gather_rows(w, rows, nslots, slot_step, vals)
+            # 3. the step's draws (noise or labels) and the summed gradients
+            if loss == 0 and sigma > 0:
+                noise(key, t, n, rows, nslots, ctrs, xi)
+            elif loss != 0:
+                labels_for(key, t, loss, n, batch, nfields, rows, cnt, nslots, ids, wstar, avec, fmc, labels)
+            gradients(loss, rows, cnt, nslots, vals, wstar, mu, sigma, avec, fmc, xi, labels, samp_slot, batch,
+                      nfields, g)
+            # 4. the row optimizer (lazy: only touched rows and their state)
+            row_update(opt, t, rows, nslots, vals, g, lr, eps, b1, b2, touches[si], acc_si, m1_si, m2_si, half)
+            # 5. ALPT: the step gradient at the nearest point (same batch and draws), the steps' update
+            if method == 3:
+                alpt_nearest(rows, nslots, slot_step, half, qmin, qmax, rule, codes, vals)
+                gradients(loss, rows, cnt, nslots, vals, wstar, mu, sigma, avec, fmc, xi, labels, samp_slot, batch,
+                          nfields, g)
+                alpt_update(t, step_opt, nslots, slot_idx, slot_step, half, codes, g, steps[si], sgrad, sm, sv,
+                            qmin, qmax, grad_scale, step_lr, min_step, b1, b2)
+            # 6. write back: full precision, or onto the (new) grid by DR or SR
+            write_back(method, key, t, n, rows, nslots, half, slot_step, qmin, qmax, rule, w, last_move[si], pos)
+            if k_rec < rec.size and t == rec[k_rec]:
+                if hist.shape[2] > 0:
+                    for q in range(nsteps):
+                        hist[si, k_rec, q] = steps[si, q]
+                if excess.shape[1] > 0:  # quadratic: every row's mu/2 ||w - w*||^2 now
+                    for r in range(n):
+                        sc = 1.0 if method == 0 else steps[si, r if gran == 0 else (row_field[r] if gran == 1 else 0)]
+                        e2 = 0.0
+                        for j in range(d):
+                            e = w[r, j] * sc - wstar[r, j]
+                            e2 += e * e
+                        excess[si, k_rec, r] = 0.5 * mu * e2
+                k_rec += 1
