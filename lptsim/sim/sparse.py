@@ -203,7 +203,7 @@ def simulate_sparse(prob: SparseProblem, method: str, step: float | None = None,
                     bits: int | None = None, seed: int = 0, step_granularity: str = "table", step_lr: float = 1e-3,
                     step_optimizer: str = "sgd", grad_scale: float | None = None, min_step: float = 1e-8,
                     ids: np.ndarray | None = None, record_at: np.ndarray | None = None,
-                    w0: np.ndarray | None = None, eps: float = EPS, phased: bool = False) -> SparseTrace:
+                    w0: np.ndarray | None = None, eps: float = EPS) -> SparseTrace:
     """Run ``method`` on a sparse problem for ``iters`` steps of ``batch`` lookups (fm: ``batch`` samples, one id
     per field each), ``seeds`` independent seeds.
 
@@ -220,8 +220,6 @@ def simulate_sparse(prob: SparseProblem, method: str, step: float | None = None,
         w0: the start (default ``prob.w0`` or zeros); quantized methods round it to nearest on the initial step.
         eps: Adagrad's and Adam's eps, added after the bias correction as the table (and torch.optim.Adam) do;
             torch.optim.SparseAdam adds it before (sqrt(v) + eps), which differs by a factor sqrt(1 - b2^t).
-        phased: run the quadratic loss through the kernel's phases (all rows' gradients, then the optimizer, then
-            the write-back) instead of its fused row-by-row pass: the same operations, so the same bits (a check).
     """
     for name, table in (("method", METHODS), ("optimizer", ROW_OPTIMIZERS), ("step_granularity", GRANULARITIES),
                         ("step_optimizer", STEP_OPTIMIZERS)):
@@ -282,8 +280,7 @@ def simulate_sparse(prob: SparseProblem, method: str, step: float | None = None,
                       float(min_step), qmin, qmax, rounding.active_rule().args(), rec, W, steps, touches, last_move,
                       hist, np.zeros((seeds, n) if optimizer == "adagrad" else (seeds, 0)),
                       np.zeros((seeds, n, d) if adam else (seeds, 0, 0)),
-                      np.zeros((seeds, n, d) if adam else (seeds, 0, 0)), float(eps), BETAS[0], BETAS[1], excess,
-                      bool(phased))
+                      np.zeros((seeds, n, d) if adam else (seeds, 0, 0)), float(eps), BETAS[0], BETAS[1], excess)
     if not np.isfinite(W).all():
         raise ValueError(f"simulate_sparse(method={method!r}) diverged: non-finite rows (a row looked up k times a "
                          "step adds k gradients, so lr k mu must stay below about 2 for the most frequent row; "

@@ -110,15 +110,6 @@ def gather_rows(w, rows, nslots, slot_step, vals):
             vals[s, j] = w[r, j] * sc
 
 
-@nb.njit(inline="always", cache=True)
-def _quadratic_row(k, mu, sigma, v, wstar, r, xi, out):
-    """The summed gradient of k lookups of row r at value v: k mu (v - w*_r) + sigma sqrt(k) xi."""
-    a = k * mu
-    b = sigma * math.sqrt(k)
-    for j in range(out.size):
-        out[j] = a * (v[j] - wstar[r, j]) + b * xi[j]
-
-
 @nb.njit(cache=True, error_model="numpy")
 def gradients(loss, rows, cnt, nslots, vals, wstar, mu, sigma, avec, fmc, xi, labels, samp_slot, nsamp, nfields,
               out):
@@ -127,7 +118,12 @@ def gradients(loss, rows, cnt, nslots, vals, wstar, mu, sigma, avec, fmc, xi, la
     d = out.shape[1]
     if loss == 0:
         for s in range(nslots):
-            _quadratic_row(cnt[s], mu, sigma, vals[s], wstar, rows[s], xi[s], out[s])
+            k = cnt[s]
+            a = k * mu
+            b = sigma * math.sqrt(k)
+            r = rows[s]
+            for j in range(d):
+                out[s, j] = a * (vals[s, j] - wstar[r, j]) + b * xi[s, j]
     elif loss == 1:
         for s in range(nslots):
             z = 0.0
@@ -202,39 +198,41 @@ def labels_for(key, t, loss, n, batch, nfields, rows, cnt, nslots, ids, wstar, a
             labels[b] = 1.0 if uniform_at(key, _ctr(_S_LABEL, (t - 1) * batch + b)) < pr else 0.0
 
 
-@nb.njit(inline="always", cache=True)
-def _optimizer_row(opt, t, r, v, g, lr, eps, b1, b2, touches, acc, m1, m2, out):
-    """One lazy row-optimizer step of row r (value v, summed gradient g) into out; counts the touch."""
-    d = v.size
-    touches[r] += 1
-    if opt == 0:
-        for j in range(d):
-            out[j] = v[j] - lr * g[j]
-    elif opt == 1:
-        ss = 0.0
-        for j in range(d):
-            ss += g[j] * g[j]
-        acc[r] += ss / d
-        den = math.sqrt(acc[r]) + eps
-        for j in range(d):
-            out[j] = v[j] - lr * g[j] / den
-    else:
-        tt = t if opt == 2 else touches[r]  # lazy Adam: the global count; adam_rowstep: the row's own
-        bc1 = 1.0 - b1**tt
-        bc2 = 1.0 - b2**tt
-        for j in range(d):
-            mm = m1[r, j] * b1 + (1.0 - b1) * g[j]
-            vv = m2[r, j] * b2 + (1.0 - b2) * g[j] * g[j]
-            m1[r, j] = mm
-            m2[r, j] = vv
-            out[j] = v[j] - lr * (mm / bc1) / (math.sqrt(vv / bc2) + eps)
-
-
 @nb.njit(cache=True, error_model="numpy")
 def row_update(opt, t, rows, nslots, vals, g, lr, eps, b1, b2, touches, acc, m1, m2, half):
-    """The lazy row optimizer on the touched rows: half[s] = the row's new full-precision value (and its state)."""
+    """The lazy row optimizer on the touched rows: half[s] = the row's new full-precision value (and its state).
+
+    (Plain loops, no per-row helper taking arrays: each array argument of a call costs an atomic reference count
+    increment and decrement, which at 16 elements a row cost ten times the arithmetic.)"""
+    d = vals.shape[1]
     for s in range(nslots):
-        _optimizer_row(opt, t, rows[s], vals[s], g[s], lr, eps, b1, b2, touches, acc, m1, m2, half[s])
+        touches[rows[s]] += 1
+    if opt == 0:
+        for s in range(nslots):
+            for j in range(d):
+                half[s, j] = vals[s, j] - lr * g[s, j]
+    elif opt == 1:
+        for s in range(nslots):
+            r = rows[s]
+            ss = 0.0
+            for j in range(d):
+                ss += g[s, j] * g[s, j]
+            acc[r] += ss / d
+            den = math.sqrt(acc[r]) + eps
+            for j in range(d):
+                half[s, j] = vals[s, j] - lr * g[s, j] / den
+    else:
+        for s in range(nslots):
+            r = rows[s]
+            tt = t if opt == 2 else touches[r]  # lazy Adam: the global count; adam_rowstep: the row's own
+            bc1 = 1.0 - b1**tt
+            bc2 = 1.0 - b2**tt
+            for j in range(d):
+                mm = m1[r, j] * b1 + (1.0 - b1) * g[s, j]
+                vv = m2[r, j] * b2 + (1.0 - b2) * g[s, j] * g[s, j]
+                m1[r, j] = mm
+                m2[r, j] = vv
+                half[s, j] = vals[s, j] - lr * (mm / bc1) / (math.sqrt(vv / bc2) + eps)
 
 
 @nb.njit(cache=True, error_model="numpy")
@@ -294,73 +292,50 @@ def alpt_update(t, step_opt, nslots, slot_idx, slot_step, half, codes, g, steps,
         slot_step[s] = steps[slot_idx[s]]
 
 
-@nb.njit(inline="always", cache=True)
-def _store_codes(stochastic, key, base, x, st, qmin, qmax, rule, w, r):
-    """Row r's new codes (element j drawing, for SR, at counter base + j); how many of them changed."""
-    moved = 0
-    for j in range(x.size):
-        c = _round_one(x[j], st, stochastic, key, base + np.uint64(j), qmin, qmax, rule)
-        moved += c != w[r, j]
-        w[r, j] = c
-    return moved
-
-
-@nb.njit(inline="always", cache=True)
-def _write_row(method, exact, key, t, n, r, x, st, qmin, qmax, rule, w):
-    """Store row r's new value x: full precision (fp), or its codes on step st by DR or SR (SR element j of row r at
-    step t: lptsim.quant's draw at counter ((t - 1) n + r) d + j of stream 4). Returns how many entries changed.
+@nb.njit(cache=True, error_model="numpy")
+def write_back(method, key, t, n, rows, nslots, half, slot_step, qmin, qmax, rule, w, last_move, pos):
+    """Store the new rows: full precision (fp), or their codes on the slot's grid by DR or SR (SR element j of row r
+    at step t: lptsim.quant's draw at counter ((t - 1) n + r) d + j of stream 4); note the rows that changed and
+    reset their slots.
 
     Under the exact rule (always, outside lptsim verify --power's planted faults) the rule is passed as a constant,
     so that LLVM folds its branches and vectorises the element loop (Philox included) across the row."""
-    if method == 0:
+    d = half.shape[1]
+    exact = rule == _EXACT
+    for s in range(nslots):
+        r = rows[s]
         moved = 0
-        for j in range(x.size):
-            moved += x[j] != w[r, j]
-            w[r, j] = x[j]
-        return moved
-    stochastic = method != 1
-    base = _ctr(_S_SR, ((t - 1) * n + r) * x.size)
-    if exact and stochastic:
-        return _store_codes(True, key, base, x, st, qmin, qmax, _EXACT, w, r)
-    if exact:
-        return _store_codes(False, key, base, x, st, qmin, qmax, _EXACT, w, r)
-    return _store_codes(stochastic, key, base, x, st, qmin, qmax, rule, w, r)
-
-
-@nb.njit(cache=True, error_model="numpy")
-def write_back(method, key, t, n, rows, nslots, half, slot_step, qmin, qmax, rule, w, last_move, pos):
-    """Store the new rows (:func:`_write_row`), note those that changed, reset their slots."""
-    exact = rule == _EXACT
-    for s in range(nslots):
-        r = rows[s]
-        if _write_row(method, exact, key, t, n, r, half[s], slot_step[s], qmin, qmax, rule, w):
-            last_move[r] = t
-        pos[r] = -1
-
-
-@nb.njit(cache=True, error_model="numpy")
-def quadratic_rows(opt, method, key, t, n, rows, cnt, nslots, slot_step, mu, sigma, wstar, xi, lr, eps, b1, b2,
-                   touches, acc, m1, m2, qmin, qmax, rule, w, last_move, pos, v, g, h):
-    """gather_rows, gradients (quadratic), row_update and write_back fused, one row at a time (v, g, h: d-element
-    scratch rows): the same operations in the same order, so the same bits, with each row read and written once
-    while it is in cache. For every method but ALPT (whose shared steps need all rows' gradients first)."""
-    exact = rule == _EXACT
-    d = v.size
-    for s in range(nslots):
-        r = rows[s]
-        sc = slot_step[s]
-        for j in range(d):
-            v[j] = w[r, j] * sc
-        _quadratic_row(cnt[s], mu, sigma, v, wstar, r, xi[s], g)
-        _optimizer_row(opt, t, r, v, g, lr, eps, b1, b2, touches, acc, m1, m2, h)
-        if _write_row(method, exact, key, t, n, r, h, sc, qmin, qmax, rule, w):
+        if method == 0:
+            for j in range(d):
+                x = half[s, j]
+                moved += x != w[r, j]
+                w[r, j] = x
+        else:
+            st = slot_step[s]
+            base = _ctr(_S_SR, ((t - 1) * n + r) * d)
+            if method == 1 and exact:
+                for j in range(d):
+                    x = _round_one(half[s, j], st, False, key, np.uint64(0), qmin, qmax, _EXACT)
+                    moved += x != w[r, j]
+                    w[r, j] = x
+            elif exact:
+                for j in range(d):
+                    x = _round_one(half[s, j], st, True, key, base + np.uint64(j), qmin, qmax, _EXACT)
+                    moved += x != w[r, j]
+                    w[r, j] = x
+            else:
+                for j in range(d):
+                    x = _round_one(half[s, j], st, method != 1, key, base + np.uint64(j), qmin, qmax, rule)
+                    moved += x != w[r, j]
+                    w[r, j] = x
+        if moved:
             last_move[r] = t
         pos[r] = -1
 
 @nb.njit(parallel=True, cache=True, error_model="numpy")
 def run(keys, loss, opt, method, gran, step_opt, iters, batch, accept, alias, lk_base, lk_size, row_field, given_ids,
         wstar, mu, sigma, avec, fmc, lr, step_lr, grad_scale, min_step, qmin, qmax, rule, rec, W, steps, touches,  # noqa: N803
-        last_move, hist, acc, m1, m2, eps, b1, b2, excess, phased):
+        last_move, hist, acc, m1, m2, eps, b1, b2, excess):
     """All seeds (one numba thread each), ``iters`` steps each, in place on W, steps and the records."""
     seeds, n, d = W.shape
     lookups = lk_base.size
@@ -377,7 +352,6 @@ def run(keys, loss, opt, method, gran, step_opt, iters, batch, accept, alias, lk
         us = np.empty(lookups)
         samp_slot = np.empty((batch, nfields), dtype=np.int64)
         vals = np.empty((lookups, d))
-        vrow, grow, hrow = np.empty(d), np.empty(d), np.empty(d)
         g = np.empty((lookups, d))
         half = np.empty((lookups, d))
         xi = np.zeros((lookups, 4 * nq))  # stays zero without noise
@@ -408,23 +382,19 @@ def run(keys, loss, opt, method, gran, step_opt, iters, batch, accept, alias, lk
                 noise(key, t, n, rows, nslots, ctrs, xi)
             elif loss != 0:
                 labels_for(key, t, loss, n, batch, nfields, rows, cnt, nslots, ids, wstar, avec, fmc, labels)
-            if loss == 0 and method != 3 and not phased:  # 4. gradients, row optimizer and write-back, row by row
-                quadratic_rows(opt, method, key, t, n, rows, cnt, nslots, slot_step, mu, sigma, wstar, xi, lr, eps,
-                               b1, b2, touches[si], acc_si, m1_si, m2_si, qmin, qmax, rule, w, last_move[si], pos,
-                               vrow, grow, hrow)
-            else:  # the same in phases over all rows (the fm gradient and ALPT's shared steps need every row's)
-                gather_rows(w, rows, nslots, slot_step, vals)
-                gradients(loss, rows, cnt, nslots, vals, wstar, mu, sigma, avec, fmc, xi, labels, samp_slot, batch,
-                          nfields, g)
-                row_update(opt, t, rows, nslots, vals, g, lr, eps, b1, b2, touches[si], acc_si, m1_si, m2_si, half)
-                if method == 3:  # ALPT: the step gradient at the nearest point (same batch and draws), the update
-                    alpt_nearest(rows, nslots, slot_step, half, qmin, qmax, rule, codes, vals)
-                    gradients(loss, rows, cnt, nslots, vals, wstar, mu, sigma, avec, fmc, xi, labels, samp_slot,
-                              batch, nfields, g)
-                    alpt_update(t, step_opt, nslots, slot_idx, slot_step, half, codes, g, steps[si], sgrad, sm, sv,
-                                qmin, qmax, grad_scale, step_lr, min_step, b1, b2)
-                # write back: full precision, or onto the (new) grid by DR or SR
-                write_back(method, key, t, n, rows, nslots, half, slot_step, qmin, qmax, rule, w, last_move[si], pos)
+            # 4. each phase over all the step's rows: gradients, the row optimizer (lazy: only touched rows and their
+            # state), ALPT's step update (its gradient at the nearest point, same batch and draws), the write-back
+            gather_rows(w, rows, nslots, slot_step, vals)
+            gradients(loss, rows, cnt, nslots, vals, wstar, mu, sigma, avec, fmc, xi, labels, samp_slot, batch,
+                      nfields, g)
+            row_update(opt, t, rows, nslots, vals, g, lr, eps, b1, b2, touches[si], acc_si, m1_si, m2_si, half)
+            if method == 3:  # ALPT: the step gradient at the nearest point (same batch and draws), the update
+                alpt_nearest(rows, nslots, slot_step, half, qmin, qmax, rule, codes, vals)
+                gradients(loss, rows, cnt, nslots, vals, wstar, mu, sigma, avec, fmc, xi, labels, samp_slot,
+                          batch, nfields, g)
+                alpt_update(t, step_opt, nslots, slot_idx, slot_step, half, codes, g, steps[si], sgrad, sm, sv,
+                            qmin, qmax, grad_scale, step_lr, min_step, b1, b2)
+            write_back(method, key, t, n, rows, nslots, half, slot_step, qmin, qmax, rule, w, last_move[si], pos)
             if k_rec < rec.size and t == rec[k_rec]:
                 if hist.shape[2] > 0:
                     for q in range(nsteps):
