@@ -8,8 +8,8 @@ is for (step, row, element), never by how the work is split:
 * batch (stream 1): lookup ``i`` of step ``t`` (1-based; ``L`` lookups a step) uses counter ``(t - 1) L + i``: the
   64-bit integer ``X = w0 2^32 + w3`` picks the column ``floor(X size / 2^64)`` of its alias table (exact integer
   arithmetic, no float bias) and the 53-bit uniform ``(w1 2^21 + (w2 >> 11)) 2^-53`` the accept test;
-* noise (stream 2): element ``j`` of row ``r`` at step ``t`` is normal ``j % 4`` of counter
-  ``((t - 1) n + r) ceil(d / 4) + j // 4`` (:func:`lptsim.sim.noise.normals4`: four normals a counter);
+* noise (stream 2): with ``nq = ceil(d / 4)`` counters a row, element ``j`` of row ``r`` at step ``t`` is normal
+  ``j // nq`` of counter ``((t - 1) n + r) nq + j % nq`` (:func:`lptsim.sim.noise.normals4`: four a counter);
 * labels (stream 3): the logistic loss's ``c``-th lookup of row ``r`` at step ``t`` uses the first word of counter
   ``((t - 1) n + r) L + c``; the fm model's sample ``b`` the first word of ``(t - 1) batch + b``;
 * SR write-back (stream 4): element ``j`` of row ``r`` at step ``t`` rounds with ``lptsim.quant``'s own draw, the
@@ -22,6 +22,9 @@ import math
 
 import numba as nb
 import numpy as np
+from llvmlite import ir
+from numba.core import cgutils, types
+from numba.extending import intrinsic
 
 from lptsim.quant.lsq import lsq_one
 from lptsim.quant.philox import philox4, uniform_at
@@ -38,6 +41,33 @@ _EXACT = EXACT.args()  # the production rounding rule, as a compile-time constan
 @nb.njit(inline="always", cache=True)
 def _ctr(stream, index):
     return np.uint64((stream << _SHIFT) | index)
+
+
+@intrinsic
+def _prefetch(typingctx, arr, i, j):  # noqa: ARG001
+    """Ask for the cache line of arr[i, j] (2-D) ahead of its use (LLVM's prefetch: a hint, no effect on results)."""
+    if not isinstance(arr, types.Array) or arr.ndim != 2:
+        return None
+
+    def codegen(context, builder, signature, args):
+        aryty = signature.args[0]
+        ary = context.make_array(aryty)(context, builder, args[0])
+        ptr = cgutils.get_item_pointer(context, builder, aryty, ary, [args[1], args[2]], wraparound=False)
+        i8p = ir.IntType(8).as_pointer()
+        i32 = ir.IntType(32)
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]),
+                                            "llvm.prefetch.p0")
+        # read, high locality, data cache
+        builder.call(fn, [builder.bitcast(ptr, i8p), ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)])
+        return context.get_dummy_value()
+
+    return types.void(arr, i, j), codegen
+
+
+@nb.njit(inline="always", cache=True)
+def _prefetch_row(arr, r):
+    for j in range(0, arr.shape[1], 8):  # one hint per 64-byte line
+        _prefetch(arr, r, j)
 
 
 @nb.njit(inline="always", cache=True)
@@ -63,10 +93,14 @@ def draw_batch(key, t, lk_base, lk_size, accept, alias, cols, us, ids):
 
 
 @nb.njit(cache=True, error_model="numpy")
-def distinct_rows(ids, nfields, fm, pos, rows, cnt, samp_slot):
+def distinct_rows(ids, nfields, fm, pos, rows, cnt, samp_slot, w, wstar, m1, m2):
     """The step's distinct rows (slots, in order of first lookup) and their lookup counts; pos[r] = r's slot (the
-    caller resets it to -1 after the step); fm: samp_slot[b, f] = the slot of sample b's field-f lookup."""
+    caller resets it to -1 after the step); fm: samp_slot[b, f] = the slot of sample b's field-f lookup.
+
+    Each new row's entries, teacher and Adam moments are prefetched: most of a step's rows are rare ones, out of
+    cache, and the noise draws that come next give the loads time to arrive."""
     nslots = 0
+    adam = m1.shape[0] > 0
     for i in range(ids.size):
         r = ids[i]
         p = pos[r]
@@ -76,6 +110,11 @@ def distinct_rows(ids, nfields, fm, pos, rows, cnt, samp_slot):
             rows[p] = r
             cnt[p] = 0
             nslots += 1
+            _prefetch_row(w, r)
+            _prefetch_row(wstar, r)
+            if adam:
+                _prefetch_row(m1, r)
+                _prefetch_row(m2, r)
         cnt[p] += 1
         if fm:
             samp_slot[i // nfields, i % nfields] = p
@@ -83,20 +122,25 @@ def distinct_rows(ids, nfields, fm, pos, rows, cnt, samp_slot):
 
 
 @nb.njit(cache=True, error_model="numpy")
-def noise(key, t, n, rows, nslots, ctrs, xi):
-    """xi[s, j] for j < 4 ceil(d/4): normal j % 4 of the noise counter of (t, rows[s], j // 4) (module docstring)."""
+def noise(key, t, n, rows, nslots, ctrs, z, xi):
+    """xi[s, j] for j < 4 nq (nq = xi.shape[1] // 4): normal j // nq of the noise counter of (t, rows[s], j % nq)
+    (module docstring). The normals of all counters are drawn in one flat loop into z (4, counters), which
+    vectorises across rows, then copied into the rows (contiguous runs of nq)."""
     nq = xi.shape[1] // 4
     for s in range(nslots):
         base = _ctr(_S_NOISE, ((t - 1) * n + rows[s]) * nq)
         for q in range(nq):
             ctrs[s * nq + q] = base + np.uint64(q)
-    flat = xi.reshape(-1)
-    for b in range(nslots * nq):  # one flat loop over counters: vectorised across rows
+    for b in range(nslots * nq):
         z0, z1, z2, z3 = normals4(key, ctrs[b])
-        flat[4 * b] = z0
-        flat[4 * b + 1] = z1
-        flat[4 * b + 2] = z2
-        flat[4 * b + 3] = z3
+        z[0, b] = z0
+        z[1, b] = z1
+        z[2, b] = z2
+        z[3, b] = z3
+    for s in range(nslots):
+        for k in range(4):
+            for q in range(nq):
+                xi[s, k * nq + q] = z[k, s * nq + q]
 
 
 @nb.njit(cache=True, error_model="numpy")
@@ -356,6 +400,7 @@ def run(keys, loss, opt, method, gran, step_opt, iters, batch, accept, alias, lk
         half = np.empty((lookups, d))
         xi = np.zeros((lookups, 4 * nq))  # stays zero without noise
         ctrs = np.empty(lookups * nq, dtype=np.uint64)
+        z = np.empty((4, lookups * nq))
         codes = np.empty((lookups, d))
         labels = np.zeros(lookups)
         slot_idx = np.zeros(lookups, dtype=np.int64)
@@ -373,13 +418,13 @@ def run(keys, loss, opt, method, gran, step_opt, iters, batch, accept, alias, lk
                     ids[i] = given_ids[t - 1, i]
             else:
                 draw_batch(key, t, lk_base, lk_size, accept, alias, cols, us, ids)
-            nslots = distinct_rows(ids, nfields, loss == 2, pos, rows, cnt, samp_slot)
+            nslots = distinct_rows(ids, nfields, loss == 2, pos, rows, cnt, samp_slot, w, wstar, m1_si, m2_si)
             # 2. each slot's step (W holds values for fp, codes otherwise: a value is its code times its step *now*,
             # so a shared step that moved since the row's last write-back rescales it, as in the table)
             if method != 0:
                 slot_steps(steps[si], gran, row_field, rows, nslots, slot_idx, slot_step)
             if loss == 0 and sigma > 0:  # 3. the step's draws: Gaussian noise, or labels
-                noise(key, t, n, rows, nslots, ctrs, xi)
+                noise(key, t, n, rows, nslots, ctrs, z, xi)
             elif loss != 0:
                 labels_for(key, t, loss, n, batch, nfields, rows, cnt, nslots, ids, wstar, avec, fmc, labels)
             # 4. each phase over all the step's rows: gradients, the row optimizer (lazy: only touched rows and their
