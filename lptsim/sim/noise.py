@@ -78,10 +78,12 @@ def log_positive(x: float) -> float:
     m = m * 0.5 if big else m
     e = e + 1 if big else e
     s = (m - 1.0) / (m + 1.0)
-    s2 = s * s
-    p = _ATANH[10]
-    for k in range(9, -1, -1):  # unrolled by numba (a tuple of constants)
-        p = p * s2 + _ATANH[k]
+    x2 = s * s
+    x4 = x2 * x2
+    x8 = x4 * x4
+    a = _ATANH  # Estrin's scheme: shorter dependency chains than Horner's, so more of them overlap
+    p = ((a[0] + a[1] * x2) + (a[2] + a[3] * x2) * x4) + ((a[4] + a[5] * x2) + (a[6] + a[7] * x2) * x4) * x8 \
+        + ((a[8] + a[9] * x2) + a[10] * x4) * (x8 * x8)
     return e * _LN2 + 2.0 * s * p
 
 
@@ -97,12 +99,12 @@ def cos_sin_turn(wa: np.uint32) -> tuple[float, float]:
     f = float(w & np.uint32(0x3FFFFFFF)) * 2.0**-30  # in [0, 1): the position within the quadrant
     x = (f - 0.5) * (2.0 * _QUARTER_PI)
     x2 = x * x
-    sp = _SIN[7]
-    for k in range(6, -1, -1):
-        sp = sp * x2 + _SIN[k]
-    cp = _COS[8]
-    for k in range(7, -1, -1):
-        cp = cp * x2 + _COS[k]
+    x4 = x2 * x2
+    x8 = x4 * x4
+    a, b = _SIN, _COS  # Estrin's scheme, as in log_positive
+    sp = ((a[0] + a[1] * x2) + (a[2] + a[3] * x2) * x4) + ((a[4] + a[5] * x2) + (a[6] + a[7] * x2) * x4) * x8
+    cp = ((b[0] + b[1] * x2) + (b[2] + b[3] * x2) * x4) + ((b[4] + b[5] * x2) + (b[6] + b[7] * x2) * x4) * x8 \
+        + b[8] * (x8 * x8)
     s = x * sp
     c = cp
     cq = (c - s) * _SQRT_HALF  # cos(pi/4 + x)

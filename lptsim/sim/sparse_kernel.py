@@ -266,11 +266,13 @@ def row_update(opt, t, rows, nslots, vals, g, lr, eps, b1, b2, touches, acc, m1,
             for j in range(d):
                 half[s, j] = vals[s, j] - lr * g[s, j] / den
     else:
+        bc1_t = 1.0 - b1**t  # lazy Adam's bias corrections (the global count), once a step
+        bc2_t = 1.0 - b2**t
         for s in range(nslots):
             r = rows[s]
-            tt = t if opt == 2 else touches[r]  # lazy Adam: the global count; adam_rowstep: the row's own
-            bc1 = 1.0 - b1**tt
-            bc2 = 1.0 - b2**tt
+            tt = touches[r]  # adam_rowstep: the row's own count
+            bc1 = bc1_t if opt == 2 else 1.0 - b1**tt
+            bc2 = bc2_t if opt == 2 else 1.0 - b2**tt
             for j in range(d):
                 mm = m1[r, j] * b1 + (1.0 - b1) * g[s, j]
                 vv = m2[r, j] * b2 + (1.0 - b2) * g[s, j] * g[s, j]
