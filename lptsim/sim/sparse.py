@@ -17,10 +17,13 @@ with the CTR table's semantics (:mod:`lptsim.ctr.table.backends.torch_reference`
   coupled ``fm`` model (one id per field per sample, logit = sum_f <w_f, a> + fm sum_{f<f'} <w_f, w_f'>, labels
   from a teacher table).
 
-Every random draw is a Philox uniform of :mod:`lptsim.quant.philox` keyed by the run's seed and the seed index,
-each use in its own counter range (the stream in the top bits, then the step, then the element); rounding goes
-through :mod:`lptsim.quant.rounding` (``_round_one``, so a planted rounding fault reaches the simulator) and the
-LSQ term through :func:`lptsim.quant.lsq.lsq_one`. Seeds run in parallel (one numba thread each).
+Every random draw is a Philox4x32-10 output of :mod:`lptsim.quant.philox` keyed by the run's seed and the seed
+index, each use in its own counter range (the stream in the top bits, then the step, row and element: the layout is
+in :mod:`lptsim.sim.sparse_kernel`); Gaussian noise is four normals a counter (:mod:`lptsim.sim.noise`); rounding
+goes through :mod:`lptsim.quant.rounding` (``_round_one`` with SR's own draw per element, so a planted rounding
+fault reaches the simulator) and the LSQ term through :func:`lptsim.quant.lsq.lsq_one`. Seeds run in parallel (one
+numba thread each); the kernel and what it costs per touched element are in :mod:`lptsim.sim.sparse_kernel` and
+benchmarks/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ METHODS = {"fp": 0, "dr": 1, "sr": 2, "alpt": 3}
 GRANULARITIES = {"row": 0, "field": 1, "table": 2}
 STEP_OPTIMIZERS = {"sgd": 0, "adam": 1}
 BETAS, EPS = (0.9, 0.999), 1e-8  # the table's row-optimizer constants (lptsim.ctr.contract.ROW_BETAS, ROW_EPS)
-STEP_BETAS, STEP_EPS = (0.9, 0.999), 1e-12  # ALPT's step optimizer (lptsim.ctr.contract.STEP_BETAS, STEP_EPS)
+STEP_BETAS, STEP_EPS = (0.9, 0.999), sparse_kernel.STEP_EPS  # ALPT's step optimizer (lptsim.ctr.contract's)
 
 
 

@@ -26,6 +26,7 @@ from llvmlite import ir
 from numba.core import cgutils, types
 from numba.extending import intrinsic
 
+from lptsim.ctr.contract import STEP_EPS  # ALPT's step optimizer
 from lptsim.quant.lsq import lsq_one
 from lptsim.quant.philox import philox4, uniform_at
 from lptsim.quant.rounding import EXACT, _round_one
@@ -33,7 +34,6 @@ from lptsim.sim.noise import normals4
 
 _SHIFT = 56
 _S_BATCH, _S_NOISE, _S_LABEL, _S_SR = 1, 2, 3, 4
-STEP_EPS = 1e-12  # ALPT's step optimizer (lptsim.ctr.contract.STEP_EPS)
 _U32 = np.uint64(32)
 _EXACT = EXACT.args()  # the production rounding rule, as a compile-time constant of the kernels
 
