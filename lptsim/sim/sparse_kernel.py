@@ -14,6 +14,11 @@ is for (step, row, element), never by how the work is split:
   ``((t - 1) n + r) L + c``; the fm model's sample ``b`` the first word of ``(t - 1) batch + b``;
 * SR write-back (stream 4): element ``j`` of row ``r`` at step ``t`` rounds with ``lptsim.quant``'s own draw, the
   uniform of counter ``((t - 1) n + r) d + j`` (:func:`lptsim.quant.rounding._round_one`).
+
+Cost. Each phase is its own function (so it can be timed and its loops stay simple); per-seed buffers are allocated
+once, never per step; per-row work is written out in the loops, since a helper taking arrays costs an atomic
+reference-count pair per argument and call. What each phase costs a touched element, and the floor set by the draws
+themselves (Philox for SR, Box-Muller for the noise): benchmarks/RESULTS.md, "Sparse simulator".
 """
 
 from __future__ import annotations
