@@ -12,6 +12,7 @@ process's CPU time (numba runs the seeds on all cores, so cpu > seconds on an id
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 from lptsim.sim import problems, simulate
@@ -25,7 +26,8 @@ def sparse(args: argparse.Namespace) -> None:
 
     freqs = sp.zipf_frequencies(args.rows, 1.0)
     prob = sp.sparse_quadratic(args.rows, args.dim, freqs, mu=1.0, sigma=1.0, scale=0.3, seed=0)
-    cases = [(m, "sgd") for m in args.methods.split(",")] + [("sr", "adam")]
+    cases = [(m, "sgd") for m in args.methods.split(",")]
+    cases += [("sr", "adam")] if "sr" in args.methods.split(",") else []
     rows = []
     for method, opt in cases:
         # lr x (lookups of the top row a step, ~340) x mu must stay below 2: summed gradients
@@ -45,9 +47,43 @@ def sparse(args: argparse.Namespace) -> None:
           f"(~{touched:,.0f} distinct rows a step), {args.steps:,} steps, {args.seeds} seeds\n")
     print(f"{'method':8s} {'optimizer':9s} {'seconds':>8s} {'cpu':>8s} {'vs fp':>7s} {'ns/element':>11s} "
           f"{'mean row excess':>16s}")
+    elements = touched * args.dim * args.steps * args.seeds
     for method, opt, secs, cpu, excess in rows:
-        per = 1e9 * cpu / (touched * args.dim * args.steps * args.seeds)
+        per = 1e9 * cpu / elements
         print(f"{method:8s} {opt:9s} {secs:8.2f} {cpu:8.2f} {secs / base:7.2f} {per:11.2f} {excess:16.4g}")
+    budget = 1e9 * 5.0 * os.cpu_count() / (elements * 1e4 / args.steps)
+    print(f"\n1e4 steps at these rates: {rows[0][2] * 1e4 / args.steps:.0f} s (fp) to "
+          f"{max(r[2] for r in rows) * 1e4 / args.steps:.0f} s; the 5 s target leaves {budget:.2f} cpu ns a touched "
+          f"element on {os.cpu_count()} cores")
+    floors(budget)
+
+
+def floors(budget: float) -> None:
+    """What a touched element costs at least: the draws it needs, each timed alone on one core (hot cache)."""
+    import numpy as np
+
+    from lptsim.quant import philox, uniforms
+    from lptsim.sim import noise
+
+    m = 1 << 20
+    ctrs = np.arange(m // 4, dtype=np.uint64)
+    out4 = np.empty((4, m // 4))
+    uniforms(1, 0, 16)  # compile
+    noise._normals_at(np.uint64(1), ctrs[:8], out4[:, :8])
+    cases = [("Philox uniform (SR's draw, one an element)", lambda: philox._uniforms(np.uint64(1), np.uint64(0),
+                                                                                       np.empty(m))),
+             ("4 normals a Philox counter (the noise, per normal)",
+              lambda: noise._normals_at(np.uint64(1), ctrs, out4))]
+    print(f"\nfloors, one core, hot cache ({m:,} draws, best of 5):")
+    print(f"{'draw':52s} {'cpu ns / element':>17s} {'of the budget':>14s}")
+    for name, fn in cases:
+        best = float("inf")
+        for _ in range(5):
+            start = time.thread_time()
+            fn()
+            best = min(best, time.thread_time() - start)
+        per = 1e9 * best / m
+        print(f"{name:52s} {per:17.2f} {per / budget:14.2f}")
 
 
 def main() -> None:

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from lptsim.quant import QuantSpec, dequantize, lsq_step_grad, pack, quantize, uniforms, unpack
-from lptsim.quant.philox import philox_word
+from lptsim.quant.philox import philox4, philox_word
 from lptsim.verify import Budget, quant_checks
 
 
@@ -28,8 +28,9 @@ def test_spec_rejects_bad_bits(bits):
 
 
 def test_philox_known_answer():
-    # Random123's known-answer vector for Philox4x32-10, key 0, counter 0: first word 0x6627e8d5.
+    # Random123's known-answer vector for Philox4x32-10, key 0, counter 0: 6627e8d5 e169c58d bc57ac4c 9b00dbd8.
     assert int(philox_word(np.uint64(0), np.uint64(0))) == 0x6627E8D5
+    assert [int(w) for w in philox4(np.uint64(0), np.uint64(0))] == [0x6627E8D5, 0xE169C58D, 0xBC57AC4C, 0x9B00DBD8]
 
 
 def test_uniforms_are_uniform_and_distinct_per_seed():

@@ -190,3 +190,32 @@ def test_bad_parameters_are_refused():
         sp.simulate_sparse(sp.sparse_quadratic(1, 2, np.ones(1)), "fp", lr=1.0, iters=500, batch=8)
     with pytest.raises(ValueError, match="ids must be"):
         sp.simulate_sparse(sp.sparse_quadratic(5, 2, p), "fp", iters=2, batch=3, ids=np.zeros((2, 2)))
+
+
+def test_noise_and_sr_draws_sit_at_their_documented_counters():
+    """The counter layout of lptsim.sim.sparse_kernel's docstring: from w*, one SGD step (lr, one lookup) moves
+    element j of row r by -lr sigma xi, xi = normal j // nq of noise counter (r nq + j % nq) (nq = ceil(d / 4));
+    SR from 0 onto w* (lr 1, mu 1) rounds element j up iff lptsim.quant's uniform at ((t - 1) n + r) d + j is
+    below the fractional position."""
+    from lptsim.ctr.contract import step_seed
+    from lptsim.quant.philox import uniforms_at
+    from lptsim.sim.noise import normals_at
+
+    n, d, lr, sigma, seed = 4, 10, 0.1, 2.0, 7
+    nq = (d + 3) // 4
+    prob = sp.sparse_quadratic(n, d, np.full(n, 1 / n), sigma=sigma, seed=1)
+    ids = np.array([[1, 3]])
+    tr = sp.simulate_sparse(prob, "fp", lr=lr, iters=1, batch=2, seeds=2, ids=ids, w0=prob.w_star, seed=seed)
+    for s in range(2):
+        key = step_seed(seed, 1 + s)
+        for r in (1, 3):
+            z = normals_at(key, (2 << 56) + r * nq + np.arange(nq))  # (nq, 4)
+            xi = np.array([z[j % nq, j // nq] for j in range(d)])
+            np.testing.assert_allclose(tr.weights[s, r], prob.w_star[r] - lr * sigma * xi, rtol=0, atol=1e-14)
+    w_star = np.full((n, d), 0.013)
+    sr = sp.simulate_sparse(sp.sparse_quadratic(n, d, np.full(n, 1 / n), sigma=0.0, w_star=w_star), "sr", step=0.1,
+                            lr=1.0, iters=1, batch=2, seeds=2, ids=ids, seed=seed)
+    for s in range(2):
+        for r in (1, 3):
+            u = uniforms_at(step_seed(seed, 1 + s), (4 << 56) + r * d + np.arange(d))
+            np.testing.assert_array_equal(sr.weights[s, r] / 0.1 > 0.5, u < 0.013 / 0.1)

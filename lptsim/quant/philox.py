@@ -32,8 +32,12 @@ _S32 = np.uint64(32)
 
 
 @nb.njit(inline="always", cache=True)
-def philox_word(seed: np.uint64, counter: np.uint64) -> np.uint32:
-    """First 32-bit output word of Philox4x32-10 for ``(seed, counter)``."""
+def philox4(seed: np.uint64, counter: np.uint64) -> tuple[np.uint32, np.uint32, np.uint32, np.uint32]:
+    """The four 32-bit output words of Philox4x32-10 for ``(seed, counter)`` (the mapping above).
+
+    Stochastic rounding uses only the first (:func:`philox_word`); simulators that need several draws per
+    counter (:mod:`lptsim.sim.noise`, the sparse simulator's batch draws) take all four.
+    """
     k0 = np.uint32(seed & _M32)
     k1 = np.uint32(seed >> _S32)
     c0 = np.uint32(counter & _M32)
@@ -51,7 +55,13 @@ def philox_word(seed: np.uint64, counter: np.uint64) -> np.uint32:
         c2 = new_c2
         k0 = np.uint32(k0 + np.uint32(PHILOX_KEY_A))
         k1 = np.uint32(k1 + np.uint32(PHILOX_KEY_B))
-    return c0
+    return c0, c1, c2, c3
+
+
+@nb.njit(inline="always", cache=True)
+def philox_word(seed: np.uint64, counter: np.uint64) -> np.uint32:
+    """First 32-bit output word of Philox4x32-10 for ``(seed, counter)``."""
+    return philox4(seed, counter)[0]
 
 
 @nb.njit(inline="always", cache=True)

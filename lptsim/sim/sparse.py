@@ -17,10 +17,13 @@ with the CTR table's semantics (:mod:`lptsim.ctr.table.backends.torch_reference`
   coupled ``fm`` model (one id per field per sample, logit = sum_f <w_f, a> + fm sum_{f<f'} <w_f, w_f'>, labels
   from a teacher table).
 
-Every random draw is a Philox uniform of :mod:`lptsim.quant.philox` keyed by the run's seed and the seed index,
-each use in its own counter range (the stream in the top bits, then the step, then the element); rounding goes
-through :mod:`lptsim.quant.rounding` (``_round_one``, so a planted rounding fault reaches the simulator) and the
-LSQ term through :func:`lptsim.quant.lsq.lsq_one`. Seeds run in parallel (one numba thread each).
+Every random draw is a Philox4x32-10 output of :mod:`lptsim.quant.philox` keyed by the run's seed and the seed
+index, each use in its own counter range (the stream in the top bits, then the step, row and element: the layout is
+in :mod:`lptsim.sim.sparse_kernel`); Gaussian noise is four normals a counter (:mod:`lptsim.sim.noise`); rounding
+goes through :mod:`lptsim.quant.rounding` (``_round_one`` with SR's own draw per element, so a planted rounding
+fault reaches the simulator) and the LSQ term through :func:`lptsim.quant.lsq.lsq_one`. Seeds run in parallel (one
+numba thread each); the kernel and what it costs per touched element are in :mod:`lptsim.sim.sparse_kernel` and
+benchmarks/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -28,14 +31,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-import numba as nb
 import numpy as np
 
 from lptsim.ctr.contract import step_seed
 from lptsim.quant import QuantSpec, rounding
-from lptsim.quant.lsq import lsq_one
-from lptsim.quant.philox import uniform_at
-from lptsim.quant.rounding import _round_one
+from lptsim.sim import sparse_kernel
+from lptsim.sim.sparse_kernel import gradients as _gradients  # noqa: F401 (tests call the gradient directly)
 
 LOSSES = {"quadratic": 0, "logistic": 1, "fm": 2}
 ROW_OPTIMIZERS = {"sgd": 0, "adagrad": 1, "adam": 2, "adam_rowstep": 3}
@@ -43,11 +44,8 @@ METHODS = {"fp": 0, "dr": 1, "sr": 2, "alpt": 3}
 GRANULARITIES = {"row": 0, "field": 1, "table": 2}
 STEP_OPTIMIZERS = {"sgd": 0, "adam": 1}
 BETAS, EPS = (0.9, 0.999), 1e-8  # the table's row-optimizer constants (lptsim.ctr.contract.ROW_BETAS, ROW_EPS)
-STEP_BETAS, STEP_EPS = (0.9, 0.999), 1e-12  # ALPT's step optimizer (lptsim.ctr.contract.STEP_BETAS, STEP_EPS)
+STEP_BETAS, STEP_EPS = (0.9, 0.999), sparse_kernel.STEP_EPS  # ALPT's step optimizer (lptsim.ctr.contract's)
 
-# Counter ranges of the simulator's Philox draws (stream << 56 | index), one per use, so no two uses share a draw.
-_SHIFT = 56
-_S_BATCH, _S_NOISE, _S_LABEL, _S_SR, _S_INIT = 1, 2, 3, 4, 5
 
 
 def zipf_frequencies(n: int, exponent: float) -> np.ndarray:
@@ -203,262 +201,6 @@ class SparseTrace:
         return (self.touches > 0) & (self.last_move == 0)
 
 
-@nb.njit(inline="always", cache=True)
-def _ctr(stream, index):
-    return np.uint64((stream << _SHIFT) | index)
-
-
-@nb.njit(inline="always", cache=True)
-def _normals(key, stream, index, out, j):
-    """Two independent standard normals (Box-Muller, both branches) from the Philox uniforms at counters 2 index and
-    2 index + 1, into out[j] and out[j + 1] (only out[j] when j + 1 is past the end)."""
-    u1 = uniform_at(key, _ctr(stream, 2 * index))
-    u2 = uniform_at(key, _ctr(stream, 2 * index + 1))
-    radius = math.sqrt(-2.0 * math.log(1.0 - u1))
-    out[j] = radius * math.cos(2.0 * math.pi * u2)
-    if j + 1 < out.size:
-        out[j + 1] = radius * math.sin(2.0 * math.pi * u2)
-
-
-@nb.njit(inline="always", cache=True)
-def _sigmoid(x):
-    return 1.0 / (1.0 + math.exp(-x)) if x >= 0 else math.exp(x) / (1.0 + math.exp(x))
-
-
-@nb.njit(cache=True)
-def _gradients(loss, rows, cnt, nslots, vals, wstar, mu, sigma, avec, fmc, xi, labels, samp_slot, nsamp, nfields,
-               out):
-    """The summed gradient of each touched row (slot) at row values ``vals`` (slots x d), with the step's draws
-    (noise ``xi``, label counts or labels) fixed, so a second gradient on the same batch reuses them."""
-    d = out.shape[1]
-    if loss == 0:
-        for s in range(nslots):
-            k = cnt[s]
-            rk = math.sqrt(k)
-            for j in range(d):
-                out[s, j] = k * mu * (vals[s, j] - wstar[rows[s], j]) + sigma * rk * xi[s, j]
-    elif loss == 1:
-        for s in range(nslots):
-            z = 0.0
-            for j in range(d):
-                z += vals[s, j] * avec[j]
-            r = cnt[s] * _sigmoid(z) - labels[s]
-            for j in range(d):
-                out[s, j] = r * avec[j]
-    else:
-        for s in range(nslots):
-            for j in range(d):
-                out[s, j] = 0.0
-        tot = np.empty(d)
-        for b in range(nsamp):
-            for j in range(d):
-                tot[j] = 0.0
-            z = 0.0
-            sq = 0.0
-            for f in range(nfields):
-                s = samp_slot[b, f]
-                for j in range(d):
-                    z += vals[s, j] * avec[j]
-                    tot[j] += vals[s, j]
-                    sq += vals[s, j] * vals[s, j]
-            pair = 0.0
-            for j in range(d):
-                pair += tot[j] * tot[j]
-            z += fmc * 0.5 * (pair - sq)
-            r = _sigmoid(z) - labels[b]
-            for f in range(nfields):
-                s = samp_slot[b, f]
-                for j in range(d):
-                    out[s, j] += r * (avec[j] + fmc * (tot[j] - vals[s, j]))
-
-
-@nb.njit(cache=True)
-def _teacher_logit(wstar, avec, fmc, ids):
-    d = wstar.shape[1]
-    z, sq = 0.0, 0.0
-    tot = np.zeros(d)
-    for f in range(ids.size):
-        for j in range(d):
-            z += wstar[ids[f], j] * avec[j]
-            tot[j] += wstar[ids[f], j]
-            sq += wstar[ids[f], j] * wstar[ids[f], j]
-    pair = 0.0
-    for j in range(d):
-        pair += tot[j] * tot[j]
-    return z + fmc * 0.5 * (pair - sq)
-
-
-@nb.njit(parallel=True, cache=True)
-def _run(keys, loss, opt, method, gran, step_opt, iters, batch, accept, alias, fstarts, fsizes, row_field, given_ids,
-         wstar, mu, sigma, avec, fmc, lr, step_lr, grad_scale, min_step, qmin, qmax, rule, rec,
-         W, steps, touches, last_move, hist, acc, m1, m2, eps, excess):
-    """All steps of every seed (one seed per thread). Arrays with a leading seeds axis are written in place."""
-    seeds, n, d = W.shape
-    nfields = fstarts.size
-    lookups = batch * nfields if loss == 2 else batch
-    b1, b2 = 0.9, 0.999
-    for si in nb.prange(seeds):
-        key = keys[si]
-        pos = np.full(n, -1, dtype=np.int64)
-        rows = np.empty(lookups, dtype=np.int64)
-        cnt = np.zeros(lookups, dtype=np.int64)
-        ids = np.empty(lookups, dtype=np.int64)
-        samp_slot = np.empty((batch, nfields), dtype=np.int64)
-        vals = np.empty((lookups, d))
-        g = np.empty((lookups, d))
-        half = np.empty((lookups, d))
-        xi = np.zeros((lookups, d))  # stays zero without noise
-        codes = np.empty((lookups, d))
-        labels = np.zeros(lookups)
-        nsteps = steps.shape[1]
-        sgrad = np.zeros(nsteps)
-        sm = np.zeros(nsteps)
-        sv = np.zeros(nsteps)
-        k_rec = 0
-        for t in range(1, iters + 1):
-            # 1. the batch: ids (alias draws within each field for fm, over all rows otherwise), distinct rows
-            if given_ids.shape[0] > 0:
-                for i in range(lookups):
-                    ids[i] = given_ids[t - 1, i]
-            else:
-                for i in range(lookups):
-                    f = i % nfields if loss == 2 else 0
-                    base = np.int64(fstarts[f]) if loss == 2 else np.int64(0)
-                    size = fsizes[f] if loss == 2 else n
-                    idx = (t - 1) * lookups + i
-                    col = min(int(uniform_at(key, _ctr(_S_BATCH, 2 * idx)) * size), size - 1)
-                    u = uniform_at(key, _ctr(_S_BATCH, 2 * idx + 1))
-                    ids[i] = base + (col if u < accept[base + col] else alias[base + col])
-            nslots = 0
-            for i in range(lookups):
-                r = ids[i]
-                if pos[r] < 0:
-                    pos[r] = nslots
-                    rows[nslots] = r
-                    cnt[nslots] = 0
-                    nslots += 1
-                cnt[pos[r]] += 1
-                if loss == 2:
-                    samp_slot[i // nfields, i % nfields] = pos[r]
-            # 2. the step's draws: Gaussian noise, or labels
-            for s in range(nslots):
-                r = rows[s]
-                # W holds values (fp) or codes: a row's value is its code times its step *now* (a shared step that
-                # moved since the row's last write-back rescales it, as in the table)
-                sc = 1.0 if method == 0 else steps[si, r if gran == 0 else (row_field[r] if gran == 1 else 0)]
-                for j in range(d):
-                    vals[s, j] = W[si, r, j] * sc
-                if loss == 0 and sigma > 0:
-                    for j in range(0, d, 2):  # a pair of normals per pair of elements
-                        _normals(key, _S_NOISE, ((t - 1) * n + r) * d + j, xi[s], j)
-                elif loss == 1:
-                    z = 0.0
-                    for j in range(d):
-                        z += wstar[r, j] * avec[j]
-                    pr = _sigmoid(z)
-                    y = 0.0
-                    for c in range(cnt[s]):
-                        if uniform_at(key, _ctr(_S_LABEL, ((t - 1) * n + r) * lookups + c)) < pr:
-                            y += 1.0
-                    labels[s] = y
-            if loss == 2:
-                for b in range(batch):
-                    pr = _sigmoid(_teacher_logit(wstar, avec, fmc, ids[b * nfields:(b + 1) * nfields]))
-                    labels[b] = 1.0 if uniform_at(key, _ctr(_S_LABEL, (t - 1) * batch + b)) < pr else 0.0
-            _gradients(loss, rows, cnt, nslots, vals, wstar, mu, sigma, avec, fmc, xi, labels, samp_slot, batch,
-                       nfields, g)
-            # 3. the row optimizer (lazy: only touched rows and their state)
-            for s in range(nslots):
-                r = rows[s]
-                touches[si, r] += 1
-                if opt == 0:
-                    for j in range(d):
-                        half[s, j] = vals[s, j] - lr * g[s, j]
-                elif opt == 1:
-                    ss = 0.0
-                    for j in range(d):
-                        ss += g[s, j] * g[s, j]
-                    acc[si, r] += ss / d
-                    den = math.sqrt(acc[si, r]) + eps
-                    for j in range(d):
-                        half[s, j] = vals[s, j] - lr * g[s, j] / den
-                else:
-                    tt = t if opt == 2 else touches[si, r]  # lazy Adam: the global count; adam_rowstep: the row's
-                    bc1 = 1.0 - b1**tt
-                    bc2 = 1.0 - b2**tt
-                    for j in range(d):
-                        mm = m1[si, r, j] * b1 + (1.0 - b1) * g[s, j]
-                        vv = m2[si, r, j] * b2 + (1.0 - b2) * g[s, j] * g[s, j]
-                        m1[si, r, j] = mm
-                        m2[si, r, j] = vv
-                        half[s, j] = vals[s, j] - lr * (mm / bc1) / (math.sqrt(vv / bc2) + eps)
-            # 4. ALPT: the step gradient at the nearest point (same batch), the steps' update
-            if method == 3:
-                for s in range(nslots):
-                    st = steps[si, rows[s] if gran == 0 else (row_field[rows[s]] if gran == 1 else 0)]
-                    for j in range(d):
-                        codes[s, j] = _round_one(half[s, j], st, False, key, np.uint64(0), qmin, qmax, rule)
-                        vals[s, j] = st * codes[s, j]
-                _gradients(loss, rows, cnt, nslots, vals, wstar, mu, sigma, avec, fmc, xi, labels, samp_slot,
-                           batch, nfields, g)
-                for s in range(nslots):
-                    r = rows[s]
-                    si_ = r if gran == 0 else (row_field[r] if gran == 1 else 0)
-                    st = steps[si, si_]
-                    c = 0.0
-                    for j in range(d):
-                        c += g[s, j] * lsq_one(half[s, j] / st, codes[s, j], qmin, qmax)
-                    sgrad[si_] += c * grad_scale
-                for s in range(nslots):
-                    r = rows[s]
-                    si_ = r if gran == 0 else (row_field[r] if gran == 1 else 0)
-                    gs = sgrad[si_]
-                    if gs != gs:  # already applied (a shared step: its summed gradient, once)
-                        continue
-                    if step_opt == 0:
-                        new = steps[si, si_] - step_lr * gs
-                    else:
-                        sm[si_] = b1 * sm[si_] + (1 - b1) * gs
-                        sv[si_] = b2 * sv[si_] + (1 - b2) * gs * gs
-                        new = steps[si, si_] - step_lr * (sm[si_] / (1 - b1**t)) / (
-                            math.sqrt(sv[si_] / (1 - b2**t)) + STEP_EPS)
-                    steps[si, si_] = max(new, min_step)
-                    sgrad[si_] = np.nan
-                for s in range(nslots):
-                    r = rows[s]
-                    sgrad[r if gran == 0 else (row_field[r] if gran == 1 else 0)] = 0.0
-            # 5. write back: full precision, or onto the (new) grid with DR / SR
-            for s in range(nslots):
-                r = rows[s]
-                moved = False
-                st = steps[si, r if gran == 0 else (row_field[r] if gran == 1 else 0)] if method != 0 else 1.0
-                for j in range(d):
-                    if method == 0:
-                        w = half[s, j]
-                    else:
-                        ctr = _ctr(_S_SR, ((t - 1) * n + r) * d + j)
-                        w = _round_one(half[s, j], st, method != 1, key, ctr, qmin, qmax, rule)  # the code
-                    if w != W[si, r, j]:
-                        moved = True
-                    W[si, r, j] = w
-                if moved:
-                    last_move[si, r] = t
-                pos[r] = -1
-            if k_rec < rec.size and t == rec[k_rec]:
-                if hist.shape[2] > 0:
-                    for q in range(nsteps):
-                        hist[si, k_rec, q] = steps[si, q]
-                if excess.shape[1] > 0:  # quadratic: every row's mu/2 ||w - w*||^2 now
-                    for r in range(n):
-                        sc = 1.0 if method == 0 else steps[si, r if gran == 0 else (row_field[r] if gran == 1 else 0)]
-                        e2 = 0.0
-                        for j in range(d):
-                            e = W[si, r, j] * sc - wstar[r, j]
-                            e2 += e * e
-                        excess[si, k_rec, r] = 0.5 * mu * e2
-                k_rec += 1
-
-
 def simulate_sparse(prob: SparseProblem, method: str, step: float | None = None, lr: float = 0.1,
                     optimizer: str = "sgd", iters: int = 1000, batch: int = 256, seeds: int = 8,
                     bits: int | None = None, seed: int = 0, step_granularity: str = "table", step_lr: float = 1e-3,
@@ -531,14 +273,17 @@ def simulate_sparse(prob: SparseProblem, method: str, step: float | None = None,
     gs = grad_scale if grad_scale is not None else (1.0 / math.sqrt(d * max(qmax, 1.0)) if spec else 1.0)
     avec = prob.a if prob.a is not None else np.zeros(d)
     gran = GRANULARITIES[step_granularity] if method == "alpt" else GRANULARITIES["table"]  # dr/sr: one fixed step
-    _run(keys, LOSSES[prob.loss], ROW_OPTIMIZERS[optimizer], METHODS[method], gran,
-         STEP_OPTIMIZERS[step_optimizer], iters, batch, accept, alias, np.array(prob.field_starts, dtype=np.int64),
-         np.diff(np.array(bounds, dtype=np.int64)), prob.row_field().astype(np.int64), given, prob.w_star,
-         float(prob.mu), float(prob.sigma), np.ascontiguousarray(avec, dtype=float), float(prob.fm), float(lr),
-         float(step_lr), float(gs), float(min_step), qmin, qmax, rounding.active_rule().args(), rec, W, steps, touches,
-         last_move, hist, np.zeros((seeds, n) if optimizer == "adagrad" else (seeds, 0)),
-         np.zeros((seeds, n, d) if adam else (0, 0, 0)), np.zeros((seeds, n, d) if adam else (0, 0, 0)), float(eps),
-         excess)
+    # every lookup's alias block: its field's rows for fm (lookups sample-major, one per field), all rows otherwise
+    lk_base = np.tile(np.array(bounds[:-1], dtype=np.int64), batch) if prob.loss == "fm" else np.zeros(batch, np.int64)
+    lk_size = np.tile(np.diff(np.array(bounds, dtype=np.int64)), batch) if prob.loss == "fm" else np.full(batch, n)
+    sparse_kernel.run(keys, LOSSES[prob.loss], ROW_OPTIMIZERS[optimizer], METHODS[method], gran,
+                      STEP_OPTIMIZERS[step_optimizer], iters, batch, accept, alias, lk_base, lk_size,
+                      prob.row_field().astype(np.int64), given, prob.w_star, float(prob.mu), float(prob.sigma),
+                      np.ascontiguousarray(avec, dtype=float), float(prob.fm), float(lr), float(step_lr), float(gs),
+                      float(min_step), qmin, qmax, rounding.active_rule().args(), rec, W, steps, touches, last_move,
+                      hist, np.zeros((seeds, n) if optimizer == "adagrad" else (seeds, 0)),
+                      np.zeros((seeds, n, d) if adam else (seeds, 0, 0)),
+                      np.zeros((seeds, n, d) if adam else (seeds, 0, 0)), float(eps), BETAS[0], BETAS[1], excess)
     if not np.isfinite(W).all():
         raise ValueError(f"simulate_sparse(method={method!r}) diverged: non-finite rows (a row looked up k times a "
                          "step adds k gradients, so lr k mu must stay below about 2 for the most frequent row; "
