@@ -188,15 +188,15 @@ def lookup(view: KernelTable, ids: torch.Tensor, training: bool) -> tuple[torch.
     return rows, pending
 
 
-def long_run_launches(n: int) -> int:
+def long_run_launches(n: int, chunk: int = CHUNK) -> int:
     """Launches of ``long_run_kernel`` for a batch of ``n`` ids: none when no run can pass CHUNK ids; else the
     least m >= 1 with CHUNK**(2m + 2) >= n (each launch adds two levels of the tree, the update kernels the last
     two). One up to 2**20 ids (the goal's 319,488), two up to 2**30."""
-    if n <= CHUNK:
+    if n <= chunk:
         return 0
-    launches, span = 1, CHUNK**4
+    launches, span = 1, chunk**4
     while span < n:
-        launches, span = launches + 1, span * CHUNK**2
+        launches, span = launches + 1, span * chunk**2
     return launches
 
 
@@ -216,22 +216,23 @@ class RunSums:
         return self.sorted, self.perm, self.grad, self.top
 
 
-def run_sums(sorted_keys: torch.Tensor, perm: torch.Tensor, grad: torch.Tensor) -> RunSums:
+def run_sums(sorted_keys: torch.Tensor, perm: torch.Tensor, grad: torch.Tensor, chunk: int = CHUNK) -> RunSums:
     """Launch ``long_run_kernel`` as often as the batch needs (:func:`long_run_launches`): the partial sums of
-    the runs longer than CHUNK, two tree levels per launch, into buffers of 2 * ceil(n / CHUNK) rows."""
+    the runs longer than CHUNK, two tree levels per launch, into buffers of 2 * ceil(n / CHUNK) rows. (``chunk``
+    other than CHUNK: only for tests, which reach several launches with small batches.)"""
     from lptsim.ctr.kernels.run_sum_kernels import long_run_kernel
 
     n, dim = grad.shape
     top, stride = grad, 1
-    launches = long_run_launches(n)
+    launches = long_run_launches(n, chunk)
     if launches:
         dp, _ = gather_block(dim)
-        windows = triton_cdiv(n, CHUNK)
+        windows = triton_cdiv(n, chunk)
         for level in range(launches):
             out = torch.empty(2 * windows, dim, device=grad.device)
             long_run_kernel[(windows,)](sorted_keys, perm, top, out, n, stride, FIRST=level == 0, D=dim, DP=dp,
-                                        CHUNK=CHUNK, **LAUNCH)
-            top, stride = out, stride * CHUNK**2
+                                        CHUNK=chunk, **LAUNCH)
+            top, stride = out, stride * chunk**2
     return RunSums(sorted_keys, perm, grad, top, stride, launches > 0)
 
 
