@@ -58,13 +58,21 @@ def _reference(sorted_ids: torch.Tensor, values_sorted: np.ndarray, chunk: int) 
     return _segment_sum_sorted(values_sorted.copy(), starts, sorted_ids.numel(), chunk)
 
 
-def _batch(chunk: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Runs of the lengths at every boundary of the tree, ids shuffled; values of mixed magnitudes (so that the
-    order of the additions shows in the last bits)."""
-    c = chunk
-    lengths = [1, 2, c - 1, c, c + 1, 2 * c + 3, c * c, c * c + 1, 3 * c * c + c + 2]
-    if c < 32:
-        lengths += [c**3, c**3 + 1, c**4 + 3 * c + 1]
+# Run lengths: "edges", every boundary of the tree (the last run, the largest id, is short: it ends the batch);
+# "hot", a batch just below a launch threshold with a run of more than chunk top-level values (the update kernel's
+# last level then adds several chunks). Expected long-run launches for each.
+BATCHES = {
+    ("edges", 2): ([1, 2, 1, 2, 3, 7, 4, 5, 16, 8, 9, 23, 2], 3),
+    ("edges", 4): ([1, 2, 3, 4, 5, 11, 16, 17, 54, 64, 65, 269, 3], 2),
+    ("edges", 32): ([1, 2, 31, 32, 33, 67, 1024, 1025, 3106, 2], 1),
+    ("hot", 2): ([3, 45, 1, 2, 10], 2),  # 61 ids: strides 1, 4 -> top stride 16, 3 values in the 45-run
+    ("hot", 4): ([5, 150, 1, 4, 64], 1),  # 224 ids: top stride 16, 10 values in the 150-run, 4 in the 64-run
+}
+
+
+def _batch(lengths: list[int], seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Runs of ``lengths`` (ascending ids), ids shuffled; values of mixed magnitudes (so that the order of the
+    additions shows in the last bits)."""
     gen = torch.Generator().manual_seed(seed)
     ids = torch.cat([torch.full((k,), 7 * i + 3) for i, k in enumerate(lengths)])
     ids = ids[torch.randperm(ids.numel(), generator=gen)]
@@ -72,11 +80,12 @@ def _batch(chunk: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     return ids, values
 
 
-@pytest.mark.parametrize("chunk", [2, 4, 32])
-def test_kernel_run_sums_match_the_reference_order(chunk):
-    ids, values = _batch(chunk, seed=chunk)
+@pytest.mark.parametrize("kind, chunk", list(BATCHES), ids=[f"{k}-{c}" for k, c in BATCHES])
+def test_kernel_run_sums_match_the_reference_order(kind, chunk):
+    lengths, want_launches = BATCHES[kind, chunk]
+    ids, values = _batch(lengths, seed=chunk)
     sorted_ids, out, launches = _kernel_sums(ids.to(DEVICE), values.to(DEVICE), chunk)
-    assert launches == {2: 3, 4: 2, 32: 1}[chunk]  # chunk 2: strides 1, 4, 16
+    assert launches == want_launches
     perm = torch.sort(ids.to(torch.int32), stable=True)[1]
     want = _reference(sorted_ids, values[perm].numpy(), chunk)
     head = torch.ones(ids.numel(), dtype=torch.bool)
