@@ -101,6 +101,13 @@ def update_block(dim: int) -> int:
     return BLOCK if dp <= 16 else max(1, WIDE_TILE // dp)
 
 
+def long_run_launch(dim: int) -> dict:
+    """Launch options of ``long_run_kernel``: its [32, padded dim] tiles at 16 values a thread per tile (two warps
+    up to dim 16, four at 128: with two, dim 128 spills on sm_90)."""
+    dp, _ = gather_block(dim)
+    return dict(LAUNCH, num_warps=max(2, min(8, CHUNK * dp // 1024)))
+
+
 def available(device: torch.device | str | None = None) -> bool:
     """True when a recent enough Triton is importable and can run here (a CUDA device, or the interpreter)."""
     if triton_problem():
@@ -232,7 +239,7 @@ def run_sums(sorted_keys: torch.Tensor, perm: torch.Tensor, grad: torch.Tensor, 
         for level in range(launches):
             out = torch.empty(2 * windows, dim, device=grad.device)
             long_run_kernel[(windows,)](sorted_keys, perm, top, out, n, stride, FIRST=level == 0, D=dim, DP=dp,
-                                        CHUNK=chunk, **LAUNCH)
+                                        CHUNK=chunk, **long_run_launch(dim))
             top, stride = out, stride * chunk**2
     return RunSums(sorted_keys, perm, grad, top, stride, launches > 0)
 

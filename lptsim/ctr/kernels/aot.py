@@ -169,9 +169,10 @@ def compile_one(spec: Spec, arch: int, extra_options: dict | None = None) -> dic
     import triton
     from triton.backends.compiler import GPUTarget
 
-    from lptsim.ctr.kernels import LAUNCH, UPDATE_LAUNCH
+    from lptsim.ctr.kernels import LAUNCH, UPDATE_LAUNCH, long_run_launch
 
-    options = dict(UPDATE_LAUNCH if spec.kernel == "fused_update" else LAUNCH, **(extra_options or {}))
+    base = {"fused_update": UPDATE_LAUNCH, "long_run": long_run_launch(spec.dim)}.get(spec.kernel, LAUNCH)
+    options = dict(base, **(extra_options or {}))
     try:
         compiled = triton.compile(_source(spec), target=GPUTarget("cuda", arch, 32), options=options)
     except Exception as exc:  # noqa: BLE001 (reported in the table; the run fails)
