@@ -20,8 +20,9 @@ Two pieces, no search and no compaction (the sorted keys say where runs start an
   has its own slot: (position // 32) * 2 + (rank > 0). Batches above 2**20 ids launch it again on its own
   output (``stride`` 1024, then 2**20, ...) so that the update kernel's two levels always finish the sum.
 
-Rows are extracted from a tile exactly by ``tl.sum(tl.where(select, tile, 0.0))``: the other terms are +0 and the
-selected value is never -0 (a run sum, or a row the optimizer made from one; see the module docstring above).
+Rows and columns are taken out of a tile exactly by ``tl.sum(tl.where(select, tile, 0.0))``: the other terms are +0
+and the selected value is never -0 (a sum started from +0 never is; an updated row ``w - x`` with ``w = code * step``,
+a code's +0 times a positive step, is -0 only if ``w`` is), so the result is the value itself, bit for bit.
 """
 
 from __future__ import annotations

@@ -3,8 +3,8 @@ the update of steps shared by many rows. The numerical contract is :mod:`lptsim.
 each run of equal ids' gradients is summed inside the kernel by :func:`~lptsim.ctr.kernels.run_sum_kernels._run_sum`
 in the reference's fixed order, so no run sums go through memory.
 
-Layout: each program gives ``BLOCK`` sorted positions one lane each (two warps); the run sums are a [BLOCK, DP]
-tile in registers, the row sums run over the columns 0, 1, ..., D - 1 (each column taken from the tile exactly).
+Layout: each program gives ``BLOCK`` sorted positions one lane each (up to 64, two warps); the run sums are a
+[BLOCK, DP] tile in registers, the row sums run over the columns 0, 1, ..., D - 1 (each taken from the tile exactly).
 ``BLOCK`` shrinks with the dim (:func:`lptsim.ctr.kernels.update_block`) so the tiles stay in registers.
 """
 
