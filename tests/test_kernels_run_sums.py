@@ -35,8 +35,8 @@ def _sums_kernel(sorted_ptr, perm_ptr, grad_ptr, top_ptr, out_ptr, n, top_stride
     prev = tl.load(sorted_ptr + pos - 1, mask=live & (pos > 0), other=-1).to(tl.int64)
     head = live & (key != prev)
     acc = _run_sum(sorted_ptr, perm_ptr, grad_ptr, top_ptr, pos, key, head, n, top_stride, D, DP, CHUNK, BLOCK, LONG)
-    col = tl.arange(0, DP)[None, :]
-    tl.store(out_ptr + pos[:, None] * D + col, acc, mask=head[:, None] & (col < D))
+    col = tl.arange(0, DP)[:, None]
+    tl.store(out_ptr + pos[None, :] * D + col, acc, mask=head[None, :] & (col < D))
 
 
 def _kernel_sums(ids: torch.Tensor, values: torch.Tensor, chunk: int) -> tuple[torch.Tensor, torch.Tensor, int]:

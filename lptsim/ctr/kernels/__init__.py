@@ -30,7 +30,7 @@ from lptsim.ctr.ordered_sums import SEGMENT_CHUNK
 
 BLOCK = 64  # update: positions per program (two warps, one lane each) at dims up to 16; fewer above (update_block)
 CHUNK = SEGMENT_CHUNK  # run sums: additions per lane and level (the reference's ordered_segment_sum)
-TILE, WIDE_TILE = 512, 256  # update: elements of a [positions, padded dim] tile up to / above dim 16 (update_block)
+TILE, WIDE_TILE = 1024, 256  # update: elements of a [positions, padded dim] tile up to / above dim 16 (update_block)
 GATHER_ELEMENTS = 1024  # gather: rows x padded dim per program (16 values a thread: no spills at any dim)
 LAUNCH = {"num_warps": 2, "enable_fp_fusion": False}
 UPDATE_LAUNCH = dict(LAUNCH, maxnreg=128)  # without a bound ptxas picks 32 registers and spills a few bytes
@@ -96,8 +96,8 @@ def gather_block(dim: int) -> tuple[int, int]:
 def update_block(dim: int) -> int:
     """Positions per program of the update kernels for rows of ``dim``: at most BLOCK, in [positions, padded dim]
     tiles (the run sums and the updated rows, in registers) of TILE elements up to dim 16 and WIDE_TILE above.
-    Found with ``python -m lptsim.ctr.kernels.aot`` under Triton 3.6 and 3.9: [64, 16] tiles spill in a few
-    dim-13 LPT-SR kernels under 3.6, tiles of 512 or 1024 elements in the one-pass Adam kernels at dims 40-128."""
+    Found with ``python -m lptsim.ctr.kernels.aot`` under Triton 3.6 and 3.9: tiles of 512 or 1024 elements spill
+    in the one-pass Adam kernels at dims 40-128."""
     dp, _ = gather_block(dim)
     return max(1, min(BLOCK, (TILE if dp <= 16 else WIDE_TILE) // dp))
 

@@ -37,8 +37,23 @@ import triton.language as tl  # noqa: E402
 
 @triton.jit
 def _col(tile, c, DP: tl.constexpr):
-    """Column ``c`` of a [rows, DP] float32 tile, exactly (the other terms are +0; the column is never -0)."""
-    return tl.sum(tl.where(tl.arange(0, DP)[None, :] == c, tile, 0.0), axis=1)
+    """Column ``c`` (of every lane) of a [DP, lanes] float32 tile, exactly (the other terms are +0; the value is
+    never -0). The tiles are [columns, lanes], lanes fastest: each thread holds its lane's whole row, so this is a
+    few register selects, no shuffles."""
+    return tl.sum(tl.where(tl.arange(0, DP)[:, None] == c, tile, 0.0), axis=0)
+
+
+@triton.jit
+def _row(ptr, idx, mask, D: tl.constexpr, DP: tl.constexpr, BLOCK: tl.constexpr):
+    """[DP, BLOCK]: row ``idx`` (int64, one per lane) of a (rows, D) float32 buffer, 0 in the padding columns and
+    where ``mask`` is off. Loaded column by column (1-D loads), so the tile keeps the default layout, lanes
+    fastest: each thread holds its lane's whole row and taking a column out (:func:`_col`) needs no shuffles
+    (a 2-D load would hand the tile a columns-fastest layout, for coalescing)."""
+    cols = tl.arange(0, DP)[:, None]
+    tile = tl.zeros((DP, BLOCK), dtype=tl.float32)
+    for c in tl.static_range(D):
+        tile = tl.where(cols == c, tl.load(ptr + idx * D + c, mask=mask, other=0.0)[None, :], tile)
+    return tile
 
 
 @triton.jit
@@ -50,43 +65,40 @@ def _slot(at, rank_is_positive, CHUNK: tl.constexpr):
 @triton.jit
 def _run_sum(sorted_ptr, perm_ptr, grad_ptr, top_ptr, pos, key, head, n, top_stride, D: tl.constexpr,
              DP: tl.constexpr, CHUNK: tl.constexpr, BLOCK: tl.constexpr, LONG: tl.constexpr):
-    """[BLOCK, DP] float32: at each ``head`` lane the summed gradient rows of its run (sorted positions ``pos``,
-    int64; ``key`` the lane's sorted id), in the reference's order; 0 at the other lanes. ``grad`` holds the rows
-    in batch order (``perm``: sorted position -> batch position). ``LONG``: a run may be longer than CHUNK (then
-    ``top`` holds the run's partial sums at ranks k * ``top_stride``, from ``long_run_kernel``)."""
-    col = tl.arange(0, DP)[None, :]
-    cmask = col < D
+    """[DP, BLOCK] float32 (columns x lanes): at each ``head`` lane the summed gradient row of its run (sorted
+    positions ``pos``, int64; ``key`` the lane's sorted id), in the reference's order; 0 at the other lanes.
+    ``grad`` holds the rows in batch order (``perm``: sorted position -> batch position). ``LONG``: a run may be
+    longer than CHUNK (then ``top`` holds the run's partial sums at ranks k * ``top_stride``, from
+    ``long_run_kernel``)."""
     nxt = tl.load(sorted_ptr + pos + CHUNK, mask=head & (pos + CHUNK < n), other=-1)
     long = head & (nxt == key)  # more than CHUNK copies
-    acc = tl.zeros((BLOCK, DP), dtype=tl.float32)
+    acc = tl.zeros((DP, BLOCK), dtype=tl.float32)
     act = head & (long == 0)
     q = pos
     while tl.max(act.to(tl.int32), axis=0) > 0:  # a short run: its rows in batch order, from 0
         ok = act & (q < n)
         ok = ok & (tl.load(sorted_ptr + q, mask=ok, other=-1) == key)
         src = tl.load(perm_ptr + q, mask=ok, other=0).to(tl.int64)
-        m = ok[:, None] & cmask
-        acc = tl.where(m, acc + tl.load(grad_ptr + src[:, None] * D + col, mask=m, other=0.0), acc)
+        acc = tl.where(ok[None, :], acc + _row(grad_ptr, src, ok, D, DP, BLOCK), acc)
         act = ok
         q = q + 1
     if LONG:  # a long run: the top two levels over its partial sums (value k at rank k * top_stride)
-        tot = tl.zeros((BLOCK, DP), dtype=tl.float32)
-        part = tl.zeros((BLOCK, DP), dtype=tl.float32)
+        tot = tl.zeros((DP, BLOCK), dtype=tl.float32)
+        part = tl.zeros((DP, BLOCK), dtype=tl.float32)
         act = long
         k = pos * 0
         while tl.max(act.to(tl.int32), axis=0) > 0:
             at = pos + k * top_stride
             ok = act & (at < n)
             ok = ok & (tl.load(sorted_ptr + at, mask=ok, other=-1) == key)
-            m = ok[:, None] & cmask
-            v = tl.load(top_ptr + _slot(at, k > 0, CHUNK)[:, None] * D + col, mask=m, other=0.0)
-            part = tl.where(m, part + v, part)
+            v = _row(top_ptr, _slot(at, k > 0, CHUNK), ok, D, DP, BLOCK)
+            part = tl.where(ok[None, :], part + v, part)
             act = ok
             k = k + 1
             flush = (k % CHUNK) == 0  # a chunk of the next level is complete (+0 where the run has ended)
-            tot = tl.where(flush[:, None], tot + part, tot)
-            part = tl.where(flush[:, None], 0.0, part)
-        acc = tl.where(long[:, None], tot + part, acc)
+            tot = tl.where(flush[None, :], tot + part, tot)
+            part = tl.where(flush[None, :], 0.0, part)
+        acc = tl.where(long[None, :], tot + part, acc)
     return acc
 
 

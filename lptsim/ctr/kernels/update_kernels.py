@@ -4,7 +4,8 @@ each run of equal ids' gradients is summed inside the kernel by :func:`~lptsim.c
 in the reference's fixed order, so no run sums go through memory.
 
 Layout: each program gives ``BLOCK`` sorted positions one lane each (up to 64, two warps); the run sums are a
-[BLOCK, DP] tile in registers, the row sums run over the columns 0, 1, ..., D - 1 (each taken from the tile exactly).
+[DP, BLOCK] tile in registers (lanes fastest: a thread holds its lane's row), the row sums run over the columns
+0, 1, ..., D - 1 (each taken from the tile exactly).
 ``BLOCK`` shrinks with the dim (:func:`lptsim.ctr.kernels.update_block`) so the tiles stay in registers.
 """
 
@@ -110,13 +111,13 @@ def fused_update_kernel(sorted_ptr, perm_ptr, grad_ptr, top_ptr, wnew_ptr, gstep
     rglob = (row + tl.load(key_ptr + 1)).to(tl.uint64)  # global row: the index of per-row draws
     t_update = tl.load(updates_ptr) + 1
     ukey = _splitmix64(tl.load(key_ptr), t_update)  # this update's key: all its draws
-    cols = tl.arange(0, DP)[None, :]
-    if PHASE != 4:  # the run sums, a [BLOCK, DP] tile (phase 4 re-quantizes staged rows: no gradient)
+    cols = tl.arange(0, DP)[:, None]
+    if PHASE != 4:  # the run sums, a [DP, BLOCK] tile (phase 4 re-quantizes staged rows: no gradient)
         gt = _run_sum(sorted_ptr, perm_ptr, grad_ptr, top_ptr, pos, row, head, n, top_stride, D, DP, CHUNK, BLOCK,
                       LONG)
     else:
-        gt = tl.zeros((BLOCK, DP), dtype=tl.float32)
-    wt = tl.zeros((BLOCK, DP), dtype=tl.float32)  # phase 0: the updated rows
+        gt = tl.zeros((DP, BLOCK), dtype=tl.float32)
+    wt = tl.zeros((DP, BLOCK), dtype=tl.float32)  # phase 0: the updated rows
 
     # Pass 1: Adagrad's sum of squares of the row's gradient, columns in order.
     ss = tl.zeros((BLOCK,), dtype=tl.float32)
@@ -153,7 +154,7 @@ def fused_update_kernel(sorted_ptr, perm_ptr, grad_ptr, top_ptr, wnew_ptr, gstep
             w_new = w - tl.math.div_rn(lr * tl.math.div_rn(m, row_bc1),
                                        tl.math.sqrt_rn(tl.math.div_rn(v2, row_bc2)) + eps)
         if PHASE == 0:
-            wt = tl.where(cols == c, w_new[:, None], wt)
+            wt = tl.where(cols == c, w_new[None, :], wt)
         if PHASE == 1:
             tl.store(wnew_ptr + pos * D + c, w_new, mask=head)
         if STEP_MODE != STEP_FIXED and PHASE != 1 and PHASE != 4:  # LSQ gradient of the updated row x upstream
