@@ -33,9 +33,9 @@ def test_kernel_aot_quick_set_compiles_without_spills_or_fma(tmp_path):
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("sm_90 ")]
     specs = aot.specializations(quick=True)
     assert len(lines) == len(specs) and all(ln.endswith("ok") for ln in lines)
-    assert {s.bits for s in specs if s.kernel not in ("segment_sum", "shared_step")} == set(range(1, 9))
-    assert {(s.kernel, s.step_kind) for s in specs if s.kernel == "segment_sum"} == {("segment_sum", 0),
-                                                                                      ("segment_sum", 1)}
+    assert {s.bits for s in specs if s.kernel not in ("long_run", "shared_step")} == set(range(1, 9))
+    assert {(s.step_kind, s.dim) for s in specs if s.kernel == "long_run"} == {(k, d) for k in (0, 1)
+                                                                               for d in (13, 16, 128)}
     updates = [s for s in specs if s.kernel == "fused_update"]
     assert {s.method for s in updates} == set(aot.METHODS) and {s.opt for s in updates} == set(aot.OPTIMIZERS)
     assert {s.step_kind for s in updates} == {0, 1, 2} and {s.phase for s in updates} == {0, 1, 2, 3, 4}
@@ -43,7 +43,7 @@ def test_kernel_aot_quick_set_compiles_without_spills_or_fma(tmp_path):
     assert shared == {(p, k, st) for p in (3, 4) for k in (0, 2) for st in ("fp32", "bf16")}
     assert {(s.method, s.state) for s in specs if s.kernel == "shared_step"} == {
         (m, st) for m in aot.METHODS if m.startswith("alpt") for st in ("fp32", "bf16")}
-    assert {s.state for s in updates} == {"fp32", "bf16"}
+    assert {s.state for s in updates} == {"fp32", "bf16"} and {s.long for s in updates} == {True, False}
     assert "0 failure(s)" in proc.stdout
     import triton
 

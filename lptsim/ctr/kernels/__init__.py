@@ -3,11 +3,13 @@
 The launchers see a table only through a :class:`KernelTable`: its tensors and its static layout, named (the Triton
 backend, :mod:`lptsim.ctr.table.backends.triton_launch`, builds it once per placement). A training step: ``lookup``
 gathers the rows (many ids per program) in a kernel that also checks the ids and writes them as 32-bit keys, then
-sorts the keys once (stable; the permutation and the runs' starts serve the whole step); the backward hands the
-upstream gradient to the step's :class:`Pending`; ``fused_update`` sums each run of equal ids in a fixed chunked
-order (``segment_sum_kernel``, a few levels of at most 32 additions per lane, so a hot id does not serialise) and
-applies the row optimizer, the ALPT step update and the re-quantization in one kernel (two-pass ALPT splits it
-around the second forward). Nothing in a step reads a device value on the host (no ``.item()``, no data-dependent
+sorts the keys once (stable; the permutation serves the whole step; runs are found by comparing neighbouring
+keys, no search); the backward hands the upstream gradient to the step's :class:`Pending`; ``fused_update`` sums
+the runs longer than 32 ids in 1024-id pieces (``long_run_kernel``, so a hot id does not serialise), then one
+kernel sums each run in the reference's fixed order, applies the row optimizer, the ALPT step update and the
+re-quantization (two-pass ALPT splits it around the second forward). A one-pass step is 6 launches: gather,
+the id assert, sort, long runs, update, the write-back counter (:mod:`lptsim.ctr.kernels.census` counts them).
+Nothing in a step reads a device value on the host (no ``.item()``, no data-dependent
 sizes such as ``torch.unique``, no host-to-device copies), so a CUDA step never waits for the GPU. The torch
 reference (:mod:`lptsim.ctr.table.backends.torch_reference`) is what they are tested against, bit for bit (the
 numerical contract: :mod:`lptsim.ctr.contract` and :mod:`lptsim.ctr.kernels.triton_kernels`).
@@ -26,8 +28,9 @@ from lptsim.ctr.kernels.version import check_triton as check_triton
 from lptsim.ctr.kernels.version import triton_problem
 from lptsim.ctr.ordered_sums import SEGMENT_CHUNK
 
-BLOCK = 64  # update: positions per program, two warps, one lane each
+BLOCK = 64  # update: positions per program (two warps, one lane each) at dims up to 16; fewer above (update_block)
 CHUNK = SEGMENT_CHUNK  # run sums: additions per lane and level (the reference's ordered_segment_sum)
+TILE, WIDE_TILE = 1024, 256  # update: elements of a [positions, padded dim] tile up to / above dim 16 (update_block)
 GATHER_ELEMENTS = 1024  # gather: rows x padded dim per program (16 values a thread: no spills at any dim)
 LAUNCH = {"num_warps": 2, "enable_fp_fusion": False}
 UPDATE_LAUNCH = dict(LAUNCH, maxnreg=128)  # without a bound ptxas picks 32 registers and spills a few bytes
@@ -72,12 +75,11 @@ class KernelTable:
 
 @dataclass
 class Pending:
-    """One training lookup's sorted ids (32-bit keys), the sort's permutation and each position's run start;
-    ``grad`` arrives with the backward."""
+    """One training lookup's sorted ids (32-bit keys) and the sort's permutation (sorted position -> batch
+    position); ``grad`` arrives with the backward."""
 
     sorted: torch.Tensor
     perm: torch.Tensor
-    seg_start: torch.Tensor
     grad: torch.Tensor | None = None
     wnew: torch.Tensor | None = None  # two-pass ALPT: the staged rows, one per sorted position
     head_of: torch.Tensor | None = None  # two-pass ALPT: batch position -> the head of its run
@@ -89,6 +91,22 @@ def gather_block(dim: int) -> tuple[int, int]:
     """(padded dim, ids per program) of the gather kernel for rows of ``dim``."""
     dp = 1 << max(dim - 1, 0).bit_length()
     return dp, max(1, min(64, GATHER_ELEMENTS // dp))
+
+
+def update_block(dim: int) -> int:
+    """Positions per program of the update kernels for rows of ``dim``: at most BLOCK, in [positions, padded dim]
+    tiles (the run sums and the updated rows, in registers) of TILE elements up to dim 16 and WIDE_TILE above.
+    Found with ``python -m lptsim.ctr.kernels.aot`` under Triton 3.6 and 3.9: tiles of 512 or 1024 elements spill
+    in the one-pass Adam kernels at dims 40-128."""
+    dp, _ = gather_block(dim)
+    return max(1, min(BLOCK, (TILE if dp <= 16 else WIDE_TILE) // dp))
+
+
+def long_run_launch(dim: int) -> dict:
+    """Launch options of ``long_run_kernel``: its [32, padded dim] tiles at 16 values a thread per tile (two warps
+    up to dim 16, four at 128: with two, dim 128 spills on sm_90)."""
+    dp, _ = gather_block(dim)
+    return dict(LAUNCH, num_warps=max(2, min(8, CHUNK * dp // 1024)))
 
 
 def available(device: torch.device | str | None = None) -> bool:
@@ -167,38 +185,64 @@ class _Lookup(torch.autograd.Function):
 
 def lookup(view: KernelTable, ids: torch.Tensor, training: bool) -> tuple[torch.Tensor, Pending | None]:
     """(rows of the flat ids, the step's Pending or None). A training lookup: the gather kernel checks the ids and
-    writes them as 32-bit keys, one stable sort of the keys, one search for the runs' starts."""
+    writes them as 32-bit keys, then one stable sort of the keys (torch's: int64 permutation)."""
     flat = ids.reshape(-1)
     if not training:
         return gather_dequant(view, flat), None
     keys = torch.empty(flat.numel(), dtype=torch.int32, device=flat.device)  # tables below MAX_ROWS rows
-    pending = Pending(keys, keys, keys)  # filled below, once the gather has written the keys
+    pending = Pending(keys, keys)  # filled below, once the gather has written the keys
     anchor = torch.empty(0, device=flat.device, requires_grad=True)
     rows = _Lookup.apply(anchor, view, flat, pending, keys)
     pending.sorted, pending.perm = torch.sort(keys, stable=True)
-    pending.seg_start = torch.searchsorted(pending.sorted, pending.sorted, out_int32=True)
     return rows, pending
 
 
-def segment_levels(n: int) -> int:
-    """Levels of the fixed-order run sum for a batch of ``n`` ids: the least L >= 1 with CHUNK**L >= n."""
-    levels, span = 1, CHUNK
+def long_run_launches(n: int, chunk: int = CHUNK) -> int:
+    """Launches of ``long_run_kernel`` for a batch of ``n`` ids: none when no run can pass CHUNK ids; else the
+    least m >= 1 with CHUNK**(2m + 2) >= n (each launch adds two levels of the tree, the update kernels the last
+    two). One up to 2**20 ids (the goal's 319,488), two up to 2**30."""
+    if n <= chunk:
+        return 0
+    launches, span = 1, chunk**4
     while span < n:
-        levels, span = levels + 1, span * CHUNK
-    return levels
+        launches, span = launches + 1, span * chunk**2
+    return launches
 
 
-def segment_sums(runs: Pending, grad: torch.Tensor, out: torch.Tensor) -> None:
-    """Each run's summed gradient at the run's head position of ``out`` (n, dim), in the fixed order of
-    :func:`lptsim.ctr.ordered_sums.ordered_segment_sum` (the reference's). ``runs``: perm and run bounds."""
-    from lptsim.ctr.kernels.triton_kernels import segment_sum_kernel
+@dataclass
+class RunSums:
+    """What the update kernels need to sum each run of ``sorted``: the values (``grad``, (n, dim) float32, batch
+    order), ``perm``, and the long runs' partial sums ``top`` (``stride`` ranks apart; ``long``: any launch)."""
+
+    sorted: torch.Tensor
+    perm: torch.Tensor
+    grad: torch.Tensor
+    top: torch.Tensor
+    stride: int
+    long: bool
+
+    def args(self) -> tuple:
+        return self.sorted, self.perm, self.grad, self.top
+
+
+def run_sums(sorted_keys: torch.Tensor, perm: torch.Tensor, grad: torch.Tensor, chunk: int = CHUNK) -> RunSums:
+    """Launch ``long_run_kernel`` as often as the batch needs (:func:`long_run_launches`): the partial sums of
+    the runs longer than CHUNK, two tree levels per launch, into buffers of 2 * ceil(n / CHUNK) rows. (``chunk``
+    other than CHUNK: only for tests, which reach several launches with small batches.)"""
+    from lptsim.ctr.kernels.run_sum_kernels import long_run_kernel
 
     n, dim = grad.shape
-    dp, block = gather_block(dim)  # the same (padded dim, rows per program) as the gather
-    for level in range(segment_levels(n)):
-        segment_sum_kernel[(triton_cdiv(n, block),)](runs.seg_start, runs.sorted, runs.perm, grad, out, n,
-                                                     CHUNK**level, FIRST=level == 0, D=dim, DP=dp, CHUNK=CHUNK,
-                                                     BLOCK=block, **LAUNCH)
+    top, stride = grad, 1
+    launches = long_run_launches(n, chunk)
+    if launches:
+        dp, _ = gather_block(dim)
+        windows = triton_cdiv(n, chunk)
+        for level in range(launches):
+            out = torch.empty(2 * windows, dim, device=grad.device)
+            long_run_kernel[(windows,)](sorted_keys, perm, top, out, n, stride, FIRST=level == 0, D=dim, DP=dp,
+                                        CHUNK=chunk, **long_run_launch(dim))
+            top, stride = out, stride * chunk**2
+    return RunSums(sorted_keys, perm, grad, top, stride, launches > 0)
 
 
 def _grad_rows(grad: torch.Tensor | None, n: int, dim: int, device) -> torch.Tensor:
@@ -211,13 +255,12 @@ def _launch(view: KernelTable, pending: Pending, grad: torch.Tensor, wnew: torch
     stage, 2 two-pass commit). Advances the counters on the device: Adam's step count with the row optimizer
     (phases 0, 1), ``updates`` with the write-back (phases 0, 2). Shared ALPT steps split phases 0 and 2 into
     the kernel's phases (1,) 3 and 4 around :func:`_update_shared_steps`."""
-    n, dim = grad.shape
+    n = grad.shape[0]
     dev = pending.sorted.device
     if view.adam_steps is not None and phase != 2:
         view.adam_steps.add_(1)
-    gseg = torch.empty(n, dim, device=dev)
-    segment_sums(pending, grad, gseg)
-    args = (view, pending.sorted, gseg, wnew)
+    sums = run_sums(pending.sorted, pending.perm, grad)
+    args = (view, sums, wnew)
     if phase == 1 or view.step_mode == 0 or view.step_kind == 1:  # no step shared by many rows
         _update_kernel(*args, wnew, lr, step_lr, phase)
     else:
@@ -231,22 +274,24 @@ def _launch(view: KernelTable, pending: Pending, grad: torch.Tensor, wnew: torch
         view.updates.add_(1)
 
 
-def _update_kernel(view: KernelTable, sorted_ids: torch.Tensor, gseg: torch.Tensor, wnew: torch.Tensor,
-                   gstep: torch.Tensor, lr: float, step_lr: float, phase: int) -> None:
+def _update_kernel(view: KernelTable, sums: RunSums, wnew: torch.Tensor, gstep: torch.Tensor, lr: float,
+                   step_lr: float, phase: int) -> None:
     """One launch of ``fused_update_kernel`` in ``phase`` (see its docstring)."""
-    from lptsim.ctr.kernels.triton_kernels import fused_update_kernel
+    from lptsim.ctr.kernels.update_kernels import fused_update_kernel
 
-    n, dim = gseg.shape
+    n, dim = sums.grad.shape
     dummy = view.steps
     (b1, b2), (sb1, sb2) = ROW_BETAS, STEP_BETAS
-    fused_update_kernel[(triton_cdiv(n, BLOCK),)](
-        sorted_ids, gseg, wnew, gstep, view.codes, view.steps, _step_idx_arg(view, sorted_ids),
+    block = update_block(dim)
+    fused_update_kernel[(triton_cdiv(n, block),)](
+        *sums.args(), wnew, gstep, view.codes, view.steps, _step_idx_arg(view, sums.sorted),
         _or(view.sum_sq, dummy), _or(view.exp_avg, dummy), _or(view.exp_avg_sq, dummy), _or(view.step_m, dummy),
-        _or(view.step_v, dummy), view.key, view.updates, _or(view.adam_steps, view.updates), n,
+        _or(view.step_v, dummy), view.key, view.updates, _or(view.adam_steps, view.updates), n, sums.stride,
         lr, view.eps, b1, 1 - b1, b2, 1 - b2, step_lr, view.grad_scale, view.min_step,
         sb1, 1 - sb1, sb2, 1 - sb2, STEP_EPS,
         PADDED=view.padded, QMIN=float(view.qmin), QMAX=float(view.qmax), OPT=view.opt, STEP_MODE=view.step_mode,
-        STOCHASTIC=view.stochastic, BLOCK=BLOCK, PHASE=phase, BF16=view.bf16, **view.layout, **UPDATE_LAUNCH)
+        STOCHASTIC=view.stochastic, BLOCK=block, DP=gather_block(dim)[0], CHUNK=CHUNK, LONG=sums.long, PHASE=phase,
+        BF16=view.bf16, **view.layout, **UPDATE_LAUNCH)
 
 
 def _or(t: torch.Tensor | None, dummy: torch.Tensor) -> torch.Tensor:
@@ -257,7 +302,7 @@ def _update_shared_steps(view: KernelTable, sorted_ids: torch.Tensor, gstep: tor
     """Shared ALPT steps from the rows' step gradients ``gstep`` (at each run head of ``sorted_ids``): summed
     per step in the fixed order of ``ordered_segment_sum`` over the rows in ascending order (the reference's),
     then the step optimizer. All on the device: the other positions get the key ``num_steps``, sorted last."""
-    from lptsim.ctr.kernels.triton_kernels import shared_step_kernel
+    from lptsim.ctr.kernels.update_kernels import shared_step_kernel
 
     n = sorted_ids.numel()
     rows = sorted_ids.long()
@@ -266,14 +311,12 @@ def _update_shared_steps(view: KernelTable, sorted_ids: torch.Tensor, gstep: tor
     num_steps = view.steps.numel()
     keys = torch.where(head, step_index(view, rows), num_steps).to(torch.int32)
     skeys, perm = torch.sort(keys, stable=True)
-    runs = Pending(skeys, perm, torch.searchsorted(skeys, skeys, out_int32=True))
-    gsum = torch.empty(n, 1, device=rows.device)
-    segment_sums(runs, gstep.view(n, 1), gsum)
+    sums = run_sums(skeys, perm, gstep.view(n, 1))
     sb1, sb2 = STEP_BETAS
     shared_step_kernel[(triton_cdiv(n, BLOCK),)](
-        skeys, gsum, view.steps, _or(view.step_m, view.steps), _or(view.step_v, view.steps), view.key, view.updates,
-        n, num_steps, step_lr, view.min_step, sb1, 1 - sb1, sb2, 1 - sb2, STEP_EPS, STEP_MODE=view.step_mode,
-        BF16=view.bf16, BLOCK=BLOCK, **LAUNCH)
+        *sums.args(), view.steps, _or(view.step_m, view.steps), _or(view.step_v, view.steps), view.key,
+        view.updates, n, num_steps, sums.stride, step_lr, view.min_step, sb1, 1 - sb1, sb2, 1 - sb2, STEP_EPS,
+        STEP_MODE=view.step_mode, BF16=view.bf16, BLOCK=BLOCK, CHUNK=CHUNK, LONG=sums.long, **LAUNCH)
 
 
 def fused_update(view: KernelTable, pending: Pending, lr: float, step_lr: float) -> None:
@@ -281,7 +324,9 @@ def fused_update(view: KernelTable, pending: Pending, lr: float, step_lr: float)
     n = pending.sorted.numel()
     if n:
         grad = _grad_rows(pending.grad, n, view.dim, pending.sorted.device)
-        _launch(view, pending, grad, torch.empty(n, view.dim, device=grad.device), lr, step_lr, phase=0)
+        shared = view.step_mode != 0 and view.step_kind != 1  # the rows are staged around the shared steps
+        wnew = torch.empty(n, view.dim, device=grad.device) if shared else grad  # else unused (registers)
+        _launch(view, pending, grad, wnew, lr, step_lr, phase=0)
 
 
 def stage_two_pass(view: KernelTable, pending: Pending, lr: float) -> torch.Tensor:
@@ -302,7 +347,10 @@ def stage_two_pass(view: KernelTable, pending: Pending, lr: float) -> torch.Tens
     codes = (f + (v - f >= 0.5).float()).clamp_(view.qmin, view.qmax)
     positions = torch.arange(n, device=dev)
     inv_perm = torch.empty_like(positions).scatter_(0, pending.perm, positions)
-    pending.head_of = pending.seg_start.long()[inv_perm]  # batch position -> head of its run
+    head = torch.ones(n, dtype=torch.bool, device=dev)
+    head[1:] = pending.sorted[1:] != pending.sorted[:-1]
+    starts = torch.where(head, positions, 0).cummax(0).values  # each sorted position's run head
+    pending.head_of = starts[inv_perm]  # batch position -> head of its run
     return codes * step
 
 

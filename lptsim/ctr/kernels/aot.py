@@ -44,14 +44,16 @@ class Spec:
     opt: str = ""
     phase: int = 0  # update kernel: 0 one pass, 1/2 two-pass ALPT's stage/commit, 3/4 shared steps' gradient/write
     state: str = "fp32"  # steps and optimizer state: fp32 or bf16
+    long: bool = True  # update kernels: runs longer than 32 possible (a batch above 32 ids)
 
     def label(self) -> str:
-        if self.kernel == "segment_sum":
-            return f"dim={self.dim:<3d} level={'first' if self.step_kind == 0 else 'later'}"
+        if self.kernel == "long_run":
+            return f"dim={self.dim:<3d} launch={'first' if self.step_kind == 0 else 'later'}"
         if self.kernel == "shared_step":
-            return f"{self.method:12s} {self.state}"
+            return f"{self.method:12s} {self.state} long={int(self.long)}"
         kind = ("table", "row", "indexed")[self.step_kind]
-        extra = f" {self.method:12s} {self.opt:7s} phase={self.phase}" if self.kernel == "fused_update" else ""
+        extra = (f" {self.method:12s} {self.opt:7s} phase={self.phase} long={int(self.long)}"
+                 if self.kernel == "fused_update" else "")
         return f"bits={self.bits} dim={self.dim:<3d} step={kind:7s} {self.state}{extra}"
 
 
@@ -63,7 +65,7 @@ def specializations(quick: bool = False) -> list[Spec]:
         state = ("fp32", "bf16")[i % 2]
         specs += [Spec("gather_dequant", bits, dim, kind, state=state),
                   Spec("gather_sum", bits, DIMS[(i + 3) % len(DIMS)], kind, state=state)]
-    specs += [Spec("segment_sum", 0, dim, level) for dim in sorted(set(DIMS)) for level in (0, 1)]
+    specs += [Spec("long_run", 0, dim, level) for dim in sorted(set(DIMS)) for level in (0, 1)]
     i = 0
     for bits, method, opt in itertools.product(BITS, METHODS, OPTIMIZERS):
         if method.startswith("lpt"):
@@ -72,13 +74,15 @@ def specializations(quick: bool = False) -> list[Spec]:
             # field, rotating): the stage, the rows' step gradients and the write-back
             variants = [(1, phase) for phase in (0, 1, 2)] + [((0, 2)[bits % 2], phase) for phase in (1, 3, 4)]
         for kind, phase in variants:
-            for state in ("fp32", "bf16"):
-                specs.append(Spec("fused_update", bits, DIMS[i % len(DIMS)], kind, method, opt, phase, state))
+            for state in ("fp32", "bf16"):  # batches of at most 32 ids (no long runs) in one case of 11
+                specs.append(Spec("fused_update", bits, DIMS[i % len(DIMS)], kind, method, opt, phase, state,
+                                  long=i % 11 != 5))
             i += 1
-    specs += [Spec("shared_step", 0, 1, 0, method, state=state) for method in METHODS[2:] for state in ("fp32", "bf16")]
+    specs += [Spec("shared_step", 0, 1, 0, method, state=state, long=long) for method in METHODS[2:]
+              for state in ("fp32", "bf16") for long in (True, False)]
     if quick:  # every bits, method, optimizer, step kind and phase still appears
         specs = [s for j, s in enumerate(specs) if s.kernel.startswith("gather") and j % 8 == 0
-                 or s.kernel == "segment_sum" and s.dim in (13, 16) or s.kernel == "shared_step"
+                 or s.kernel == "long_run" and s.dim in (13, 16, 128) or s.kernel == "shared_step" and s.long
                  or s.kernel == "fused_update" and (j % 7 == 0 if s.phase < 3 else j % 29 == 0)]
     return specs
 
@@ -97,53 +101,57 @@ def _row_bytes(bits: int, dim: int) -> tuple[int, int]:
 def _source(spec: Spec):
     from triton.compiler import ASTSource
 
+    from lptsim.ctr.kernels import run_sum_kernels as rk
     from lptsim.ctr.kernels import triton_kernels as tk
+    from lptsim.ctr.kernels import update_kernels as uk
 
     code_t = "*i8" if spec.bits == 8 else "*u8"
     st = "*" + spec.state  # steps and optimizer state
     idx_t = "*i64" if spec.step_kind == 2 else st  # the steps tensor stands in when there is no index
     padded, row_bytes = _row_bytes(max(spec.bits, 1), spec.dim)
-    from lptsim.ctr.kernels import BLOCK, CHUNK, gather_block
+    from lptsim.ctr.kernels import BLOCK, CHUNK, gather_block, update_block
 
     dp, gblock = gather_block(spec.dim)
-    common = dict(D=spec.dim, ROW_BYTES=row_bytes, BITS=spec.bits, STEP_KIND=spec.step_kind)  # not segment_sum
+    common = dict(D=spec.dim, ROW_BYTES=row_bytes, BITS=spec.bits, STEP_KIND=spec.step_kind)  # not long_run
     if spec.kernel == "gather_dequant":
         fn = tk.gather_dequant_kernel
         sig = dict(ids_ptr="*i64", codes_ptr=code_t, steps_ptr=st, step_idx_ptr=idx_t, out_ptr="*fp32",
                    keys_ptr="*i32", ok_ptr="*i32", n="i32", rows="i32")
         const = dict(common, DP=dp, BLOCK=gblock, KEYS=spec.step_kind != 1)  # training and evaluation lookups
-    elif spec.kernel == "segment_sum":
-        fn = tk.segment_sum_kernel
-        sig = dict(seg_start_ptr="*i32", sorted_ptr="*i32", perm_ptr="*i64", grad_ptr="*fp32", buf_ptr="*fp32",
-                   n="i32", stride="i32")
-        const = dict(FIRST=spec.step_kind == 0, D=spec.dim, DP=dp, CHUNK=CHUNK, BLOCK=gblock)
+    elif spec.kernel == "long_run":
+        fn = rk.long_run_kernel
+        sig = dict(sorted_ptr="*i32", perm_ptr="*i64", src_ptr="*fp32", out_ptr="*fp32", n="i32", stride="i32")
+        const = dict(FIRST=spec.step_kind == 0, D=spec.dim, DP=dp, CHUNK=CHUNK)
     elif spec.kernel == "gather_sum":
         fn = tk.gather_sum_kernel
         sig = dict(ids_ptr="*i64", bag_starts_ptr="*i64", codes_ptr=code_t, steps_ptr=st, step_idx_ptr=idx_t,
                    out_ptr="*fp32")
         const = dict(common, DP=dp)
     elif spec.kernel == "shared_step":
-        fn = tk.shared_step_kernel
-        sig = dict(keys_ptr="*i32", gsum_ptr="*fp32", steps_ptr=st, step_m_ptr=st, step_v_ptr=st, key_ptr="*i64",
-                   updates_ptr="*i64", n="i32", num_steps="i32")
+        fn = uk.shared_step_kernel
+        sig = dict(keys_ptr="*i32", perm_ptr="*i64", gstep_ptr="*fp32", top_ptr="*fp32", steps_ptr=st,
+                   step_m_ptr=st, step_v_ptr=st, key_ptr="*i64", updates_ptr="*i64", n="i32", num_steps="i32",
+                   top_stride="i32")
         for name in ("step_lr", "min_step", "sb1", "one_minus_sb1", "sb2", "one_minus_sb2", "step_eps"):
             sig[name] = "fp32"
-        const = dict(STEP_MODE=_step_mode(spec.method), BF16=spec.state == "bf16", BLOCK=BLOCK)
+        const = dict(STEP_MODE=_step_mode(spec.method), BF16=spec.state == "bf16", BLOCK=BLOCK, CHUNK=CHUNK,
+                     LONG=spec.long)
     else:
         from lptsim.quant import QuantSpec
 
-        fn = tk.fused_update_kernel
+        fn = uk.fused_update_kernel
         q = QuantSpec(spec.bits)
-        sig = dict(sorted_ptr="*i32", gseg_ptr="*fp32", wnew_ptr="*fp32", gstep_ptr="*fp32", codes_ptr=code_t,
-                   steps_ptr=st, step_idx_ptr=idx_t, sum_sq_ptr=st, exp_avg_ptr=st, exp_avg_sq_ptr=st,
-                   step_m_ptr=st, step_v_ptr=st, key_ptr="*i64", updates_ptr="*i64", adam_steps_ptr="*i64",
-                   n="i32")
+        sig = dict(sorted_ptr="*i32", perm_ptr="*i64", grad_ptr="*fp32", top_ptr="*fp32", wnew_ptr="*fp32",
+                   gstep_ptr="*fp32", codes_ptr=code_t, steps_ptr=st, step_idx_ptr=idx_t, sum_sq_ptr=st,
+                   exp_avg_ptr=st, exp_avg_sq_ptr=st, step_m_ptr=st, step_v_ptr=st, key_ptr="*i64",
+                   updates_ptr="*i64", adam_steps_ptr="*i64", n="i32", top_stride="i32")
         for name in ("lr", "eps", "b1", "one_minus_b1", "b2", "one_minus_b2", "step_lr", "grad_scale", "min_step",
                      "sb1", "one_minus_sb1", "sb2", "one_minus_sb2", "step_eps"):
             sig[name] = "fp32"
         const = dict(common, PADDED=padded, QMIN=float(q.qmin), QMAX=float(q.qmax),
                      OPT=OPT_CODE[spec.opt], STEP_MODE=_step_mode(spec.method), STOCHASTIC=spec.method != "lpt-dr",
-                     BLOCK=BLOCK, PHASE=spec.phase, BF16=spec.state == "bf16")
+                     BLOCK=update_block(spec.dim), DP=dp, CHUNK=CHUNK, LONG=spec.long, PHASE=spec.phase,
+                     BF16=spec.state == "bf16")
     for name in const:
         sig[name] = "constexpr"
     attrs = {(fn.arg_names.index(k),): [["tt.divisibility", 16]] for k, v in sig.items() if v.startswith("*")}
@@ -161,9 +169,10 @@ def compile_one(spec: Spec, arch: int, extra_options: dict | None = None) -> dic
     import triton
     from triton.backends.compiler import GPUTarget
 
-    from lptsim.ctr.kernels import LAUNCH, UPDATE_LAUNCH
+    from lptsim.ctr.kernels import LAUNCH, UPDATE_LAUNCH, long_run_launch
 
-    options = dict(UPDATE_LAUNCH if spec.kernel == "fused_update" else LAUNCH, **(extra_options or {}))
+    base = {"fused_update": UPDATE_LAUNCH, "long_run": long_run_launch(spec.dim)}.get(spec.kernel, LAUNCH)
+    options = dict(base, **(extra_options or {}))
     try:
         compiled = triton.compile(_source(spec), target=GPUTarget("cuda", arch, 32), options=options)
     except Exception as exc:  # noqa: BLE001 (reported in the table; the run fails)
