@@ -33,7 +33,10 @@ def test_kernel_aot_quick_set_compiles_without_spills_or_fma(tmp_path):
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("sm_90 ")]
     specs = aot.specializations(quick=True)
     assert len(lines) == len(specs) and all(ln.endswith("ok") for ln in lines)
-    assert {s.bits for s in specs if s.kernel not in ("long_run", "shared_step")} == set(range(1, 9))
+    assert {s.bits for s in specs if s.kernel not in ("long_run", "shared_step", "init_rows")} == set(range(1, 9))
+    # the keyed initial rows: FP32, packed, byte-straddling and 8-bit codes, both roundings (libdevice's FMAs only)
+    assert {(s.bits, s.method) for s in specs if s.kernel == "init_rows"} == {(0, "fp")} | {
+        (b, r) for b in (2, 3, 8) for r in ("nearest", "stochastic")}
     assert {(s.step_kind, s.dim) for s in specs if s.kernel == "long_run"} == {(k, d) for k in (0, 1)
                                                                                for d in (13, 16, 128)}
     updates = [s for s in specs if s.kernel == "fused_update"]

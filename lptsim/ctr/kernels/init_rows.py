@@ -25,9 +25,10 @@ INIT_VALUES = tl.constexpr(counter_base(Stream.INIT_VALUES))
 INIT_ROUNDING = tl.constexpr(counter_base(Stream.INIT_ROUNDING))
 BLOCK = 1024  # output elements per program
 CHUNK_ROWS = 1 << 22  # rows per launch: bounds the int16 scratch of the codes (128 MiB at dim 16)
+INIT_LAUNCH = {"num_warps": 4, "enable_fp_fusion": False}  # one element a lane; no contraction (the CPU's roundings)
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["n"])
 def _init_kernel(out_ptr, key_ptr, n, std, step0, qmin, qmax, INIT_UPDATE_T: tl.constexpr, DIM: tl.constexpr,
                  PADDED: tl.constexpr, QUANT: tl.constexpr, STOCHASTIC: tl.constexpr, BLOCK: tl.constexpr):
     """Element i of the (rows, PADDED) output: the value (QUANT False, float32) or the code (int16) of local row
@@ -54,6 +55,19 @@ def _init_kernel(out_ptr, key_ptr, n, std, step0, qmin, qmax, INIT_UPDATE_T: tl.
         tl.store(out_ptr + i, tl.where(col < DIM, code, 0.0).to(tl.int16), mask=mask)
     else:
         tl.store(out_ptr + i, value, mask=mask)
+
+
+@triton.jit(do_not_specialize=["n"])
+def libdevice_part_kernel(u_ptr, out_ptr, n, BLOCK: tl.constexpr):
+    """The float64 functions of :func:`_init_kernel` alone (no arithmetic of ours that could contract), for the
+    AOT check: on a GPU, libdevice's ``log`` and ``cos`` carry their own ``fma.rn`` (part of their algorithms) and
+    ``cos`` a small stack frame (its argument reduction's slow path, never taken for arguments in [0, 2 pi)); the
+    init kernel may have exactly these and nothing more (lptsim.ctr.kernels.aot)."""
+    i = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    mask = i < n
+    u1 = tl.load(u_ptr + i, mask=mask, other=0.5)
+    u2 = tl.load(u_ptr + n + i, mask=mask, other=0.5)
+    tl.store(out_ptr + i, tl.sqrt(tl.log(u1)) * tl.cos(u2), mask=mask)
 
 
 def pack_codes(codes: torch.Tensor, bits: int) -> torch.Tensor:
@@ -93,7 +107,7 @@ def device_initial_rows(config, num_embeddings: int, dim: int, padded: int, row_
                 out, key, n, float(config.init_std), float(config.step0) if quant else 1.0,
                 float(config.spec.qmin) if quant else 0.0, float(config.spec.qmax) if quant else 0.0,
                 INIT_UPDATE_T=INIT_UPDATE, DIM=dim, PADDED=width, QUANT=quant,
-                STOCHASTIC=config.init_rounding == "stochastic", BLOCK=BLOCK, num_warps=4, enable_fp_fusion=False)
+                STOCHASTIC=config.init_rounding == "stochastic", BLOCK=BLOCK, **INIT_LAUNCH)
         if quant and config.bits > 8:
             parts.append(out)
         elif quant:
