@@ -193,7 +193,6 @@ def compile_one(spec: Spec, arch: int, extra_options: dict | None = None) -> dic
     from triton.backends.compiler import GPUTarget
 
     from lptsim.ctr.kernels import LAUNCH, UPDATE_LAUNCH, long_run_launch
-
     from lptsim.ctr.kernels.init_rows import INIT_LAUNCH
 
     base = {"fused_update": UPDATE_LAUNCH, "long_run": long_run_launch(spec.dim),
