@@ -105,3 +105,26 @@ def test_long_run_launches():
     assert [kernels.long_run_launches(n) for n in (0, 32, 33, 2**20, 2**20 + 1, 2**30, 2**30 + 1)] == [
         0, 0, 1, 1, 2, 2, 3]
     assert kernels.long_run_launches(8192 * 39) == 1  # the goal batch
+
+
+def test_kernel_wide_rows_match_the_reference():
+    """Rows wider than 16 (update programs of 256 // 32 = 8 positions, rows loaded by a loop): one-pass ALPT with
+    Adam rows and steps, bfloat16 state, a run longer than 32; every state tensor bit for bit."""
+    from lptsim.ctr.embedding import LowPrecisionEmbedding
+    from lptsim.ctr.table import TableOptimizer
+    from lptsim.ctr.table.state import state_differences
+
+    assert kernels.update_block(17) == 8
+    kw = dict(bits=3, method="alpt", alpt_variant="one-pass", optimizer="adam", lr=0.01, init_std=0.02, seed=3,
+              row_offset=11)
+    tables = [LowPrecisionEmbedding(30, 17, backend=b, **kw).to(DEVICE) for b in ("torch", "triton")]
+    gen = torch.Generator().manual_seed(1)
+    for _ in range(1):
+        ids = torch.cat([torch.full((34,), 4), torch.randint(0, 30, (6,), generator=gen)])
+        ids = ids[torch.randperm(40, generator=gen)].view(20, 2).to(DEVICE)
+        up = torch.randn(20, 2, 17, generator=gen).to(DEVICE)
+        for emb in tables:
+            (emb(ids) * up).sum().backward()
+            TableOptimizer(emb).step()
+    diff = state_differences(*tables)
+    assert not any(diff.values()), diff
