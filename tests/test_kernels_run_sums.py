@@ -68,22 +68,24 @@ BATCHES = {
     ("hot", 2): ([3, 45, 1, 2, 10], 2),  # 61 ids: strides 1, 4 -> top stride 16, 3 values in the 45-run
     ("hot", 4): ([5, 150, 1, 4, 64], 1),  # 224 ids: top stride 16, 10 values in the 150-run, 4 in the 64-run
 }
+DIM = {("hot", 4): 20}  # rows wider than 16 are loaded by a loop, not unrolled; the others have 3 columns
 
 
-def _batch(lengths: list[int], seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _batch(lengths: list[int], seed: int, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Runs of ``lengths`` (ascending ids), ids shuffled; values of mixed magnitudes (so that the order of the
     additions shows in the last bits)."""
     gen = torch.Generator().manual_seed(seed)
     ids = torch.cat([torch.full((k,), 7 * i + 3) for i, k in enumerate(lengths)])
     ids = ids[torch.randperm(ids.numel(), generator=gen)]
-    values = torch.randn(ids.numel(), 3, generator=gen) * 10.0 ** torch.randint(-4, 5, (ids.numel(), 3), generator=gen)
+    values = torch.randn(ids.numel(), dim, generator=gen) * 10.0 ** torch.randint(-4, 5, (ids.numel(), dim),
+                                                                                generator=gen)
     return ids, values
 
 
 @pytest.mark.parametrize("kind, chunk", list(BATCHES), ids=[f"{k}-{c}" for k, c in BATCHES])
 def test_kernel_run_sums_match_the_reference_order(kind, chunk):
     lengths, want_launches = BATCHES[kind, chunk]
-    ids, values = _batch(lengths, seed=chunk)
+    ids, values = _batch(lengths, seed=chunk, dim=DIM.get((kind, chunk), 3))
     sorted_ids, out, launches = _kernel_sums(ids.to(DEVICE), values.to(DEVICE), chunk)
     assert launches == want_launches
     perm = torch.sort(ids.to(torch.int32), stable=True)[1]
@@ -103,3 +105,26 @@ def test_long_run_launches():
     assert [kernels.long_run_launches(n) for n in (0, 32, 33, 2**20, 2**20 + 1, 2**30, 2**30 + 1)] == [
         0, 0, 1, 1, 2, 2, 3]
     assert kernels.long_run_launches(8192 * 39) == 1  # the goal batch
+
+
+def test_kernel_wide_rows_match_the_reference():
+    """Rows wider than 16 (update programs of 256 // 32 = 8 positions, rows loaded by a loop): one-pass ALPT with
+    Adam rows and steps, bfloat16 state, a run longer than 32; every state tensor bit for bit."""
+    from lptsim.ctr.embedding import LowPrecisionEmbedding
+    from lptsim.ctr.table import TableOptimizer
+    from lptsim.ctr.table.state import state_differences
+
+    assert kernels.update_block(17) == 8
+    kw = dict(bits=3, method="alpt", alpt_variant="one-pass", optimizer="adam", lr=0.01, init_std=0.02, seed=3,
+              row_offset=11)
+    tables = [LowPrecisionEmbedding(30, 17, backend=b, **kw).to(DEVICE) for b in ("torch", "triton")]
+    gen = torch.Generator().manual_seed(1)
+    for _ in range(1):
+        ids = torch.cat([torch.full((34,), 4), torch.randint(0, 30, (6,), generator=gen)])
+        ids = ids[torch.randperm(40, generator=gen)].view(20, 2).to(DEVICE)
+        up = torch.randn(20, 2, 17, generator=gen).to(DEVICE)
+        for emb in tables:
+            (emb(ids) * up).sum().backward()
+            TableOptimizer(emb).step()
+    diff = state_differences(*tables)
+    assert not any(diff.values()), diff

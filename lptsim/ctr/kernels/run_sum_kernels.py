@@ -51,8 +51,12 @@ def _row(ptr, idx, mask, D: tl.constexpr, DP: tl.constexpr, BLOCK: tl.constexpr)
     (a 2-D load would hand the tile a columns-fastest layout, for coalescing)."""
     cols = tl.arange(0, DP)[:, None]
     tile = tl.zeros((DP, BLOCK), dtype=tl.float32)
-    for c in tl.static_range(D):
-        tile = tl.where(cols == c, tl.load(ptr + idx * D + c, mask=mask, other=0.0)[None, :], tile)
+    if DP <= 16:  # unrolled: each select is a register move
+        for c in tl.static_range(D):
+            tile = tl.where(cols == c, tl.load(ptr + idx * D + c, mask=mask, other=0.0)[None, :], tile)
+    else:  # a loop: unrolling 128 columns made each update kernel take ~20 s to compile
+        for c in range(D):
+            tile = tl.where(cols == c, tl.load(ptr + idx * D + c, mask=mask, other=0.0)[None, :], tile)
     return tile
 
 
