@@ -28,7 +28,7 @@ def test_kernel_aot_quick_set_compiles_without_spills_or_fma(tmp_path):
     """The covering subset (every bits, method, optimizer, step kind) for sm_90, from a cold Triton cache."""
     env = _env(tmp_path)
     proc = subprocess.run([sys.executable, "-m", "lptsim.ctr.kernels.aot", "--arch", "sm_90", "--quick"],
-                          capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+                          capture_output=True, text=True, env=env, cwd=ROOT, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("sm_90 ")]
     specs = aot.specializations(quick=True)
