@@ -101,7 +101,13 @@ def test_two_processes_match_one(runs):
     assert abs(a["test_auc"] - b["test_auc"]) <= 1e-4
     one, two = _table(runs["one"]), _table(runs["two"])
     assert torch.equal(one["codes.data"], two["codes.data"])  # SR draws keyed by global row
-    torch.testing.assert_close(one["step"], two["step"], rtol=1e-5, atol=0)
+    # Two ranks average the dense gradients in another order (DDP's all-reduce), so a step's float32 update can
+    # differ in its last bits; its stochastic cast to the state dtype (bfloat16) then flips for the rare value whose
+    # draw lies between the two, which moves it by exactly one ulp of that dtype. So: at most one ulp, rarely.
+    s1, s2 = one["step"].float(), two["step"].float()
+    ulp = torch.finfo(one["step"].dtype).eps * s1.abs()  # >= one ulp at the value, < two
+    assert bool(((s1 - s2).abs() <= ulp).all()), (s1 - s2).abs().max()
+    assert float((s1 != s2).float().mean()) <= 0.01
 
 
 @pytest.mark.parametrize("first, second", [(2, 1), (1, 2)])
@@ -188,5 +194,11 @@ def test_gradient_clipping_over_shards_matches_one_process(data, tmp_path):
         assert proc.returncode == 0, proc.stderr[-3000:]
     one, two = _table(runs[1]), _table(runs[2])
     assert torch.equal(one["codes.data"], two["codes.data"])
-    torch.testing.assert_close(one["step"], two["step"], rtol=1e-5, atol=0)
+    # Two ranks average the dense gradients in another order (DDP's all-reduce), so a step's float32 update can
+    # differ in its last bits; its stochastic cast to the state dtype (bfloat16) then flips for the rare value whose
+    # draw lies between the two, which moves it by exactly one ulp of that dtype. So: at most one ulp, rarely.
+    s1, s2 = one["step"].float(), two["step"].float()
+    ulp = torch.finfo(one["step"].dtype).eps * s1.abs()  # >= one ulp at the value, < two
+    assert bool(((s1 - s2).abs() <= ulp).all()), (s1 - s2).abs().max()
+    assert float((s1 != s2).float().mean()) <= 0.01
     assert json.loads((runs[2] / "run.json").read_text())["config"]["grad_clip"] == 0.05
