@@ -41,6 +41,7 @@ def test_kernel_aot_quick_set_compiles_without_spills_or_fma(tmp_path):
                                                                                for d in (13, 16, 128)}
     updates = [s for s in specs if s.kernel == "fused_update"]
     assert {s.method for s in updates} == set(aot.METHODS) and {s.opt for s in updates} == set(aot.OPTIMIZERS)
+    assert {(s.bits, s.method) for s in updates} == {(b, m) for b in aot.BITS for m in aot.METHODS}
     assert {s.step_kind for s in updates} == {0, 1, 2} and {s.phase for s in updates} == {0, 1, 2, 3, 4}
     shared = {(s.phase, s.step_kind, s.state) for s in updates if s.phase >= 3}  # ALPT with a step per table/field
     assert shared == {(p, k, st) for p in (3, 4) for k in (0, 2) for st in ("fp32", "bf16")}

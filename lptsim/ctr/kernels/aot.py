@@ -89,7 +89,7 @@ def specializations(quick: bool = False) -> list[Spec]:
     if quick:  # every bits, method, optimizer, step kind and phase still appears
         specs = [s for j, s in enumerate(specs) if s.kernel.startswith("gather") and j % 8 == 0
                  or s.kernel == "long_run" and s.dim in (13, 16, 128) or s.kernel == "shared_step" and s.long
-                 or s.kernel == "fused_update" and (j % 7 == 0 if s.phase < 3 else j % 29 == 0)
+                 or s.kernel == "fused_update" and (j % 9 == 0 if s.phase < 3 else j % 29 == 0)
                  or s.kernel == "init_rows" and s.dim == 16 and s.bits in (0, 2, 3, 8)]
     return specs
 
