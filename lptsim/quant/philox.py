@@ -109,13 +109,18 @@ def _uniforms_at(seed: np.uint64, counters: np.ndarray, out: np.ndarray) -> None
         out[i] = uniform_at(seed, counters[i])
 
 
-def uniforms_at(seed: int, counters: np.ndarray) -> np.ndarray:
-    """Uniforms (float64) of stream ``seed`` at arbitrary counters (any shape, values in [0, 2**64))."""
-    s, _ = check_seed_offset(seed, 0, 1)
+def flat_counters(counters: np.ndarray) -> tuple[np.ndarray, tuple[int, ...]]:
+    """``counters`` as a flat contiguous uint64 array, with their shape; ValueError unless non-negative integers."""
     c = np.asarray(counters)
     if c.dtype.kind not in "iu" or (c.dtype.kind == "i" and c.size and c.min() < 0):
         raise ValueError("counters must be non-negative integers")
-    flat = np.ascontiguousarray(c, dtype=np.uint64).reshape(-1)
+    return np.ascontiguousarray(c, dtype=np.uint64).reshape(-1), c.shape
+
+
+def uniforms_at(seed: int, counters: np.ndarray) -> np.ndarray:
+    """Uniforms (float64) of stream ``seed`` at arbitrary counters (any shape, values in [0, 2**64))."""
+    s, _ = check_seed_offset(seed, 0, 1)
+    flat, shape = flat_counters(counters)
     out = np.empty(flat.size, dtype=np.float64)
     _uniforms_at(s, flat, out)
-    return out.reshape(c.shape)
+    return out.reshape(shape)

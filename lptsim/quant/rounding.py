@@ -30,7 +30,7 @@ import numba as nb
 import numpy as np
 
 from lptsim.quant import _arrays
-from lptsim.quant.philox import UNIFORM_BITS, check_seed_offset, uniform_at
+from lptsim.quant.philox import UNIFORM_BITS, check_seed_offset, flat_counters, uniform_at
 from lptsim.quant.spec import QuantSpec
 
 ROUNDINGS = ("nearest", "stochastic")
@@ -117,11 +117,8 @@ def sr_round_up(p: np.ndarray, seed: int, counters: np.ndarray) -> np.ndarray:
     """For fractional positions ``p`` in [0, 1): does SR (under the active rule) round up, element ``i`` drawing at
     ``counters[i]``? The decision :func:`quantize` makes, for callers that round onto another grid (16-bit floats)."""
     s, _ = check_seed_offset(seed, 0, 1)
-    c = np.asarray(counters)
-    if c.dtype.kind not in "iu" or (c.dtype.kind == "i" and c.size and c.min() < 0):
-        raise ValueError("counters must be non-negative integers")
+    cf, _ = flat_counters(counters)
     pf = np.ascontiguousarray(p, dtype=np.float64).reshape(-1)
-    cf = np.ascontiguousarray(c, dtype=np.uint64).reshape(-1)
     if pf.size != cf.size:
         raise ValueError(f"p has {pf.size} elements but counters {cf.size}")
     out = np.empty(pf.size, dtype=np.bool_)

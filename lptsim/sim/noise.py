@@ -28,7 +28,7 @@ from llvmlite import ir
 from numba.core import types
 from numba.extending import intrinsic
 
-from lptsim.quant.philox import check_seed_offset, philox4
+from lptsim.quant.philox import check_seed_offset, flat_counters, philox4
 
 _TWO_M32 = 2.0**-32
 _LN2 = math.log(2.0)
@@ -148,10 +148,7 @@ def _normals_at(seed, counters, out):
 def normals_at(seed: int, counters: np.ndarray) -> np.ndarray:
     """The four normals of each counter (shape ``counters.shape + (4,)``) of stream ``seed``."""
     s, _ = check_seed_offset(seed, 0, 1)
-    c = np.asarray(counters)
-    if c.dtype.kind not in "iu" or (c.dtype.kind == "i" and c.size and c.min() < 0):
-        raise ValueError("counters must be non-negative integers")
-    flat = np.ascontiguousarray(c, dtype=np.uint64).reshape(-1)
+    flat, shape = flat_counters(counters)
     out = np.empty((4, flat.size))
     _normals_at(s, flat, out)
-    return out.T.reshape(c.shape + (4,))
+    return out.T.reshape(shape + (4,))
