@@ -100,3 +100,34 @@ def test_replay_check_requires_the_replay_to_step_like_the_eager_step():
     check = gpu_first_run.replay_check(emb, stale_counter, step, lambda: None)
     assert not check["replay_identical_to_eager"] and check["replay_differing"]["updates"] == 1
     assert check["updates_advanced_per_replay"] == 0
+
+
+def _compiling_env(tmp_path) -> dict:
+    """A compiling (not interpreting) environment with a cold Triton cache of its own."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    env.update(TRITON_CACHE_DIR=str(tmp_path), PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    return env
+
+
+def test_cuda_launch_path_binds_and_compiles_every_launch(tmp_path):
+    """benchmarks/gpu_launch_dry_run.py: the 2-bit bfloat16 steps' launches (initial rows, gather, long runs, the
+    update's one-pass and two-pass phases) go through Triton's JIT launcher for sm_90, compiled, not launched; an
+    unknown launch option (which the interpreter ignores) fails it."""
+    import subprocess
+
+    pytest.importorskip("triton")
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run([sys.executable, "benchmarks/gpu_launch_dry_run.py", "--cases", "2"], capture_output=True,
+                          text=True, env=_compiling_env(tmp_path), cwd=root, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    names = {ln.split()[0] for ln in proc.stdout.splitlines()[:-1]}
+    assert names == {"_init_kernel", "gather_dequant_kernel", "long_run_kernel", "fused_update_kernel"}
+    assert sum(ln.startswith("fused_update_kernel") for ln in proc.stdout.splitlines()) == 3  # phases 0, 1, 2
+    planted = ("import sys; sys.argv = ['x', '--cases', '2']; from lptsim.ctr import kernels; "
+               "kernels.LAUNCH['num_wraps'] = 2; sys.path.insert(0, 'benchmarks'); import gpu_launch_dry_run as d; "
+               "sys.exit(d.main())")
+    proc = subprocess.run([sys.executable, "-c", planted], capture_output=True, text=True,
+                          env=_compiling_env(tmp_path), cwd=root, timeout=600)
+    assert proc.returncode == 1 and "num_wraps" in proc.stderr, proc.stdout[-2000:] + proc.stderr[-2000:]
