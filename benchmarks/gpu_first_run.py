@@ -13,8 +13,10 @@ measured, and a section that would start after ``--budget`` seconds is recorded 
 2. ``stages``: per-stage times (lookup, backward, update) of one-pass ALPT-2 with the table defaults (bfloat16
    state) at the goal shape (33.76M x 16, batch 8,192 x 39 Zipf ids), and of two-pass ALPT-2; tables built on the
    device by the keyed kernel (``device_table``: the CPU's values, in about a second, not 2.6 minutes).
-3. ``host_vs_gpu``: the host's time to issue one step (no synchronisation) against the GPU's time for it.
-4. ``cuda_graph``: the whole step captured in a CUDA graph and replayed (it never syncs, so it can be captured).
+3. ``host_vs_gpu``: the host's time to issue one step (no synchronisation) against the GPU's own time for it
+   (the step issued behind a spin kernel, so that a slow host does not show up as GPU time: ``gpu_ms``).
+4. ``cuda_graph``: the whole step captured in a CUDA graph and replayed (it never syncs, so it can be captured); a
+   replay must change the table exactly as an eager step does and advance its counter by one.
 5. ``profile``: the profiler's table of the step's kernels.
 6. ``baselines``, same run: FP32 ``nn.Embedding(sparse=True)`` + SGD, plain-PyTorch ALPT, ``torch.unique`` of the
    batch, and copy bandwidth.
@@ -63,7 +65,8 @@ def _sync(device: str) -> None:
 
 
 def stage_times(emb, opt, ids, up, device: str, repeats: int) -> dict:
-    """Median ms of the lookup (forward), the backward and the update (TableOptimizer.step) of one step."""
+    """Median wall ms of the lookup (forward), the backward and the update (TableOptimizer.step) of one step, the
+    device synchronised around each (so each includes the host's issue time and one synchronisation)."""
     up2 = up.flip(0)
     times = {"lookup": [], "backward": [], "update": [], "step": []}
     warmup = 2 if device == "cuda" else 1
@@ -85,8 +88,47 @@ def stage_times(emb, opt, ids, up, device: str, repeats: int) -> dict:
     return {k: statistics.median(v) for k, v in times.items()}
 
 
+def gpu_ms(fn, repeats: int, issue_ms: float, cuda=torch.cuda) -> dict:
+    """The GPU's own time for ``fn`` (median ms of ``repeats`` calls), also when the host is the slower side.
+
+    Events recorded around a call time the span from the GPU reaching the start event to it reaching the end one;
+    when the host issues the work more slowly than the GPU runs it, that span is the host's issue time, not the
+    GPU's. So each call is issued behind a spin kernel (``cuda._sleep``) of about twice ``issue_ms``: the host
+    queues the whole call while the GPU is still spinning, and the events then time the device's work alone.
+    ``covered``: the share of calls whose start event had not been reached when the host had issued the call (1.0
+    means every timing is the GPU's alone; the spin is made 4x longer and the timing repeated, up to 3 times,
+    until it is). ``cuda`` is a parameter only for the tests (a simulated device)."""
+    fn()
+    cuda.synchronize()
+    a, b = cuda.Event(enable_timing=True), cuda.Event(enable_timing=True)
+    probe = 1_000_000
+    a.record()
+    cuda._sleep(probe)
+    b.record()
+    cuda.synchronize()
+    cycles_per_ms = probe / max(a.elapsed_time(b), 1e-3)
+    spin_ms = 2 * issue_ms + 0.5
+    for _ in range(4):
+        times, covered = [], 0
+        for _ in range(repeats):
+            start, end = cuda.Event(enable_timing=True), cuda.Event(enable_timing=True)
+            cuda._sleep(int(spin_ms * cycles_per_ms))
+            start.record()
+            fn()
+            end.record()
+            covered += not start.query()  # the GPU was still spinning when the host had issued everything
+            cuda.synchronize()
+            times.append(start.elapsed_time(end))
+        if covered == repeats:
+            break
+        spin_ms *= 4
+    return {"gpu_ms": statistics.median(times), "covered": covered / repeats, "spin_ms": spin_ms}
+
+
 def host_vs_gpu(step, device: str, repeats: int) -> dict:
-    """The host's time to issue ``step`` (no synchronisation inside) and the GPU's time (events; wall on a CPU)."""
+    """The host's time to issue ``step`` (no synchronisation inside) and the GPU's own time for it (:func:`gpu_ms`;
+    wall time on a CPU). ``events_ms``: plain events around each step (the wall time of a step on an idle GPU,
+    which is the host's issue time when the host is the slower side)."""
     step()
     _sync(device)
     host = []
@@ -96,13 +138,42 @@ def host_vs_gpu(step, device: str, repeats: int) -> dict:
         step()
         host.append((time.perf_counter() - t) * 1e3)
     _sync(device)
-    gpu = timed_ms(step, repeats, device, warmup=1 if device == "cuda" else 0)
     h = statistics.median(host)
-    return {"host_issue_ms": h, "gpu_ms": gpu, "host_bound": h >= gpu}
+    events = timed_ms(step, repeats, device, warmup=1 if device == "cuda" else 0)
+    out = {"host_issue_ms": h, "events_ms": events}
+    if device == "cuda":
+        out.update(gpu_ms(step, repeats, h))
+    else:
+        out["gpu_ms"] = events
+    out["host_bound"] = h >= out["gpu_ms"]
+    return out
 
 
-def graph_replay(step, device: str, repeats: int) -> dict:
-    """Capture one whole step in a CUDA graph and time its replay against the eager step."""
+def replay_check(table, replay, step, sync) -> dict:
+    """Whether one ``replay()`` (the captured step) changes ``table`` exactly as one eager ``step()`` from the same
+    state does, every state tensor bit for bit (so the replay reads the current counter and draws new SR bits),
+    and by how much it advances the write-back counter (1 per step). The state is restored in place between the
+    two (the graph holds the tensors' addresses)."""
+    from lptsim.ctr.table.state import state_tensors, tensor_differences
+
+    state = state_tensors(table)
+    before = {k: v.clone() for k, v in state.items()}
+    replay()
+    sync()
+    replayed = {k: v.clone() for k, v in state.items()}
+    for k, v in state.items():
+        v.copy_(before[k])
+    step()
+    sync()
+    differing = tensor_differences(replayed, state)
+    advanced = int(replayed["updates"]) - int(before["updates"]) if "updates" in state else None
+    return {"replay_identical_to_eager": not any(differing.values()), "replay_differing": differing,
+            "updates_advanced_per_replay": advanced}
+
+
+def graph_replay(step, device: str, repeats: int, table=None) -> dict:
+    """Capture one whole step in a CUDA graph; check that a replay equals an eager step (:func:`replay_check`, with
+    ``table``) and time the replay against the eager step."""
     if device != "cuda":
         return {"skipped": "needs CUDA"}
     side = torch.cuda.Stream()
@@ -114,9 +185,10 @@ def graph_replay(step, device: str, repeats: int) -> dict:
     graph = torch.cuda.CUDAGraph()
     with torch.cuda.graph(graph):
         step()
+    check = {} if table is None else replay_check(table, graph.replay, step, torch.cuda.synchronize)
     replay = timed_ms(graph.replay, repeats, device, warmup=2)
     eager = timed_ms(step, repeats, device, warmup=1)
-    return {"replay_ms": replay, "eager_ms": eager, "speedup": eager / replay}
+    return {"replay_ms": replay, "eager_ms": eager, "speedup": eager / replay, **check}
 
 
 def profile_table(step, device: str, rows: int = 20) -> dict:
@@ -202,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
                                               steps=1 if args.smoke else 3)),
         ("stages", lambda: {v: stage_times(*goal_table(v), ids, up, device, repeats) for v in variants}),
         ("host_vs_gpu", lambda: host_vs_gpu(one_pass_step, device, repeats)),
-        ("cuda_graph", lambda: graph_replay(one_pass_step, device, repeats)),
+        ("cuda_graph", lambda: graph_replay(one_pass_step, device, repeats, goal_table("one-pass")[0])),
         ("profile", lambda: profile_table(one_pass_step, device)),
         ("baselines", lambda: baselines(shape, ids, up, device, repeats)),
     ]
@@ -223,10 +295,13 @@ def main(argv: list[str] | None = None) -> int:
         write_json(args.json, data)
     exact = data["sections"]["exactness"].get("result")
     ok = isinstance(exact, list) and all(e["identical"] for e in exact)
+    graph = data["sections"]["cuda_graph"].get("result") or {}
+    replay_ok = graph.get("replay_identical_to_eager", True) and graph.get("updates_advanced_per_replay") in (1, None)
     data["total_seconds"] = time.perf_counter() - start
     write_json(args.json, data)
-    print(f"total {data['total_seconds']:.1f} s; exactness {'ok' if ok else 'FAILED'}")
-    return 0 if ok and not failed else 1
+    print(f"total {data['total_seconds']:.1f} s; exactness {'ok' if ok else 'FAILED'}"
+          f"{'' if replay_ok else '; CUDA graph replay differs from the eager step'}")
+    return 0 if ok and replay_ok and not failed else 1
 
 
 if __name__ == "__main__":

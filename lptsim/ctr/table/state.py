@@ -68,11 +68,15 @@ def state_tensors(table) -> dict[str, torch.Tensor]:
 def state_differences(ref, other) -> dict[str, int]:
     """Per state tensor (:func:`state_tensors`), how many elements of ``other`` differ from ``ref`` bit for bit
     (floats compared as their bits: -0.0 is not 0.0); -1 for a tensor missing or of another shape or dtype."""
+    return tensor_differences(state_tensors(ref), state_tensors(other))
+
+
+def tensor_differences(ref: dict[str, torch.Tensor], other: dict[str, torch.Tensor]) -> dict[str, int]:
+    """:func:`state_differences` of two dicts of named tensors (e.g. snapshots of :func:`state_tensors`)."""
     bits = {2: torch.int16, 4: torch.int32, 8: torch.int64}
-    mine = state_tensors(other)
     out = {}
-    for name, a in state_tensors(ref).items():
-        b = mine.get(name)
+    for name, a in ref.items():
+        b = other.get(name)
         if b is None or b.shape != a.shape or b.dtype != a.dtype:
             out[name] = -1
             continue
