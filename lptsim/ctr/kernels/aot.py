@@ -26,6 +26,8 @@ import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
+from tqdm import tqdm
+
 from lptsim.ctr.contract import OPT_CODE, ROW_OPTIMIZERS, STEP_MODE
 
 BITS = tuple(range(1, 9))
@@ -224,11 +226,13 @@ def run(archs: list[int], quick: bool = False, jobs: int = 1, out=sys.stdout) ->
     print(f"Triton {triton.__version__} ({os.path.dirname(triton.__file__)}), Python {sys.version.split()[0]}; "
           f"targets {', '.join(f'sm_{a}' for a in archs)}", file=out)
     work = [(s, a) for a in archs for s in specializations(quick)]
+    # A full table takes minutes to an hour: a progress bar on stderr (only on a terminal; logs stay clean).
+    progress = dict(total=len(work), desc="compiling", unit="kernel", file=sys.stderr, disable=None)
     if jobs > 1:
         with ProcessPoolExecutor(jobs) as pool:
-            results = list(pool.map(_job, work))
+            results = list(tqdm(pool.map(_job, work), **progress))
     else:
-        results = [_job(w) for w in work]
+        results = [_job(w) for w in tqdm(work, **progress)]
     print(f"{'arch':6s} {'kernel':15s} {'configuration':66s} {'regs':>4s} {'spill':>5s} {'smem':>5s} {'fma':>4s}  "
           "status", file=out)
     failures = 0
@@ -253,9 +257,11 @@ def run(archs: list[int], quick: bool = False, jobs: int = 1, out=sys.stdout) ->
         mine = [r for s, a, r in results if a == arch and "error" not in r]
         n = sum(a == arch for _, a, _ in results)
         if mine:
+            init = sum(s.kernel == "init_rows" for s, a, r in results if a == arch and "error" not in r)
             print(f"sm_{arch}: {n} specializations, {len(mine)} compiled; max registers "
                   f"{max(r['regs'] for r in mine)}, spills {sum(r['spill'] > 0 for r in mine)}, "
-                  f"with FMA {sum(r['fma'] > 0 for r in mine)}", file=out)
+                  f"with FMA {sum(r['fma'] > 0 for r in mine)} (init_rows, whose libdevice share is allowed: "
+                  f"{init})", file=out)
     print(f"{failures} failure(s)", file=out)
     return failures
 
