@@ -103,10 +103,11 @@ def update_block(dim: int) -> int:
 
 
 def long_run_launch(dim: int) -> dict:
-    """Launch options of ``long_run_kernel``: its [32, padded dim] tiles at 16 values a thread per tile (two warps
-    up to dim 16, four at 128: with two, dim 128 spills on sm_90)."""
+    """Launch options of ``long_run_kernel``: its [32, padded dim] tiles over two warps up to dim 64, four at 128
+    (with two, dim 128 spills on sm_90), and at most 128 registers, as the update kernel: without the bound, Triton
+    3.6's ptxas capped dim 40 at 80 registers on sm_80 and spilled 8 bytes (the full AOT table, 2026-12-07)."""
     dp, _ = gather_block(dim)
-    return dict(LAUNCH, num_warps=max(2, min(8, CHUNK * dp // 1024)))
+    return dict(UPDATE_LAUNCH, num_warps=max(2, min(8, CHUNK * dp // 1024)))
 
 
 def available(device: torch.device | str | None = None) -> bool:
