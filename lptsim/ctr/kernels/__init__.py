@@ -33,7 +33,9 @@ CHUNK = SEGMENT_CHUNK  # run sums: additions per lane and level (the reference's
 TILE, WIDE_TILE = 1024, 256  # update: elements of a [positions, padded dim] tile up to / above dim 16 (update_block)
 GATHER_ELEMENTS = 1024  # gather: rows x padded dim per program (16 values a thread: no spills at any dim)
 LAUNCH = {"num_warps": 2, "enable_fp_fusion": False}
-UPDATE_LAUNCH = dict(LAUNCH, maxnreg=128)  # without a bound ptxas picks 32 registers and spills a few bytes
+# Update and long-run kernels: without a bound ptxas picks too few registers (32 for the update kernel, 80 for
+# long_run at dim 40 under Triton 3.6 on sm_80) and spills a few bytes.
+UPDATE_LAUNCH = dict(LAUNCH, maxnreg=128)
 MAX_ROWS = 2**31  # ids are sorted as 32-bit keys
 
 

@@ -254,10 +254,11 @@ def run(archs: list[int], quick: bool = False, jobs: int = 1, out=sys.stdout) ->
         print(f"sm_{arch:<3d} {spec.kernel:15s} {spec.label():66s} {r['regs']:4d} {r['spill']:5d} {r['shared']:5d} "
               f"{r['fma']:4d}  {'FAIL ' + ', '.join(bad) if bad else 'ok'}", file=out)
     for arch in archs:
-        mine = [r for s, a, r in results if a == arch and "error" not in r]
+        compiled = [(s, r) for s, a, r in results if a == arch and "error" not in r]
+        mine = [r for _, r in compiled]
         n = sum(a == arch for _, a, _ in results)
         if mine:
-            init = sum(s.kernel == "init_rows" for s, a, r in results if a == arch and "error" not in r)
+            init = sum(s.kernel == "init_rows" for s, _ in compiled)
             print(f"sm_{arch}: {n} specializations, {len(mine)} compiled; max registers "
                   f"{max(r['regs'] for r in mine)}, spills {sum(r['spill'] > 0 for r in mine)}, "
                   f"with FMA {sum(r['fma'] > 0 for r in mine)} (init_rows, whose libdevice share is allowed: "
