@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from lptsim import cli
 from lptsim.ctr import checkpoint
 from lptsim.ctr.data.synthetic import SyntheticSpec, synthetic_prepared
 
@@ -32,9 +31,16 @@ def _args(data: Path, out: Path, epochs: int, *extra: str, distributed: bool = T
             "--quiet", *(["--distributed"] if distributed else []), "--out", str(out), *extra]
 
 
+def _env(nproc: int = 1) -> dict[str, str]:
+    """The runs' environment: each of `nproc` ranks gets its share of this process's intra-op threads, so a plain
+    run and a one-rank run reduce in the same order (a CPU reduction's order follows the thread count, and the
+    plain run no longer inherits this worker's), and two ranks do not oversubscribe the cores."""
+    return {**os.environ, "OMP_NUM_THREADS": str(max(1, torch.get_num_threads() // nproc))}
+
+
 def _torchrun(nproc: int, args: list[str], **kw) -> subprocess.CompletedProcess:
     return subprocess.run([*TORCHRUN, f"--nproc-per-node={nproc}", *args], capture_output=True, text=True,
-                          timeout=600, **kw)
+                          timeout=600, env=_env(nproc), **kw)
 
 
 def _metrics(run: Path) -> dict:
@@ -65,7 +71,9 @@ def runs(data, tmp_path_factory) -> dict[str, Path]:
         proc = _torchrun(n, _args(data, out[key], 2))
         assert proc.returncode == 0, proc.stderr[-3000:]
         STDERR[key] = proc.stderr
-    assert cli.main(_args(data, out["plain"], 2, distributed=False)[2:]) == 0  # the same command, no torchrun
+    plain = subprocess.run([sys.executable, *_args(data, out["plain"], 2, distributed=False)], capture_output=True,
+                           text=True, timeout=600, env=_env())  # the same command, no torchrun
+    assert plain.returncode == 0, plain.stderr[-3000:]
     return out
 
 
