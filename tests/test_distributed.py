@@ -38,9 +38,12 @@ def _env(nproc: int = 1) -> dict[str, str]:
     return {**os.environ, "OMP_NUM_THREADS": str(max(1, torch.get_num_threads() // nproc))}
 
 
+def _run(argv: list[str], nproc: int = 1, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run(argv, capture_output=True, text=True, timeout=600, env=_env(nproc), **kw)
+
+
 def _torchrun(nproc: int, args: list[str], **kw) -> subprocess.CompletedProcess:
-    return subprocess.run([*TORCHRUN, f"--nproc-per-node={nproc}", *args], capture_output=True, text=True,
-                          timeout=600, env=_env(nproc), **kw)
+    return _run([*TORCHRUN, f"--nproc-per-node={nproc}", *args], nproc, **kw)
 
 
 def _metrics(run: Path) -> dict:
@@ -71,8 +74,7 @@ def runs(data, tmp_path_factory) -> dict[str, Path]:
         proc = _torchrun(n, _args(data, out[key], 2))
         assert proc.returncode == 0, proc.stderr[-3000:]
         STDERR[key] = proc.stderr
-    plain = subprocess.run([sys.executable, *_args(data, out["plain"], 2, distributed=False)], capture_output=True,
-                           text=True, timeout=600, env=_env())  # the same command, no torchrun
+    plain = _run([sys.executable, *_args(data, out["plain"], 2, distributed=False)])  # the same command, no torchrun
     assert plain.returncode == 0, plain.stderr[-3000:]
     return out
 
