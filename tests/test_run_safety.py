@@ -32,6 +32,7 @@ def data(tmp_path_factory) -> Path:
 
 def run_cli(capsys, *argv: str) -> tuple[int, str]:
     """Exit status and stderr of one CLI call, checking the one-line promise."""
+    capsys.readouterr()  # only this call's output: set-up before it may have printed (warnings, with -p no:warnings)
     code = cli.main(list(argv))
     err = capsys.readouterr().err
     if code:
